@@ -1,0 +1,139 @@
+"""Terms shared by every part of farm: outcomes, verdicts, exit codes, test results.
+
+A *node id* is pytest's id of one test relative to the suite's rootdir
+(``tests/test_x.py::TestA::test_b[1]``). A *shard* is an ordered list of node ids
+run by one pytest process on one worker. An *attempt* is one execution of one
+test; a test's *final result* is its last attempt in a run.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Outcome(str, enum.Enum):
+    """What one attempt of one test ended as."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    XFAILED = "xfailed"
+    XPASSED = "xpassed"
+    ERROR = "error"  # setup or teardown raised, or the worker could not run the test
+    TIMEOUT = "timeout"
+    CRASHED = "crashed"
+
+    @property
+    def is_failure(self) -> bool:
+        return self in _FAILURES
+
+
+_FAILURES = frozenset({Outcome.FAILED, Outcome.ERROR, Outcome.TIMEOUT, Outcome.CRASHED})
+
+
+class Verdict(str, enum.Enum):
+    """What a whole run decided."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    FLAKY = "flaky"  # passed, but only after retries
+    ERROR = "error"  # collection error or infrastructure failure: no trustworthy answer
+    NO_TESTS = "no_tests"
+    INTERRUPTED = "interrupted"
+
+
+class RunState(str, enum.Enum):
+    """Where a run is in its life."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    FINISHED = "finished"
+    ABANDONED = "abandoned"
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes; pytest's meanings are kept where pytest has one."""
+
+    OK = 0
+    TESTS_FAILED = 1
+    INTERRUPTED = 2  # Ctrl-C, or a collection error (as pytest reports it)
+    INFRA_ERROR = 3  # broker, database or workers failed: the run has no answer
+    USAGE_ERROR = 4
+    NO_TESTS = 5
+
+
+VERDICT_EXIT_CODES: dict[Verdict, ExitCode] = {
+    Verdict.PASSED: ExitCode.OK,
+    Verdict.FLAKY: ExitCode.OK,
+    Verdict.FAILED: ExitCode.TESTS_FAILED,
+    Verdict.INTERRUPTED: ExitCode.INTERRUPTED,
+    Verdict.ERROR: ExitCode.INFRA_ERROR,
+    Verdict.NO_TESTS: ExitCode.NO_TESTS,
+}
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One attempt of one test, as a worker reported it.
+
+    ``duration_s`` is setup + call + teardown of the test itself; when the test was
+    the first of its module in a shard, the module-scoped setup it paid is split off
+    into ``module_setup_s`` so that history learns both costs apart.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    run_id: str
+    shard_id: int
+    lease: int
+    node_id: str
+    outcome: Outcome
+    duration_s: float
+    module_setup_s: float = 0.0
+    worker: str = ""
+    attempt: int = 1
+    longrepr: str = ""  # traceback or skip reason, truncated
+    output: str = ""  # captured stdout/stderr/log, truncated
+    started_at: float = 0.0  # unix time the test started
+    finished_at: float = 0.0  # unix time its report was made
+
+
+def module_of(node_id: str) -> str:
+    """The module part of a node id: the file path before the first ``::``."""
+    return node_id.split("::", 1)[0]
+
+
+@dataclass(frozen=True)
+class History:
+    """What the store knows of past runs of one project, for estimating.
+
+    ``test_duration_s`` maps node id to its expected duration (setup + call +
+    teardown, without module-scoped setup); ``module_setup_s`` maps a module path to
+    the expected cost of its module-scoped fixtures, paid once per shard that runs
+    any of its tests.
+    """
+
+    test_duration_s: dict[str, float]
+    module_setup_s: dict[str, float]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Everything the end-of-run reports need: the verdict and one final result per test.
+
+    ``results`` holds the final result of every test that reported, in collection
+    order; ``missing`` the node ids that never got one (lost, so never a pass).
+    """
+
+    run_id: str
+    verdict: Verdict
+    collected: int
+    results: tuple[TestResult, ...]
+    missing: tuple[str, ...]
+    makespan_s: float
+    estimated_makespan_s: float
+    workers: int
+    message: str = ""  # why the verdict is error or interrupted
+    started_at: float = 0.0
+    finished_at: float = 0.0
