@@ -14,6 +14,14 @@ class FarmError(Exception):
 
     exit_code: ExitCode = ExitCode.INFRA_ERROR
 
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details  # longer text (a traceback) shown below the one-line message
+
+    def __str__(self) -> str:
+        return self.message
+
 
 class UsageError(FarmError):
     """Raised when a command line, setting or input file is invalid."""

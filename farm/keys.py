@@ -1,0 +1,44 @@
+"""The Redis key schema: every key farm writes, built through one helper.
+
+All keys start with the settings' ``key_prefix`` (default ``farm:``), so that tests
+and several farms can share one Redis server. Every key of a run carries a TTL
+(``run_ttl_s``), so an abandoned run cleans itself up.
+
+=====================================  ======  =========================================
+key                                    type    lifetime and meaning
+=====================================  ======  =========================================
+``{p}run:{run_id}:events``             stream  run TTL. Workers append one entry per
+                                               event (field ``m``: a JSON message from
+                                               :mod:`farm.messages`): shard started,
+                                               test result, shard ended. The scheduler
+                                               reads it and trims what it has stored.
+``{p}run:{run_id}:cancel``             string  run TTL. Set to ``1`` when the run is
+                                               cancelled; workers skip its shards and
+                                               stop a shard that is running.
+``{p}{queue}`` (Celery)                list    Celery's queue of shard tasks, written by
+                                               kombu under ``global_keyprefix``; also
+                                               kombu's ``unacked`` hash and index.
+=====================================  ======  =========================================
+
+The database, not Redis, is the source of truth for what a run still owes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Builds the keys of one farm (one prefix)."""
+
+    prefix: str = "farm:"
+
+    def _run(self, run_id: str, suffix: str) -> str:
+        return f"{self.prefix}run:{run_id}:{suffix}"
+
+    def events(self, run_id: str) -> str:
+        return self._run(run_id, "events")
+
+    def cancel(self, run_id: str) -> str:
+        return self._run(run_id, "cancel")

@@ -1,0 +1,196 @@
+"""Wire messages between scheduler and workers, as JSON (never pickle).
+
+A :class:`ShardTask` is the argument of the Celery task ``farm.run_shard``. Workers
+answer on the run's events stream (see :mod:`farm.keys`) with one JSON object per
+entry, told apart by ``type``:
+
+- ``shard_start``: ``{type, run_id, shard_id, lease, worker, at}``
+- ``result``: a :class:`farm.domain.TestResult` as a dict (``outcome`` as its value)
+- ``shard_end``: ``{type, run_id, shard_id, lease, worker, at, exit_code, message}``
+
+:func:`decode_event` validates a message read from the network and raises
+:class:`MessageError` for anything malformed, so ingestion can log it and go on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from farm.domain import Outcome, TestResult
+from farm.errors import FarmError
+
+TASK_NAME = "farm.run_shard"
+
+
+class MessageError(FarmError):
+    """Raised when a message from the network is malformed."""
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One shard to run: which tests, where, with which pytest options.
+
+    ``rootdir`` is the suite's rootdir on the worker's filesystem; ``node_ids`` are
+    relative to it, in the order to run them; ``pytest_args`` are options passed
+    through to pytest (never paths).
+    """
+
+    run_id: str
+    shard_id: int
+    lease: int
+    rootdir: str
+    node_ids: tuple[str, ...]
+    pytest_args: tuple[str, ...] = ()
+    inifile: str = ""
+    result_limit_bytes: int = 64 * 1024
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["node_ids"] = list(self.node_ids)
+        data["pytest_args"] = list(self.pytest_args)
+        return data
+
+    @classmethod
+    def from_json(cls, data: object) -> ShardTask:
+        if not isinstance(data, dict):
+            raise MessageError("shard task must be a JSON object")
+        try:
+            task = cls(
+                run_id=_str(data, "run_id"),
+                shard_id=_int(data, "shard_id"),
+                lease=_int(data, "lease"),
+                rootdir=_str(data, "rootdir"),
+                node_ids=tuple(_str_list(data, "node_ids")),
+                pytest_args=tuple(_str_list(data, "pytest_args")),
+                inifile=str(data.get("inifile", "")),
+                result_limit_bytes=_int(data, "result_limit_bytes"),
+            )
+        except KeyError as e:
+            raise MessageError(f"shard task lacks field {e}") from None
+        return task
+
+
+@dataclass(frozen=True)
+class ShardStart:
+    """A worker began a shard."""
+
+    run_id: str
+    shard_id: int
+    lease: int
+    worker: str
+    at: float
+
+
+@dataclass(frozen=True)
+class ShardEnd:
+    """A worker finished a shard; ``exit_code`` is pytest's, ``message`` why it failed."""
+
+    run_id: str
+    shard_id: int
+    lease: int
+    worker: str
+    at: float
+    exit_code: int
+    message: str = ""
+
+
+Event = ShardStart | ShardEnd | TestResult
+
+
+def encode_event(event: Event) -> str:
+    if isinstance(event, TestResult):
+        data = asdict(event)
+        data["type"] = "result"
+        data["outcome"] = event.outcome.value
+    elif isinstance(event, ShardStart):
+        data = {"type": "shard_start", **asdict(event)}
+    else:
+        data = {"type": "shard_end", **asdict(event)}
+    return json.dumps(data, separators=(",", ":"))
+
+
+def decode_event(raw: str | bytes) -> Event:
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise MessageError(f"event is not JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise MessageError("event is not a JSON object")
+    kind = data.get("type")
+    try:
+        if kind == "result":
+            return _decode_result(data)
+        if kind == "shard_start":
+            return ShardStart(
+                _str(data, "run_id"),
+                _int(data, "shard_id"),
+                _int(data, "lease"),
+                _str(data, "worker"),
+                _float(data, "at"),
+            )
+        if kind == "shard_end":
+            return ShardEnd(
+                _str(data, "run_id"),
+                _int(data, "shard_id"),
+                _int(data, "lease"),
+                _str(data, "worker"),
+                _float(data, "at"),
+                _int(data, "exit_code"),
+                str(data.get("message", "")),
+            )
+    except KeyError as e:
+        raise MessageError(f"{kind} event lacks field {e}") from None
+    raise MessageError(f"unknown event type {kind!r}")
+
+
+def _decode_result(data: dict[str, Any]) -> TestResult:
+    try:
+        outcome = Outcome(data["outcome"])
+    except ValueError:
+        raise MessageError(f"unknown outcome {data['outcome']!r}") from None
+    return TestResult(
+        run_id=_str(data, "run_id"),
+        shard_id=_int(data, "shard_id"),
+        lease=_int(data, "lease"),
+        node_id=_str(data, "node_id"),
+        outcome=outcome,
+        duration_s=_float(data, "duration_s"),
+        module_setup_s=_float(data, "module_setup_s"),
+        worker=_str(data, "worker"),
+        attempt=_int(data, "attempt"),
+        longrepr=_str(data, "longrepr"),
+        output=_str(data, "output"),
+        started_at=_float(data, "started_at"),
+        finished_at=_float(data, "finished_at"),
+    )
+
+
+def _str(data: dict[str, Any], key: str) -> str:
+    value = data[key]
+    if not isinstance(value, str):
+        raise MessageError(f"field {key!r} must be a string")
+    return value
+
+
+def _int(data: dict[str, Any], key: str) -> int:
+    value = data[key]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise MessageError(f"field {key!r} must be an integer")
+    return value
+
+
+def _float(data: dict[str, Any], key: str) -> float:
+    value = data[key]
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise MessageError(f"field {key!r} must be a finite number")
+    return float(value)
+
+
+def _str_list(data: dict[str, Any], key: str) -> list[str]:
+    value = data[key]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise MessageError(f"field {key!r} must be a list of strings")
+    return value

@@ -1,0 +1,158 @@
+"""One typed settings object, fed by flags, ``FARM_*`` variables and ``[tool.farm]``.
+
+Precedence, highest first: command-line flags, environment variables
+(``FARM_<NAME>`` with the field name upper-cased), the ``[tool.farm]`` table of the
+tested project's ``pyproject.toml`` (keys as field names, ``-`` or ``_``), then the
+defaults below. Nothing is read at import time: :func:`load_settings` is handed
+the environment and the project directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from farm.errors import SettingsError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+ENV_PREFIX = "FARM_"
+
+
+def _default_workers() -> int:
+    return os.cpu_count() or 2
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of farm. ``None`` for a URL means "use the embedded default"."""
+
+    broker_url: str | None = None  # Redis URL; None starts an embedded redis-server
+    database_url: str | None = None  # SQLAlchemy URL; None is a SQLite file in state_dir
+    state_dir: Path = Path(".farm")
+    workers: int = dataclasses.field(default_factory=_default_workers)
+    strategy: str = "lpt"
+    project: str = ""  # history namespace; "" means the rootdir's folder name
+    queue: str = "farm"
+    key_prefix: str = "farm:"
+    run_ttl_s: int = 24 * 3600  # every Redis key of a run expires after this
+    broker_timeout_s: float = 5.0
+    result_limit_bytes: int = 64 * 1024  # per traceback and per captured output
+    progress_interval_s: float = 5.0  # plain progress lines when not on a terminal
+    worker_start_timeout_s: float = 60.0
+
+    @property
+    def database_url_or_default(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.state_dir / 'farm.db').resolve()}"
+
+
+def _positive_int(name: str, value: object) -> int:
+    try:
+        number = int(str(value)) if not isinstance(value, int) else value
+    except ValueError:
+        raise SettingsError(f"setting {name} must be a whole number, got {value!r}") from None
+    if isinstance(value, bool) or number < 1:
+        raise SettingsError(f"setting {name} must be at least 1, got {value!r}")
+    return number
+
+
+def _positive_float(name: str, value: object) -> float:
+    try:
+        number = float(str(value))
+    except ValueError:
+        raise SettingsError(f"setting {name} must be a number, got {value!r}") from None
+    if not number > 0:
+        raise SettingsError(f"setting {name} must be above 0, got {value!r}")
+    return number
+
+
+def _text(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise SettingsError(f"setting {name} must be a string, got {value!r}")
+    return value
+
+
+def _optional_url(name: str, value: object) -> str | None:
+    text = _text(name, value).strip()
+    return text or None
+
+
+def _path(name: str, value: object) -> Path:
+    return Path(_text(name, value)).expanduser()
+
+
+_PARSERS: dict[str, Callable[[str, object], Any]] = {
+    "broker_url": _optional_url,
+    "database_url": _optional_url,
+    "state_dir": _path,
+    "workers": _positive_int,
+    "strategy": _text,
+    "project": _text,
+    "queue": _text,
+    "key_prefix": _text,
+    "run_ttl_s": _positive_int,
+    "broker_timeout_s": _positive_float,
+    "result_limit_bytes": _positive_int,
+    "progress_interval_s": _positive_float,
+    "worker_start_timeout_s": _positive_float,
+}
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The nearest ``pyproject.toml`` at or above ``start``."""
+    for folder in (start, *start.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_pyproject_table(path: Path) -> dict[str, object]:
+    """The ``[tool.farm]`` table of a pyproject.toml, keys normalised to field names."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise SettingsError(f"cannot read {path}: {e}") from e
+    table = data.get("tool", {}).get("farm", {})
+    if not isinstance(table, dict):
+        raise SettingsError(f"{path}: [tool.farm] must be a table")
+    return {str(key).replace("-", "_"): value for key, value in table.items()}
+
+
+def load_settings(
+    flags: Mapping[str, object | None],
+    env: Mapping[str, str],
+    project_dir: Path,
+) -> Settings:
+    """Merge the three sources over the defaults; flags whose value is None are unset."""
+    merged: dict[str, object] = {}
+    pyproject = find_pyproject(project_dir)
+    if pyproject is not None:
+        for key, value in read_pyproject_table(pyproject).items():
+            if key not in _PARSERS:
+                raise SettingsError(f"{pyproject}: unknown key {key!r} in [tool.farm]")
+            merged[key] = value
+        if "state_dir" in merged:
+            # A relative state_dir in pyproject.toml is relative to that file, not to cwd.
+            merged["state_dir"] = str(pyproject.parent / _path("state_dir", merged["state_dir"]))
+    for key in _PARSERS:
+        env_value = env.get(ENV_PREFIX + key.upper())
+        if env_value is not None:
+            merged[key] = env_value
+    for key, value in flags.items():
+        if key not in _PARSERS:
+            raise SettingsError(f"unknown setting {key!r}")
+        if value is not None:
+            merged[key] = value
+    parsed = {key: _PARSERS[key](key, value) for key, value in merged.items()}
+    return Settings(**parsed)

@@ -1,0 +1,94 @@
+"""Collection: pytest's own ``--collect-only`` of the given paths, in a subprocess.
+
+A collection error (syntax error, import error) raises :class:`CollectionError`
+with pytest's text; an option pytest rejects raises :class:`UsageError`; an
+empty selection raises :class:`NoTestsCollected`. Never a silent pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from farm.errors import CollectionError, NoTestsCollected, UsageError
+from farm.pytest_command import pytest_command
+
+_USAGE_EXIT = 4
+
+
+@dataclass(frozen=True)
+class Collection:
+    """What pytest collected: node ids relative to ``rootdir``, in collection order."""
+
+    rootdir: str
+    inifile: str
+    node_ids: tuple[str, ...]
+
+
+def collect(
+    paths: Sequence[str],
+    pytest_args: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    python: str = sys.executable,
+) -> Collection:
+    for path in paths:
+        if not (cwd / path.split("::", 1)[0]).exists():
+            raise UsageError(f"path does not exist: {path}")
+    with tempfile.TemporaryDirectory(prefix="farm-collect-") as tmp:
+        out = Path(tmp) / "collected.json"
+        command = [
+            *pytest_command(python),
+            "--collect-only",
+            "-qq",
+            "-p",
+            "scheduler.collect_plugin",
+            "--farm-collect-out",
+            str(out),
+            *pytest_args,
+            *paths,
+        ]
+        completed = subprocess.run(
+            command,
+            cwd=cwd,
+            env=dict(os.environ if env is None else env),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            check=False,
+        )
+        text = (completed.stdout + completed.stderr).decode("utf-8", "replace")
+        if completed.returncode == _USAGE_EXIT or not out.exists():
+            raise UsageError(f"pytest rejected the collection: {_first_error(text)}")
+        data = json.loads(out.read_text(encoding="utf-8"))
+    if data["errors"]:
+        first = data["errors"][0]
+        raise CollectionError(
+            f"{len(data['errors'])} collection error(s); first: {_headline(first)}",
+            "\n\n".join(data["errors"]),
+        )
+    if not data["node_ids"]:
+        raise NoTestsCollected(f"no tests collected from {' '.join(paths) or '.'}")
+    return Collection(data["rootdir"], data["inifile"], tuple(data["node_ids"]))
+
+
+def _first_error(text: str) -> str:
+    for line in text.splitlines():
+        if "error" in line.lower():
+            return line.strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "no output"
+
+
+def _headline(error: str) -> str:
+    """``module: last line of the traceback`` from one collection error's text."""
+    lines = [line for line in error.splitlines() if line.strip()]
+    where = lines[0].rstrip(":") if lines else "?"
+    cause = next((line for line in reversed(lines) if line.startswith("E ")), lines[-1])
+    return f"{where}: {cause.lstrip('E').strip()}"

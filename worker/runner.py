@@ -1,0 +1,246 @@
+"""Drives pytest for one shard and forwards each test's result as it finishes.
+
+The runner is trusted code in the worker; the pytest process it starts runs
+untrusted tests. The two talk through a pipe (see :mod:`worker.plugin`); the test
+process's environment is scrubbed of farm's and Celery's variables, so test code
+does not see broker or database credentials.
+
+If the pytest process dies in the middle of a test (``os._exit``, a segfault, the
+kernel's OOM killer), that test is reported ``crashed`` with what the process
+printed, and the rest of the shard goes on in a fresh process. Tests that pytest
+never ran (not collected on the worker, an import error) are reported ``error``
+with the reason: a test without a result is never silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from farm.domain import Outcome, TestResult
+from farm.messages import Event, ShardTask
+from farm.pytest_command import pytest_command
+
+_POLL_S = 0.5
+_TAIL_BYTES = 8 * 1024
+_SECRET_PREFIXES = ("FARM_", "CELERY_")
+
+
+class EventSink(Protocol):
+    """Where a shard's events go (the run's Redis stream in production)."""
+
+    def send(self, events: Sequence[Event]) -> None: ...
+
+    def cancelled(self) -> bool: ...
+
+
+@dataclass
+class _Attempt:
+    """What one pytest process of a shard reported."""
+
+    reported: set[str] = field(default_factory=set)
+    in_flight: str | None = None
+    collect_errors: list[str] = field(default_factory=list)
+
+
+def scrubbed_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The test process's environment: the worker's, less every farm and Celery setting."""
+    return {key: value for key, value in env.items() if not key.startswith(_SECRET_PREFIXES)}
+
+
+def _module_paths(node_ids: Sequence[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for node_id in node_ids:
+        seen.setdefault(node_id.split("::", 1)[0], None)
+    return list(seen)
+
+
+class ShardRunner:
+    """Runs one :class:`ShardTask`, possibly over several pytest processes."""
+
+    def __init__(
+        self,
+        task: ShardTask,
+        sink: EventSink,
+        *,
+        worker: str,
+        python: str = sys.executable,
+        env: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.task = task
+        self.sink = sink
+        self.worker = worker
+        self.python = python
+        self.env = scrubbed_env(os.environ if env is None else env)
+        self.clock = clock
+        self.last_exit_code = 0
+
+    def run(self) -> str:
+        """Run every test of the shard; returns a message when the shard did not run cleanly."""
+        remaining = list(self.task.node_ids)
+        message = ""
+        with tempfile.TemporaryDirectory(prefix="farm-shard-") as tmp:
+            while remaining:
+                if self.sink.cancelled():
+                    return "run cancelled"
+                attempt, tail = self._run_process(remaining, Path(tmp))
+                left = [n for n in remaining if n not in attempt.reported]
+                if attempt.in_flight is not None and attempt.in_flight in left:
+                    self._send_synthetic(attempt.in_flight, Outcome.CRASHED, self._crash_text(tail))
+                    left.remove(attempt.in_flight)
+                    message = f"pytest died with code {self.last_exit_code} in {attempt.in_flight}"
+                    remaining = left
+                    continue
+                if left:
+                    reason = self._missing_text(attempt, tail)
+                    for node_id in left:
+                        self._send_synthetic(node_id, Outcome.ERROR, reason)
+                    message = f"{len(left)} test(s) not run: {reason.splitlines()[0]}"
+                remaining = []
+        return message
+
+    def _command(self, shard_file: Path, write_fd: int) -> list[str]:
+        command = [
+            *pytest_command(self.python),
+            "-p",
+            "worker.plugin",
+            "--farm-shard",
+            str(shard_file),
+            "--farm-report-fd",
+            str(write_fd),
+            "--farm-limit-bytes",
+            str(self.task.result_limit_bytes),
+            "--rootdir",
+            self.task.rootdir,
+            "-q",
+            "--no-header",
+            "-p",
+            "no:cacheprovider",
+        ]
+        if self.task.inifile:
+            command += ["-c", self.task.inifile]
+        return command + list(self.task.pytest_args) + _module_paths(self.task.node_ids)
+
+    def _run_process(self, node_ids: list[str], tmp: Path) -> tuple[_Attempt, str]:
+        shard_file = tmp / "shard.json"
+        shard_file.write_text(json.dumps(node_ids), encoding="utf-8")
+        log_path = tmp / "pytest.log"
+        read_fd, write_fd = os.pipe()
+        attempt = _Attempt()
+        with open(log_path, "wb") as log:
+            try:
+                process = subprocess.Popen(
+                    self._command(shard_file, write_fd),
+                    cwd=self.task.rootdir,
+                    env=self.env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=(write_fd,),
+                )
+            finally:
+                os.close(write_fd)
+            try:
+                self._pump(read_fd, attempt, process)
+            finally:
+                os.close(read_fd)
+                if process.poll() is None:
+                    process.kill()
+                self.last_exit_code = process.wait()
+        return attempt, _tail(log_path)
+
+    def _pump(self, read_fd: int, attempt: _Attempt, process: subprocess.Popen[bytes]) -> None:
+        """Forward events until the test process closes its end of the pipe."""
+        buffer = b""
+        with selectors.DefaultSelector() as selector:
+            selector.register(read_fd, selectors.EVENT_READ)
+            while True:
+                if not selector.select(timeout=_POLL_S):
+                    if self.sink.cancelled():
+                        process.kill()
+                        return
+                    continue
+                chunk = os.read(read_fd, 1 << 16)
+                if not chunk:
+                    return
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                events = [e for e in (self._event(line, attempt) for line in lines) if e]
+                if events:
+                    self.sink.send(events)
+
+    def _event(self, line: bytes, attempt: _Attempt) -> TestResult | None:
+        data: dict[str, Any] = json.loads(line.decode("utf-8", "replace"))
+        kind = data.get("e")
+        if kind == "start":
+            attempt.in_flight = data["node_id"]
+            return None
+        if kind == "collect_error":
+            attempt.collect_errors.append(f"{data['where']}:\n{data['longrepr']}")
+            return None
+        attempt.in_flight = None
+        attempt.reported.add(data["node_id"])
+        return TestResult(
+            run_id=self.task.run_id,
+            shard_id=self.task.shard_id,
+            lease=self.task.lease,
+            node_id=data["node_id"],
+            outcome=Outcome(data["outcome"]),
+            duration_s=float(data["duration_s"]),
+            module_setup_s=float(data["module_setup_s"]),
+            worker=self.worker,
+            longrepr=data["longrepr"],
+            output=data["output"],
+            started_at=float(data["started_at"]),
+            finished_at=float(data["finished_at"]),
+        )
+
+    def _send_synthetic(self, node_id: str, outcome: Outcome, text: str) -> None:
+        now = self.clock()
+        self.sink.send(
+            [
+                TestResult(
+                    run_id=self.task.run_id,
+                    shard_id=self.task.shard_id,
+                    lease=self.task.lease,
+                    node_id=node_id,
+                    outcome=outcome,
+                    duration_s=0.0,
+                    worker=self.worker,
+                    longrepr=text,
+                    started_at=now,
+                    finished_at=now,
+                )
+            ]
+        )
+
+    def _crash_text(self, tail: str) -> str:
+        code = self.last_exit_code
+        how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        return f"the test process {how} during this test; its last output:\n{tail}"
+
+    def _missing_text(self, attempt: _Attempt, tail: str) -> str:
+        if attempt.collect_errors:
+            return "collection failed on the worker:\n" + "\n".join(attempt.collect_errors)
+        return (
+            f"pytest on the worker did not run this test (exit code {self.last_exit_code}); "
+            f"its last output:\n{tail}"
+        )
+
+
+def _tail(path: Path) -> str:
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - _TAIL_BYTES))
+        return f.read().decode("utf-8", "replace")
