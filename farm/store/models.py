@@ -1,0 +1,190 @@
+"""The results database's tables, as SQLAlchemy typed declarative models.
+
+The schema itself is made only by the Alembic migrations in ``migrations/``; these
+models must describe exactly what the migrations create (a test compares them).
+
+Terms: a *change* is one commit of one repository; a *run* is one execution of a
+project's suite, maybe for a change; a *shard* is a part of a run's tests given to
+one worker at a time; an *attempt* is one execution of one test. *Test history* and
+*module history* are a project's running estimates, an exponentially weighted moving
+average (EWMA) of past durations. Enum columns hold the enum's string value;
+timestamps are float unix seconds.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Dialect,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    false,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from farm.domain import Outcome, RunState, Verdict
+from farm.store.records import ShardState
+
+E = TypeVar("E", bound=enum.Enum)
+
+# Stable constraint names let later migrations (and SQLite batch mode) find them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Enum values are stored as plain strings, not database enums, so that adding an
+# outcome or a state never needs a PostgreSQL type migration.
+ENUM_LENGTH = 16
+
+
+class EnumText(TypeDecorator[E], Generic[E]):
+    """A ``str`` enum stored as its value in a VARCHAR column."""
+
+    impl = String(ENUM_LENGTH)
+    cache_ok = True
+
+    def __init__(self, enum_type: type[E]) -> None:
+        super().__init__()
+        self.enum_type = enum_type
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return str(self.enum_type(value).value)
+
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum_type(value)
+
+
+# BIGINT on PostgreSQL, where attempts will number in the billions; SQLite only
+# autoincrements a column declared exactly INTEGER.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Change(Base):
+    __tablename__ = "changes"
+    __table_args__ = (UniqueConstraint("repository", "commit_sha"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    repository: Mapped[str] = mapped_column(String(500))
+    commit_sha: Mapped[str] = mapped_column(String(64))
+    branch: Mapped[str | None] = mapped_column(String(255))
+    pull_request: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Double)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index(None, "project", "created_at"),
+        Index(None, "state"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    change_id: Mapped[int | None] = mapped_column(ForeignKey("changes.id"), index=True)
+    project: Mapped[str] = mapped_column(String(255))
+    trigger: Mapped[str] = mapped_column(String(32))
+    settings_json: Mapped[str] = mapped_column(Text)
+    snapshot_digest: Mapped[str | None] = mapped_column(String(128))
+    state: Mapped[RunState] = mapped_column(EnumText(RunState))
+    verdict: Mapped[Verdict | None] = mapped_column(EnumText(Verdict))
+    message: Mapped[str] = mapped_column(Text, default="", server_default="")
+    total_tests: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    estimated_makespan_s: Mapped[float] = mapped_column(
+        Double, default=0.0, server_default=text("0")
+    )
+    created_at: Mapped[float] = mapped_column(Double)
+    started_at: Mapped[float | None] = mapped_column(Double)
+    finished_at: Mapped[float | None] = mapped_column(Double)
+    heartbeat_at: Mapped[float | None] = mapped_column(Double)
+
+
+class Shard(Base):
+    __tablename__ = "shards"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    shard_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    test_count: Mapped[int] = mapped_column(Integer)
+    estimate_s: Mapped[float] = mapped_column(Double)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    machine: Mapped[str | None] = mapped_column(String(255))
+    lease: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    state: Mapped[ShardState] = mapped_column(EnumText(ShardState))
+    started_at: Mapped[float | None] = mapped_column(Double)
+    finished_at: Mapped[float | None] = mapped_column(Double)
+
+
+class Attempt(Base):
+    __tablename__ = "attempts"
+    __table_args__ = (Index(None, "run_id", "node_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # No foreign key to shards: a lost shard's tests may come back under a shard id
+    # the plan never had; the run is what every attempt must belong to.
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
+    shard_id: Mapped[int] = mapped_column(Integer)
+    node_id: Mapped[str] = mapped_column(Text)
+    attempt: Mapped[int] = mapped_column(Integer)
+    lease: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[Outcome] = mapped_column(EnumText(Outcome))
+    duration_s: Mapped[float] = mapped_column(Double)
+    module_setup_s: Mapped[float] = mapped_column(Double)
+    worker: Mapped[str] = mapped_column(String(255))
+    longrepr: Mapped[str] = mapped_column(Text)
+    output: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[float] = mapped_column(Double)
+    finished_at: Mapped[float] = mapped_column(Double)
+
+
+class TestHistory(Base):
+    """One test's running statistics in one project.
+
+    ``duration_s`` is the EWMA estimate, ``last_duration_s`` the latest sample;
+    ``samples`` counts the durations folded in; ``flaky_count`` the runs in which the
+    test failed and then passed on retry.
+    """
+
+    __test__ = False  # not a pytest test class
+    __tablename__ = "test_history"
+
+    project: Mapped[str] = mapped_column(String(255), primary_key=True)
+    node_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    duration_s: Mapped[float] = mapped_column(Double)
+    last_duration_s: Mapped[float] = mapped_column(Double)
+    samples: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    passes: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    flaky_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    quarantined: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    updated_at: Mapped[float] = mapped_column(Double)
+
+
+class ModuleHistory(Base):
+    """One module's running estimate of its module-scoped fixture setup, in seconds."""
+
+    __tablename__ = "module_history"
+
+    project: Mapped[str] = mapped_column(String(255), primary_key=True)
+    module: Mapped[str] = mapped_column(Text, primary_key=True)
+    setup_s: Mapped[float] = mapped_column(Double)
+    samples: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    updated_at: Mapped[float] = mapped_column(Double)

@@ -1,0 +1,123 @@
+"""Conversions between table rows and the store's records, and the writes they need.
+
+Rows are read with SQLAlchemy Core (not ORM sessions): a run's results are many
+thousands of plain rows, and the records handed out are frozen dataclasses anyway.
+"""
+
+from __future__ import annotations
+
+import json
+from types import MappingProxyType
+from typing import Any
+
+from sqlalchemy import Connection, Row, Table, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from farm.domain import TestResult
+from farm.store.models import Attempt, Change, Run, Shard
+from farm.store.records import ChangeInfo, RunRecord, ShardView
+
+# Tracebacks and captured output are clipped to this many characters each: a test
+# printing megabytes must not make the results table grow without bound.
+MAX_TEXT_CHARS = 64 * 1024
+_CLIPPED = "\n[... clipped by farm ...]"
+CHANGE_FIELDS = ("repository", "commit_sha", "branch", "pull_request")
+
+RUNS: Table = Run.__table__  # type: ignore[assignment]
+SHARDS: Table = Shard.__table__  # type: ignore[assignment]
+ATTEMPTS: Table = Attempt.__table__  # type: ignore[assignment]
+CHANGES: Table = Change.__table__  # type: ignore[assignment]
+
+
+def clip_text(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    """``text`` fit for any column: NULs escaped (PostgreSQL refuses them), clipped to ``limit``."""
+    text = text.replace("\x00", "\\x00")
+    if len(text) <= limit:
+        return text
+    return text[: limit - len(_CLIPPED)] + _CLIPPED
+
+
+def change_id(connection: Connection, change: ChangeInfo, now: float) -> int:
+    """The id of the change, made if new; a branch or pull request fills in blanks."""
+    table = CHANGES
+    where = (table.c.repository == change.repository) & (table.c.commit_sha == change.commit_sha)
+    row = connection.execute(select(table).where(where)).first()
+    if row is None:
+        values = {
+            "repository": change.repository,
+            "commit_sha": change.commit_sha,
+            "branch": change.branch,
+            "pull_request": change.pull_request,
+            "created_at": now,
+        }
+        try:
+            # A savepoint, so that losing a race to another run of the same commit
+            # does not end the caller's transaction.
+            with connection.begin_nested():
+                inserted = connection.execute(insert(table).values(values))
+                return int(inserted.inserted_primary_key[0])  # type: ignore[index]
+        except IntegrityError:
+            row = connection.execute(select(table).where(where)).one()
+    blanks = {
+        name: getattr(change, name)
+        for name in ("branch", "pull_request")
+        if getattr(row, name) is None and getattr(change, name) is not None
+    }
+    if blanks:
+        connection.execute(update(table).where(table.c.id == row.id).values(blanks))
+    return int(row.id)
+
+
+def run_record(row: Row[Any]) -> RunRecord:
+    change = None
+    if row.change_id is not None:
+        change = ChangeInfo(*(row._mapping[f"change_{name}"] for name in CHANGE_FIELDS))
+    return RunRecord(
+        run_id=row.id,
+        project=row.project,
+        trigger=row.trigger,
+        settings=MappingProxyType(json.loads(row.settings_json)),
+        change=change,
+        snapshot_digest=row.snapshot_digest,
+        state=row.state,
+        verdict=row.verdict,
+        message=row.message,
+        total_tests=row.total_tests,
+        estimated_makespan_s=row.estimated_makespan_s,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        heartbeat_at=row.heartbeat_at,
+    )
+
+
+def shard_view(row: Row[Any]) -> ShardView:
+    return ShardView(
+        shard_id=row.shard_id,
+        test_count=row.test_count,
+        estimate_s=row.estimate_s,
+        state=row.state,
+        lease=row.lease,
+        worker=row.worker,
+        machine=row.machine,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+def test_result(row: Row[Any]) -> TestResult:
+    return TestResult(
+        run_id=row.run_id,
+        shard_id=row.shard_id,
+        lease=row.lease,
+        node_id=row.node_id,
+        outcome=row.outcome,
+        duration_s=row.duration_s,
+        module_setup_s=row.module_setup_s,
+        worker=row.worker,
+        attempt=row.attempt,
+        longrepr=row.longrepr,
+        output=row.output,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )

@@ -1,0 +1,380 @@
+"""The results store: runs, shards, attempts and history in SQLite or PostgreSQL.
+
+The store is the source of truth for what a run still owes. It is opened from a URL
+(``sqlite:///path/farm.db``, ``postgresql://user:pw@host/db``), which brings the
+schema to the newest migration; every method is one transaction. Every database
+failure is raised as :class:`farm.errors.StoreError` naming the URL with its password
+masked; an unknown run or shard id as :class:`farm.errors.UsageError`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from types import TracebackType
+
+from alembic.util import CommandError
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from farm.domain import History, RunState, TestResult, Verdict
+from farm.errors import StoreError, UsageError
+from farm.store import history as history_queries
+from farm.store.records import ChangeInfo, RunRecord, ShardRecord, ShardState, ShardView
+from farm.store.rows import (
+    ATTEMPTS,
+    CHANGE_FIELDS,
+    CHANGES,
+    RUNS,
+    SHARDS,
+    change_id,
+    clip_text,
+    run_record,
+    shard_view,
+    test_result,
+)
+from farm.store.schema import describe_error, make_engine, upgrade_to_head
+from farm.store.urls import database_url, mask_url
+
+DEFAULT_EWMA_ALPHA = 0.3
+
+
+class ResultStore:
+    """Runs, their shards and test attempts, and each project's duration history.
+
+    ``ewma_alpha`` is the weight of a new sample in the duration estimates (see
+    :mod:`farm.store.history`); ``clock`` gives the unix time stamped on rows, and
+    is there so that tests can move time.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        display_url: str,
+        ewma_alpha: float = DEFAULT_EWMA_ALPHA,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        _check_alpha(ewma_alpha)
+        self._engine = engine
+        self._display_url = display_url
+        self._alpha = ewma_alpha
+        self._clock = clock
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        ewma_alpha: float = DEFAULT_EWMA_ALPHA,
+        clock: Callable[[], float] = time.time,
+    ) -> ResultStore:
+        """Connect to ``url`` and upgrade its schema to the newest migration."""
+        _check_alpha(ewma_alpha)
+        masked = mask_url(url)
+        engine: Engine | None = None
+        try:
+            parsed = database_url(url)
+            engine = make_engine(parsed)
+            upgrade_to_head(engine)
+        except (SQLAlchemyError, CommandError, ImportError, OSError, ValueError) as e:
+            if engine is not None:
+                engine.dispose()
+            cause = describe_error(e)
+            password = _password_of(url)
+            if password:
+                cause = cause.replace(password, "***")
+            raise StoreError(f"cannot open results store {masked}: {cause}") from e
+        return cls(engine, display_url=masked, ewma_alpha=ewma_alpha, clock=clock)
+
+    @property
+    def url(self) -> str:
+        """The store's URL with its password masked, for messages."""
+        return self._display_url
+
+    def close(self) -> None:
+        """Close every pooled connection; the store is not usable afterwards."""
+        self._engine.dispose()
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- runs and shards -------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        project: str,
+        trigger: str,
+        settings: Mapping[str, object],
+        change: ChangeInfo | None = None,
+        snapshot_digest: str | None = None,
+    ) -> str:
+        """Record a new pending run and return its id (32 hex digits).
+
+        ``settings`` is stored as JSON; values JSON cannot hold are stored as text.
+        """
+        run_id = uuid.uuid4().hex
+        now = self._clock()
+        settings_json = json.dumps(dict(settings), sort_keys=True, default=str)
+        with self._transaction("create a run") as connection:
+            known_change = None if change is None else change_id(connection, change, now)
+            connection.execute(
+                insert(RUNS).values(
+                    id=run_id,
+                    change_id=known_change,
+                    project=project,
+                    trigger=trigger,
+                    settings_json=settings_json,
+                    snapshot_digest=snapshot_digest,
+                    state=RunState.PENDING,
+                    message="",
+                    total_tests=0,
+                    estimated_makespan_s=0.0,
+                    created_at=now,
+                )
+            )
+        return run_id
+
+    def start_run(
+        self,
+        run_id: str,
+        *,
+        total_tests: int,
+        estimated_makespan_s: float,
+        shards: Sequence[ShardRecord],
+    ) -> None:
+        """Mark the run running with its plan: how many tests, in which shards."""
+        now = self._clock()
+        with self._transaction("start a run") as connection:
+            self._update_run(
+                connection,
+                run_id,
+                {
+                    "state": RunState.RUNNING,
+                    "total_tests": total_tests,
+                    "estimated_makespan_s": estimated_makespan_s,
+                    "started_at": now,
+                    "heartbeat_at": now,
+                },
+            )
+            if shards:
+                rows = [
+                    {
+                        "run_id": run_id,
+                        "shard_id": shard.shard_id,
+                        "test_count": shard.test_count,
+                        "estimate_s": shard.estimate_s,
+                        "lease": 1,
+                        "state": ShardState.PENDING,
+                    }
+                    for shard in shards
+                ]
+                connection.execute(insert(SHARDS), rows)
+
+    def heartbeat(self, run_id: str, *, at: float | None = None) -> None:
+        """Say the run's scheduler is alive (at ``at``, or now)."""
+        with self._transaction("record a heartbeat") as connection:
+            self._update_run(
+                connection, run_id, {"heartbeat_at": self._clock() if at is None else at}
+            )
+
+    def shard_started(
+        self,
+        run_id: str,
+        shard_id: int,
+        *,
+        worker: str,
+        started_at: float,
+        machine: str | None = None,
+    ) -> None:
+        """Record that ``worker`` (on ``machine``) began running the shard."""
+        with self._transaction("record a shard start") as connection:
+            self._update_shard(
+                connection,
+                run_id,
+                shard_id,
+                {
+                    "worker": worker,
+                    "machine": machine,
+                    "state": ShardState.RUNNING,
+                    "started_at": started_at,
+                },
+            )
+
+    def shard_finished(self, run_id: str, shard_id: int, *, finished_at: float) -> None:
+        """Record that the shard's worker reported its last test."""
+        with self._transaction("record a shard end") as connection:
+            self._update_shard(
+                connection,
+                run_id,
+                shard_id,
+                {"state": ShardState.FINISHED, "finished_at": finished_at},
+            )
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        verdict: Verdict,
+        message: str = "",
+        state: RunState = RunState.FINISHED,
+    ) -> None:
+        """Record the run's verdict and end (``state`` ABANDONED for a run given up on)."""
+        with self._transaction("finish a run") as connection:
+            self._update_run(
+                connection,
+                run_id,
+                {
+                    "state": state,
+                    "verdict": verdict,
+                    "message": clip_text(message),
+                    "finished_at": self._clock(),
+                },
+            )
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run as it is now. Raises UsageError for an unknown id."""
+        query = (
+            select(RUNS, *(CHANGES.c[name].label(f"change_{name}") for name in CHANGE_FIELDS))
+            .outerjoin(CHANGES, RUNS.c.change_id == CHANGES.c.id)
+            .where(RUNS.c.id == run_id)
+        )
+        with self._transaction("read a run") as connection:
+            row = connection.execute(query).first()
+        if row is None:
+            raise self._unknown_run(run_id)
+        return run_record(row)
+
+    def get_shards(self, run_id: str) -> tuple[ShardView, ...]:
+        """The run's shards by shard id; empty before the run started."""
+        query = select(SHARDS).where(SHARDS.c.run_id == run_id).order_by(SHARDS.c.shard_id)
+        with self._transaction("read shards") as connection:
+            return tuple(shard_view(row) for row in connection.execute(query))
+
+    # -- attempts --------------------------------------------------------------------
+
+    def record_results(self, results: Sequence[TestResult]) -> None:
+        """Store attempts, in one transaction; they may belong to several runs."""
+        if not results:
+            return
+        rows = [
+            {
+                "run_id": r.run_id,
+                "shard_id": r.shard_id,
+                "node_id": r.node_id,
+                "attempt": r.attempt,
+                "lease": r.lease,
+                "outcome": r.outcome,
+                "duration_s": r.duration_s,
+                "module_setup_s": r.module_setup_s,
+                "worker": r.worker,
+                "longrepr": clip_text(r.longrepr),
+                "output": clip_text(r.output),
+                "started_at": r.started_at,
+                "finished_at": r.finished_at,
+            }
+            for r in results
+        ]
+        with self._transaction(f"record {len(rows)} results") as connection:
+            connection.execute(insert(ATTEMPTS), rows)
+
+    def final_results(self, run_id: str) -> dict[str, TestResult]:
+        """Node id to its final result: the attempt with the highest number (ties:
+        the one recorded last). Raises UsageError for an unknown run."""
+        query = select(ATTEMPTS).where(ATTEMPTS.c.run_id == run_id).order_by(ATTEMPTS.c.id)
+        final: dict[str, TestResult] = {}
+        with self._transaction("read results") as connection:
+            for row in connection.execute(query):
+                kept = final.get(row.node_id)
+                if kept is None or row.attempt >= kept.attempt:
+                    final[row.node_id] = test_result(row)
+            if not final and not self._run_exists(connection, run_id):
+                raise self._unknown_run(run_id)
+        return final
+
+    # -- history ---------------------------------------------------------------------
+
+    def update_history(self, project: str, results: Sequence[TestResult]) -> None:
+        """Fold a run's attempts into the project's estimates (see history module)."""
+        with self._transaction("update history") as connection:
+            history_queries.update_history(
+                connection, project, results, alpha=self._alpha, now=self._clock()
+            )
+
+    def history(self, project: str) -> History:
+        """Every estimate the project has, for planning."""
+        with self._transaction("read history") as connection:
+            return history_queries.read_history(connection, project)
+
+    def import_durations(self, project: str, durations: Mapping[str, float]) -> int:
+        """Set estimates from a durations file; returns how many were set."""
+        with self._transaction("import durations") as connection:
+            return history_queries.import_durations(
+                connection, project, durations, now=self._clock()
+            )
+
+    def export_durations(self, project: str) -> dict[str, float]:
+        """Node id to estimated seconds, ready for a pytest-split durations file."""
+        with self._transaction("export durations") as connection:
+            return history_queries.export_durations(connection, project)
+
+    # -- helpers ---------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self, action: str) -> Iterator[Connection]:
+        """One transaction; database errors become StoreError naming ``action``."""
+        try:
+            with self._engine.begin() as connection:
+                yield connection
+        except SQLAlchemyError as e:
+            raise StoreError(
+                f"results store {self._display_url}: cannot {action}: {describe_error(e)}"
+            ) from e
+
+    def _update_run(
+        self, connection: Connection, run_id: str, values: Mapping[str, object]
+    ) -> None:
+        result = connection.execute(update(RUNS).where(RUNS.c.id == run_id).values(values))
+        if result.rowcount == 0:
+            raise self._unknown_run(run_id)
+
+    def _update_shard(
+        self, connection: Connection, run_id: str, shard_id: int, values: Mapping[str, object]
+    ) -> None:
+        where = (SHARDS.c.run_id == run_id) & (SHARDS.c.shard_id == shard_id)
+        result = connection.execute(update(SHARDS).where(where).values(values))
+        if result.rowcount == 0:
+            if not self._run_exists(connection, run_id):
+                raise self._unknown_run(run_id)
+            raise UsageError(f"run {run_id} in {self._display_url} has no shard {shard_id}")
+
+    def _run_exists(self, connection: Connection, run_id: str) -> bool:
+        found = connection.execute(select(RUNS.c.id).where(RUNS.c.id == run_id)).first()
+        return found is not None
+
+    def _unknown_run(self, run_id: str) -> UsageError:
+        return UsageError(f"no run {run_id!r} in results store {self._display_url}")
+
+
+def _check_alpha(ewma_alpha: float) -> None:
+    if not 0 < ewma_alpha <= 1:
+        raise UsageError(f"EWMA alpha must be in (0, 1], not {ewma_alpha!r}")
+
+
+def _password_of(url: str) -> str | None:
+    try:
+        return database_url(url).password
+    except (SQLAlchemyError, ValueError):
+        return None
