@@ -48,8 +48,9 @@ def find_redis_server() -> str:
 
 def _stop_group(process: subprocess.Popen[bytes], *, grace_s: float) -> None:
     """SIGTERM the child's process group, then SIGKILL what is left after ``grace_s``."""
-    if process.poll() is not None:
+    if process.poll() is not None or grace_s <= 0:
         _kill_group(process.pid)
+        process.wait()
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGTERM)
@@ -216,8 +217,10 @@ class LocalWorkers:
             )
 
     def stop(self) -> None:
+        # The run that started these workers is over and owns their queue, so nothing
+        # is left for a warm shutdown to finish: kill the group at once.
         if self.process is not None:
-            _stop_group(self.process, grace_s=5.0)
+            _stop_group(self.process, grace_s=0.0)
             self.process = None
 
     def __enter__(self) -> LocalWorkers:

@@ -51,8 +51,10 @@ class Settings:
 
     @property
     def database_url_or_default(self) -> str:
+        """The database URL; the default SQLite file's folder is made when first asked for."""
         if self.database_url:
             return self.database_url
+        self.state_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{(self.state_dir / 'farm.db').resolve()}"
 
 

@@ -79,8 +79,13 @@ def collect(
 
 
 def _first_error(text: str) -> str:
-    for line in text.splitlines():
-        if "error" in line.lower():
+    """The line of pytest's output that says what was wrong, not its usage banner."""
+    lines = text.splitlines()
+    for line in lines:
+        if ": error:" in line:
+            return line.split(": error:", 1)[1].strip()
+    for line in lines:
+        if "error" in line.lower() and "usage:" not in line:
             return line.strip()
     lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1].strip() if lines else "no output"

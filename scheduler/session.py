@@ -53,14 +53,19 @@ class RunSession:
         sender: Sender,
         progress: ProgressView,
         estimates_s: dict[str, float],
+        settled: bool = True,
         liveness: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
         flush_interval_s: float = 0.5,
         flush_results: int = 2000,
+        min_step_s: float = 0.05,
     ) -> None:
         self.tasks = tasks
         self.run_id = tasks[0].run_id if tasks else ""
-        self.tracker = RunTracker(self.run_id, ((t.shard_id, t.node_ids) for t in tasks))
+        self.tracker = RunTracker(
+            self.run_id, ((t.shard_id, t.node_ids) for t in tasks), settled=settled
+        )
         self.reader = reader
         self.store = store
         self.sender = sender
@@ -68,6 +73,9 @@ class RunSession:
         self.estimates_s = estimates_s
         self.liveness = liveness
         self.clock = clock
+        self.sleep = sleep
+        self.min_step_s = min_step_s
+        self._stepped_at = float("-inf")
         self.flush_interval_s = flush_interval_s
         self.flush_results = flush_results
         self._pending: list[TestResult] = []
@@ -83,8 +91,26 @@ class RunSession:
     def start(self) -> None:
         self.sender.send(self.tasks)
 
+    def add_tasks(self, tasks: Sequence[ShardTask]) -> None:
+        """Dispatch more shards of this run (tests the speculative plan did not know)."""
+        self.tracker.add_shards((t.shard_id, t.node_ids) for t in tasks)
+        self.tasks = [*self.tasks, *tasks]
+        self.sender.send(tasks)
+
+    def settle(self, collected: Sequence[str]) -> None:
+        """From now on the run owes exactly the ``collected`` tests."""
+        self.tracker.settle(collected)
+
     def step(self, *, block_ms: int = 200) -> None:
-        """Read what workers sent (waiting up to ``block_ms``), account for it, maybe flush."""
+        """Read what workers sent (waiting up to ``block_ms``), account for it, maybe flush.
+
+        Steps are at least ``min_step_s`` apart: results then arrive in batches, and
+        the scheduler does not spend a core on one read per result of a fast suite.
+        """
+        wait_s = self._stepped_at + self.min_step_s - self.clock()
+        if wait_s > 0:
+            self.sleep(wait_s)
+        self._stepped_at = self.clock()
         self.liveness()
         accepted = self.tracker.feed(self.reader.read(block_ms=block_ms))
         self.ignored.extend(accepted.ignored)
@@ -113,8 +139,7 @@ class RunSession:
         self._flushed_at = now
 
     def run(self) -> dict[str, TestResult]:
-        """Dispatch, then step until every test has a final result; returns them."""
-        self.start()
+        """Step until every owed test has a final result (the run is settled); returns them."""
         while not self.complete:
             self.step()
         self.flush(self.clock())

@@ -4,6 +4,12 @@ The tracker is told every event read from the run's stream and answers which
 results to store and whether the run is complete. A shard that ends with tests
 still lacking a result gets an ``error`` result for each of them, carrying the
 worker's reason, so a lost test is never taken for a pass.
+
+A run may start *speculatively*, from shards planned on the last collection of
+the same request, while pytest collects again. Until :meth:`RunTracker.settle`
+is told what was really collected, the run cannot be complete; afterwards it
+owes exactly the collected tests, and results for tests no longer collected are
+kept as attempts but owed by nobody.
 """
 
 from __future__ import annotations
@@ -36,15 +42,59 @@ class Accepted:
 class RunTracker:
     """Shards of one run and the final result of each of its tests."""
 
-    def __init__(self, run_id: str, shards: Iterable[tuple[int, tuple[str, ...]]]) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        shards: Iterable[tuple[int, tuple[str, ...]]],
+        *,
+        settled: bool = True,
+    ) -> None:
         self.run_id = run_id
-        self.shards = {shard_id: _ShardState(node_ids) for shard_id, node_ids in shards}
-        self.shard_of = {n: s for s, state in self.shards.items() for n in state.node_ids}
+        self.shards: dict[int, _ShardState] = {}
+        self.shard_of: dict[str, int] = {}
         self.final: dict[str, TestResult] = {}
+        self.add_shards(shards)
+        self.owed: frozenset[str] | None = None
+        self._missing = 0  # owed tests without a final result, once settled
+        if settled:
+            self.settle(self.shard_of)
+
+    def add_shards(self, shards: Iterable[tuple[int, tuple[str, ...]]]) -> None:
+        for shard_id, node_ids in shards:
+            self.shards[shard_id] = _ShardState(node_ids)
+            for node_id in node_ids:
+                self.shard_of[node_id] = shard_id
+
+    def drop_shards(self, shard_ids: Iterable[int]) -> None:
+        """Forget shards planned on a guess that proved wrong; their events are ignored."""
+        for shard_id in shard_ids:
+            state = self.shards.pop(shard_id)
+            for node_id in state.node_ids:
+                if self.shard_of.get(node_id) == shard_id:
+                    del self.shard_of[node_id]
+                    self.final.pop(node_id, None)
+
+    def settle(self, collected: Iterable[str]) -> None:
+        """Owe exactly ``collected``; every collected test must already be in a shard."""
+        owed = frozenset(collected)
+        unplanned = owed - self.shard_of.keys()
+        if unplanned:
+            raise ValueError(f"{len(unplanned)} collected tests are in no shard")
+        self.owed = owed
+        self._missing = sum(1 for node_id in owed if node_id not in self.final)
+
+    def _record(self, result: TestResult) -> None:
+        if self.owed is not None and result.node_id in self.owed and result.node_id not in self.final:
+            self._missing -= 1
+        self.final[result.node_id] = result
+
+    @property
+    def planned(self) -> frozenset[str]:
+        return frozenset(self.shard_of)
 
     @property
     def complete(self) -> bool:
-        return len(self.final) == len(self.shard_of)
+        return self.owed is not None and self._missing == 0
 
     @property
     def shards_left(self) -> int:
@@ -69,7 +119,7 @@ class RunTracker:
             elif self.shard_of.get(event.node_id) != event.shard_id:
                 accepted.ignored.append(f"result for {event.node_id!r} not in shard")
             else:
-                self.final[event.node_id] = event
+                self._record(event)
                 accepted.results.append(event)
         return accepted
 
@@ -91,6 +141,6 @@ class RunTracker:
                     started_at=end.at,
                     finished_at=end.at,
                 )
-                self.final[node_id] = result
+                self._record(result)
                 synthetic.append(result)
         return synthetic

@@ -31,6 +31,7 @@ from farm.messages import Event, ShardTask
 from farm.pytest_command import pytest_command
 
 _POLL_S = 0.5
+_BATCH_S = 0.05
 _TAIL_BYTES = 8 * 1024
 _SECRET_PREFIXES = ("FARM_", "CELERY_")
 
@@ -160,24 +161,40 @@ class ShardRunner:
         return attempt, _tail(log_path)
 
     def _pump(self, read_fd: int, attempt: _Attempt, process: subprocess.Popen[bytes]) -> None:
-        """Forward events until the test process closes its end of the pipe."""
+        """Forward events until the test process closes its end of the pipe.
+
+        Results are sent at most ``_BATCH_S`` after their test finished; a suite of
+        very fast tests then costs one Redis round trip per batch, not per test.
+        """
         buffer = b""
+        pending: list[Event] = []
+        oldest = 0.0
         with selectors.DefaultSelector() as selector:
             selector.register(read_fd, selectors.EVENT_READ)
             while True:
-                if not selector.select(timeout=_POLL_S):
-                    if self.sink.cancelled():
+                timeout = _POLL_S if not pending else max(0.0, oldest + _BATCH_S - self.clock())
+                if not selector.select(timeout=timeout):
+                    if pending:
+                        self.sink.send(pending)
+                        pending = []
+                    elif self.sink.cancelled():
                         process.kill()
                         return
                     continue
                 chunk = os.read(read_fd, 1 << 16)
                 if not chunk:
+                    if pending:
+                        self.sink.send(pending)
                     return
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
                 events = [e for e in (self._event(line, attempt) for line in lines) if e]
-                if events:
-                    self.sink.send(events)
+                if events and not pending:
+                    oldest = self.clock()
+                pending.extend(events)
+                if pending and self.clock() - oldest >= _BATCH_S:
+                    self.sink.send(pending)
+                    pending = []
 
     def _event(self, line: bytes, attempt: _Attempt) -> TestResult | None:
         data: dict[str, Any] = json.loads(line.decode("utf-8", "replace"))

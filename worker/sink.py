@@ -11,6 +11,7 @@ from farm.keys import Keys
 from farm.messages import Event, encode_event
 
 _CANCEL_CHECK_S = 1.0
+_EXPIRE_EVERY_S = 10.0  # the TTL is a day: refreshing it per batch is waste
 
 
 class RedisSink:
@@ -32,12 +33,16 @@ class RedisSink:
         self.clock = clock
         self._checked_at = float("-inf")
         self._cancelled = False
+        self._expired_at = float("-inf")
 
     def send(self, events: Sequence[Event]) -> None:
         pipe = self.client.pipeline(transaction=False)
         for event in events:
             pipe.xadd(self.stream, {"m": encode_event(event)})
-        pipe.expire(self.stream, self.ttl_s)
+        now = self.clock()
+        if now - self._expired_at >= _EXPIRE_EVERY_S:
+            pipe.expire(self.stream, self.ttl_s)
+            self._expired_at = now
         pipe.execute()
 
     def cancelled(self) -> bool:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -187,4 +188,21 @@ class ModuleHistory(Base):
     module: Mapped[str] = mapped_column(Text, primary_key=True)
     setup_s: Mapped[float] = mapped_column(Double)
     samples: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    updated_at: Mapped[float] = mapped_column(Double)
+
+
+class CollectionCache(Base):
+    """The last collection of one request (working directory, paths, pytest options).
+
+    ``key`` is a hash of that request; ``node_ids`` is zlib-compressed JSON. A run
+    dispatches shards from it speculatively while pytest collects again, then
+    settles on what pytest really collected.
+    """
+
+    __tablename__ = "collection_cache"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rootdir: Mapped[str] = mapped_column(Text)
+    inifile: Mapped[str] = mapped_column(Text)
+    node_ids: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[float] = mapped_column(Double)

@@ -91,6 +91,10 @@ class ResultStore:
         return cls(engine, display_url=masked, ewma_alpha=ewma_alpha, clock=clock)
 
     @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
     def url(self) -> str:
         """The store's URL with its password masked, for messages."""
         return self._display_url
@@ -169,19 +173,13 @@ class ResultStore:
                     "heartbeat_at": now,
                 },
             )
-            if shards:
-                rows = [
-                    {
-                        "run_id": run_id,
-                        "shard_id": shard.shard_id,
-                        "test_count": shard.test_count,
-                        "estimate_s": shard.estimate_s,
-                        "lease": 1,
-                        "state": ShardState.PENDING,
-                    }
-                    for shard in shards
-                ]
-                connection.execute(insert(SHARDS), rows)
+            _insert_shards(connection, run_id, shards)
+
+    def add_shards(self, run_id: str, shards: Sequence[ShardRecord], *, total_tests: int) -> None:
+        """Add shards to a running run (tests found after a speculative start)."""
+        with self._transaction("add shards") as connection:
+            self._update_run(connection, run_id, {"total_tests": total_tests})
+            _insert_shards(connection, run_id, shards)
 
     def heartbeat(self, run_id: str, *, at: float | None = None) -> None:
         """Say the run's scheduler is alive (at ``at``, or now)."""
@@ -378,3 +376,19 @@ def _password_of(url: str) -> str | None:
         return database_url(url).password
     except (SQLAlchemyError, ValueError):
         return None
+
+
+def _insert_shards(connection: Connection, run_id: str, shards: Sequence[ShardRecord]) -> None:
+    if shards:
+        rows = [
+            {
+                "run_id": run_id,
+                "shard_id": shard.shard_id,
+                "test_count": shard.test_count,
+                "estimate_s": shard.estimate_s,
+                "lease": 1,
+                "state": ShardState.PENDING,
+            }
+            for shard in shards
+        ]
+        connection.execute(insert(SHARDS), rows)

@@ -25,7 +25,9 @@ from farm.store.models import Base, TestHistory
 from farm.store.schema import current_revision, head_revision
 from farm.store.urls import database_url
 
-TABLES = {"changes", "runs", "shards", "attempts", "test_history", "module_history"}
+TABLES = {
+    "changes", "runs", "shards", "attempts", "test_history", "module_history", "collection_cache"
+}
 
 
 @dataclass
@@ -95,7 +97,7 @@ class TestResultStoreContract:
         self, store: ResultStore, engine: Engine
     ) -> None:
         with engine.connect() as connection:
-            assert current_revision(connection) == head_revision() == "0001"
+            assert current_revision(connection) == head_revision() == "0002"
             assert set(inspect(connection).get_table_names()) >= TABLES
 
     def test_migrations_create_what_the_models_describe(

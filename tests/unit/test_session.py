@@ -73,6 +73,7 @@ def make_session(reader: FakeReader, clock: Clock) -> tuple[RunSession, Recordin
     session = RunSession(
         tasks=tasks, reader=reader, store=store, sender=sender, progress=progress,  # type: ignore[arg-type]
         estimates_s={"a": 1.0, "b": 2.0, "c": 3.0}, clock=clock, flush_interval_s=1.0,
+        sleep=lambda s: None,
     )  # fmt: skip
     return session, store, sender, progress
 
@@ -97,6 +98,7 @@ def test_run_ends_when_every_test_has_a_result_and_flushes_everything() -> None:
     reader = FakeReader([[passed("a", 0)], [ShardEnd("r", 0, 1, "w", 2.0, -9, "lost")],
                          [passed("c", 1), ShardEnd("r", 1, 1, "w", 3.0, 0)]])  # fmt: skip
     session, store, _, _ = make_session(reader, clock)
+    session.start()
     final = session.run()
     assert final["b"].outcome is Outcome.ERROR
     assert sorted(final) == ["a", "b", "c"]

@@ -1,0 +1,246 @@
+"""The ``farm`` command line: run, plan, worker, history.
+
+Every error ends as one line ``farm: error: ...`` on stderr and the exit code of
+:class:`farm.domain.ExitCode`; a traceback is shown only with ``FARM_DEBUG=1``.
+Options for pytest go after ``--``: ``farm run tests/ -n 8 -- -k slow -x``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from farm.domain import ExitCode, History
+from farm.errors import CollectionError, FarmError, SettingsError
+from farm.settings import Settings, load_settings
+
+_WORKERS = click.IntRange(min=1)
+
+
+def _settings(**flags: Any) -> Settings:
+    return load_settings(flags, os.environ, Path.cwd())
+
+
+def _pytest_args() -> tuple[str, ...]:
+    obj = click.get_current_context().obj or {}
+    return tuple(obj.get("pytest_args", ()))
+
+
+@click.group()
+@click.version_option(package_name="farm")
+def cli() -> None:
+    """Distributed pytest: shard by history, run on many workers, one verdict."""
+
+
+def _common(func: Any) -> Any:
+    func = click.option("--db", "database_url", help="SQLAlchemy URL of the results database.")(func)
+    func = click.option("--state-dir", help="Folder for the embedded Redis and SQLite [.farm].")(func)
+    func = click.option("--project", help="History namespace [the suite's rootdir name].")(func)
+    return func
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@click.option("-n", "--workers", type=_WORKERS, help="Local worker processes [CPU count].")
+@click.option("--broker", "broker_url", help="Redis URL of an existing farm (no embedded Redis).")
+@click.option("--strategy", help="Sharding strategy [lpt].")
+@click.option("--junit-xml", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write a JSON report.")
+@_common
+def run(paths: tuple[str, ...], junit_xml: str | None, json_path: str | None, **flags: Any) -> None:
+    """Run the tests under PATHS on the farm; options after -- go to pytest."""
+    from farm.json_report import write_json_report
+    from farm.junit import write_junit_xml
+    from farm.report import format_summary
+    from farm.run import RunRequest, execute
+    from farm.verdict import exit_code
+
+    settings = _settings(**flags)
+    request = RunRequest(paths, _pytest_args(), Path.cwd(), dict(os.environ))
+    outcome = execute(settings, request)
+    summary = outcome.summary
+    if junit_xml:
+        write_junit_xml(Path(junit_xml), summary)
+    if json_path:
+        write_json_report(Path(json_path), summary)
+    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    click.echo(format_summary(summary, estimates=outcome.estimates_s, color=color))
+    sys.exit(int(exit_code(summary.verdict)))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@click.option("-n", "--workers", type=_WORKERS, help="Workers to plan for [CPU count].")
+@click.option("--strategy", help="Sharding strategy [lpt].")
+@click.option("--tests", "tests_file", type=click.Path(dir_okay=False), help="Node ids, one a line.")
+@click.option("--durations", "durations_file", type=click.Path(dir_okay=False), help="JSON map.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@_common
+def plan(
+    paths: tuple[str, ...],
+    tests_file: str | None,
+    durations_file: str | None,
+    as_json: bool,
+    **flags: Any,
+) -> None:
+    """Print the shard plan for PATHS (or --tests/--durations) without running it."""
+    from scheduler.durations_file import load_durations, load_test_ids
+    from scheduler.estimate import estimate
+    from scheduler.plan import make_plan
+
+    settings = _settings(**flags)
+    if tests_file or durations_file:
+        if not (tests_file and durations_file) or paths:
+            raise SettingsError("--tests and --durations go together, without PATHS")
+        node_ids: Sequence[str] = load_test_ids(Path(tests_file))
+        history = History(load_durations(Path(durations_file)), {})
+    else:
+        from farm.store import ResultStore
+        from scheduler.collect import collect
+
+        collection = collect(paths, _pytest_args(), cwd=Path.cwd())
+        node_ids = collection.node_ids
+        store = ResultStore.open(settings.database_url_or_default)
+        try:
+            history = store.history(settings.project or Path(collection.rootdir).name)
+        finally:
+            store.close()
+    the_plan = make_plan(node_ids, estimate(node_ids, history), settings.workers, settings.strategy)
+    if as_json:
+        click.echo(json.dumps(the_plan.to_json()))
+        return
+    click.echo(
+        f"{len(node_ids)} tests in {len(the_plan.shards)} shards for {the_plan.workers} workers "
+        f"({the_plan.strategy}): estimated makespan {the_plan.estimated_makespan_s:.1f}s, "
+        f"lower bound {the_plan.lower_bound_s:.1f}s, total {the_plan.total_s:.1f}s"
+    )
+    for shard in the_plan.shards:
+        click.echo(f"  shard {shard.shard_id:4d}  {shard.estimate_s:8.2f}s  {len(shard.node_ids)} tests")
+
+
+@cli.command()
+@click.option("--broker", "broker_url", help="Redis URL of the farm [FARM_BROKER_URL].")
+@click.option("-c", "--concurrency", type=_WORKERS, help="Shards run at once [CPU count].")
+@click.option("--queue", help="Queue to consume [farm].")
+@click.option("--key-prefix", help="Prefix of every Redis key [farm:].")
+@click.option("--name", help="Worker name [farm@HOST].")
+@click.option("--local", is_flag=True, hidden=True)
+def worker(concurrency: int | None, name: str | None, local: bool, **flags: Any) -> None:
+    """Run a worker that takes shards from the farm's Redis."""
+    from farm.broker import connect
+
+    settings = _settings(workers=concurrency, **flags)
+    if not settings.broker_url:
+        raise SettingsError("farm worker needs --broker URL or FARM_BROKER_URL")
+    connect(settings.broker_url, timeout_s=settings.broker_timeout_s).close()
+    from worker.app import make_app
+
+    app = make_app(
+        settings.broker_url,
+        key_prefix=settings.key_prefix,
+        queue=settings.queue,
+        run_ttl_s=settings.run_ttl_s,
+    )
+    argv = [
+        "worker",
+        "--concurrency", str(settings.workers),
+        "--queues", settings.queue,
+        "--hostname", name or f"farm@{socket.gethostname()}",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "--loglevel", "WARNING" if local else "INFO",
+    ]  # fmt: skip
+    app.worker_main(argv)
+
+
+@cli.group()
+def history() -> None:
+    """Import or export test duration history."""
+
+
+@history.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@_common
+def history_import(file: str, **flags: Any) -> None:
+    """Import durations from pytest-split's .test_durations or JUnit XML."""
+    from farm.history_io import read_history_file
+    from farm.store import ResultStore
+
+    settings = _settings(**flags)
+    durations = read_history_file(Path(file))
+    store = ResultStore.open(settings.database_url_or_default)
+    try:
+        count = store.import_durations(_project(settings), durations)
+    finally:
+        store.close()
+    click.echo(f"imported {count} durations into project {_project(settings)!r}")
+
+
+@history.command("export")
+@click.argument("file", type=click.Path(dir_okay=False), default=".test_durations")
+@_common
+def history_export(file: str, **flags: Any) -> None:
+    """Write the history as pytest-split's .test_durations JSON."""
+    from farm.history_io import write_test_durations
+    from farm.store import ResultStore
+
+    settings = _settings(**flags)
+    store = ResultStore.open(settings.database_url_or_default)
+    try:
+        durations = store.export_durations(_project(settings))
+    finally:
+        store.close()
+    write_test_durations(Path(file), durations)
+    click.echo(f"exported {len(durations)} durations to {file}")
+
+
+def _project(settings: Settings) -> str:
+    """The history namespace outside a run: the folder of the nearest pytest config."""
+    if settings.project:
+        return settings.project
+    cwd = Path.cwd()
+    for folder in (cwd, *cwd.parents):
+        if any((folder / name).is_file() for name in _CONFIG_FILES):
+            return folder.name
+    return cwd.name
+
+
+_CONFIG_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    pytest_args: list[str] = []
+    if "--" in args:
+        cut = args.index("--")
+        args, pytest_args = args[:cut], args[cut + 1 :]
+    try:
+        cli.main(args=args, prog_name="farm", obj={"pytest_args": pytest_args}, standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        _fail(e.format_message(), ExitCode.USAGE_ERROR)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _fail("interrupted", ExitCode.INTERRUPTED)
+    except CollectionError as e:
+        click.echo(e.details, err=True)
+        _fail(f"collection failed: {e}", e.exit_code)
+    except FarmError as e:
+        _fail(str(e), e.exit_code)
+    except Exception as e:  # noqa: BLE001 - the promise is one line, never a traceback
+        if os.environ.get("FARM_DEBUG"):
+            traceback.print_exc()
+        _fail(f"internal error: {type(e).__name__}: {e} (FARM_DEBUG=1 shows the traceback)",
+              ExitCode.INFRA_ERROR)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"farm: error: {message}", err=True)
+    sys.exit(int(code))

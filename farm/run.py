@@ -1,0 +1,310 @@
+"""``farm run``: collect, estimate, plan, dispatch, supervise, decide, report.
+
+Collection runs in a subprocess while the broker and database are checked. When
+the store remembers what the same request collected last time, shards planned on
+that guess are dispatched at once, so workers run tests while pytest collects
+again; the run then *settles* on the real collection: tests the guess lacked get
+shards of their own, tests it had that are gone are owed by nobody, and a run is
+complete only when every collected test has a final result.
+
+Everything the run starts (an embedded redis-server, local workers) is stopped on
+the way out, whatever the way out is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import redis
+
+from farm import broker
+from farm.domain import RunState, RunSummary, Verdict
+from farm.embedded import EmbeddedRedis, LocalWorkers
+from farm.errors import CollectionError, FarmError, NoTestsCollected
+from farm.keys import Keys
+from farm.messages import ShardTask
+from farm.report import Progress
+from farm.settings import Settings
+from farm.store import ResultStore, ShardRecord
+from farm.store.collections import CachedCollection, load_collection, request_key, save_collection
+from farm.verdict import decide
+from scheduler.collect import collect
+from scheduler.dispatch import Dispatcher
+from scheduler.estimate import estimate
+from scheduler.ingest import EventReader
+from scheduler.plan import Plan, make_plan
+from scheduler.session import RunSession
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What the user asked for: paths and pytest options as given, where, with what env."""
+
+    paths: tuple[str, ...]
+    pytest_args: tuple[str, ...]
+    cwd: Path
+    env: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A finished run: its summary and the estimates the report compares against."""
+
+    summary: RunSummary
+    estimates_s: dict[str, float]
+
+
+@contextlib.contextmanager
+def _broker(settings: Settings, env: Mapping[str, str]) -> Iterator[tuple[str, LocalWorkers | None]]:
+    """The broker URL to use and, in embedded mode, the local workers attached to it."""
+    if settings.broker_url:
+        yield settings.broker_url, None
+        return
+    with EmbeddedRedis(settings.state_dir) as server:
+        worker_env = {**env, "FARM_KEY_PREFIX": settings.key_prefix, "FARM_QUEUE": settings.queue}
+        log_path = settings.state_dir / "workers.log"
+        with LocalWorkers(
+            server.url, concurrency=settings.workers, env=worker_env, log_path=log_path
+        ) as workers:
+            yield server.url, workers
+
+
+def execute(
+    settings: Settings,
+    request: RunRequest,
+    *,
+    out: TextIO = sys.stdout,
+    clock: Callable[[], float] = time.monotonic,
+) -> Finished:
+    """Run the suite on the farm and return its verdict; raises :class:`FarmError`."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=1) as pool, _broker(settings, request.env) as (url, local):
+        collecting = pool.submit(
+            collect, request.paths, request.pytest_args, cwd=request.cwd, env=request.env
+        )
+        client = broker.connect(url, timeout_s=settings.broker_timeout_s)
+        try:
+            with ResultStore.open(settings.database_url_or_default) as store:
+                driver = RunDriver(settings, request, store, client, url, local, out, clock)
+                return driver.execute(collecting)
+        finally:
+            client.close()
+
+
+class RunDriver:
+    """One run from the first dispatch to the stored verdict."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        request: RunRequest,
+        store: ResultStore,
+        client: redis.Redis,
+        url: str,
+        local: LocalWorkers | None,
+        out: TextIO,
+        clock: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self.request = request
+        self.store = store
+        self.client = client
+        self.keys = Keys(settings.key_prefix)
+        self.local = local
+        self.out = out
+        self.clock = clock
+        self.dispatcher = Dispatcher(url, key_prefix=settings.key_prefix, queue=settings.queue)
+        self.run_id = ""
+        self.project = ""
+        self.estimates_s: dict[str, float] = {}
+        self.next_shard_id = 0
+        self.started_at = time.time()
+
+    def execute(self, collecting: Future[CachedCollection]) -> Finished:
+        key = request_key(str(self.request.cwd), self.request.paths, self.request.pytest_args)
+        try:
+            guess = load_collection(self.store, key)
+            if guess is None:
+                collection = self._collected(collecting)
+                plan, session = self._begin(collection, settled=True)
+            else:
+                plan, session = self._begin(guess, settled=False)
+                while not collecting.done():
+                    session.step()
+                collection = self._collected(collecting)
+                self._settle(session, guess, collection)
+            save_collection(self.store, key, collection)
+            return self._finish(collection, plan, session)
+        finally:
+            self.dispatcher.close()
+
+    def _collected(self, collecting: Future[CachedCollection]) -> CachedCollection:
+        """The real collection; a failed one ends the run (if begun) with its verdict."""
+        try:
+            found = collecting.result()
+        except (CollectionError, NoTestsCollected) as e:
+            verdict = Verdict.NO_TESTS if isinstance(e, NoTestsCollected) else Verdict.ERROR
+            self._abandon(verdict, str(e))
+            raise
+        except FarmError as e:
+            if self.run_id:
+                self._abandon(Verdict.ERROR, str(e))
+            raise
+        return CachedCollection(found.rootdir, found.inifile, found.node_ids)
+
+    def _abandon(self, verdict: Verdict, message: str) -> None:
+        if not self.run_id:
+            self.run_id = self.store.create_run(
+                project=self.settings.project or self.request.cwd.name,
+                trigger="cli",
+                settings=self._settings_record(),
+            )
+        else:
+            self.client.set(self.keys.cancel(self.run_id), "1", ex=self.settings.run_ttl_s)
+        self.store.finish_run(self.run_id, verdict=verdict, message=message)
+
+    def _plan(self, node_ids: tuple[str, ...]) -> Plan:
+        history = self.store.history(self.project)
+        estimates = estimate(node_ids, history)
+        plan = make_plan(node_ids, estimates, self.settings.workers, self.settings.strategy)
+        self.estimates_s.update(estimates.test_s)
+        return plan
+
+    def _tasks(self, plan: Plan, collection: CachedCollection) -> list[ShardTask]:
+        tasks = []
+        for shard in plan.shards:
+            tasks.append(
+                ShardTask(
+                    run_id=self.run_id,
+                    shard_id=self.next_shard_id,
+                    lease=1,
+                    rootdir=collection.rootdir,
+                    node_ids=shard.node_ids,
+                    pytest_args=self.request.pytest_args,
+                    inifile=collection.inifile,
+                    result_limit_bytes=self.settings.result_limit_bytes,
+                )
+            )
+            self.next_shard_id += 1
+        return tasks
+
+    def _records(self, plan: Plan, tasks: list[ShardTask]) -> list[ShardRecord]:
+        return [
+            ShardRecord(task.shard_id, len(task.node_ids), shard.estimate_s)
+            for task, shard in zip(tasks, plan.shards, strict=True)
+        ]
+
+    def _begin(self, collection: CachedCollection, *, settled: bool) -> tuple[Plan, RunSession]:
+        self.project = self.settings.project or Path(collection.rootdir).name
+        plan = self._plan(collection.node_ids)
+        self.run_id = self.store.create_run(
+            project=self.project, trigger="cli", settings=self._settings_record()
+        )
+        tasks = self._tasks(plan, collection)
+        self.store.start_run(
+            self.run_id,
+            total_tests=len(collection.node_ids),
+            estimated_makespan_s=plan.estimated_makespan_s,
+            shards=self._records(plan, tasks),
+        )
+        self.progress = Progress(
+            stream=self.out,
+            total=len(collection.node_ids),
+            estimated_total_s=sum(self.estimates_s.values()),
+            workers=self.settings.workers,
+            is_tty=self.out.isatty(),
+            interval_s=self.settings.progress_interval_s,
+        )
+        session = RunSession(
+            tasks=tasks,
+            reader=EventReader(self.client, self.keys, self.run_id, ttl_s=self.settings.run_ttl_s),
+            store=self.store,
+            sender=self.dispatcher,
+            progress=self.progress,
+            estimates_s=self.estimates_s,
+            settled=settled,
+            liveness=self.local.check_alive if self.local is not None else lambda: None,
+            clock=self.clock,
+        )
+        self.begun_at = self.clock()
+        session.start()
+        return plan, session
+
+    def _settle(
+        self, session: RunSession, guess: CachedCollection, collection: CachedCollection
+    ) -> None:
+        if (guess.rootdir, guess.inifile) != (collection.rootdir, collection.inifile):
+            # Node ids from another rootdir name other tests: nothing of the guess counts.
+            session.tracker.drop_shards(list(session.tracker.shards))
+        planned = session.tracker.planned
+        extra = tuple(n for n in collection.node_ids if n not in planned)
+        if extra:
+            plan = self._plan(extra)
+            tasks = self._tasks(plan, collection)
+            self.store.add_shards(
+                self.run_id, self._records(plan, tasks), total_tests=len(collection.node_ids)
+            )
+            session.add_tasks(tasks)
+        session.settle(collection.node_ids)
+        self.progress.total = len(collection.node_ids)
+
+    def _finish(self, collection: CachedCollection, plan: Plan, session: RunSession) -> Finished:
+        interrupted, infra_error = False, None
+        try:
+            final = session.run()
+        except KeyboardInterrupt:
+            self.client.set(self.keys.cancel(self.run_id), "1", ex=self.settings.run_ttl_s)
+            interrupted = True
+            final = dict(session.tracker.final)
+        except FarmError as e:
+            infra_error = str(e)
+            final = dict(session.tracker.final)
+        finally:
+            self.progress.close(self.clock())
+        with contextlib.suppress(FarmError):
+            session.flush(self.clock())
+        makespan_s = self.clock() - self.begun_at
+        collected = collection.node_ids
+        decision = decide(collected, final, interrupted=interrupted, infra_error=infra_error)
+        state = RunState.ABANDONED if interrupted else RunState.FINISHED
+        self.store.finish_run(
+            self.run_id, verdict=decision.verdict, message=decision.message, state=state
+        )
+        results = tuple(final[n] for n in collected if n in final)
+        self.store.update_history(self.project, list(results))
+        summary = RunSummary(
+            run_id=self.run_id,
+            verdict=decision.verdict,
+            collected=len(collected),
+            results=results,
+            missing=decision.missing,
+            makespan_s=makespan_s,
+            estimated_makespan_s=plan.estimated_makespan_s,
+            workers=self.settings.workers,
+            message=decision.message,
+            started_at=self.started_at,
+            finished_at=time.time(),
+        )
+        return Finished(summary, self.estimates_s)
+
+    def _settings_record(self) -> dict[str, object]:
+        """What the store keeps of a run's settings: no URLs, so no credentials."""
+        return {
+            "paths": list(self.request.paths),
+            "pytest_args": list(self.request.pytest_args),
+            "workers": self.settings.workers,
+            "strategy": self.settings.strategy,
+            "embedded_broker": self.settings.broker_url is None,
+            "pid": os.getpid(),
+        }
+
+
+

@@ -1,0 +1,75 @@
+"""The collection cache: what pytest collected last time for the same request.
+
+A request is the working directory, the paths and the pytest options of a run;
+its key is their sha256. The cache is a guess only: a run starts shards from it
+while pytest collects again, then settles on the real collection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Table, delete, insert, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from farm.errors import StoreError
+from farm.store.models import CollectionCache
+from farm.store.schema import describe_error
+from farm.store.store import ResultStore
+
+CACHE: Table = CollectionCache.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class CachedCollection:
+    """A collection as cached: node ids relative to ``rootdir``, in collection order."""
+
+    rootdir: str
+    inifile: str
+    node_ids: tuple[str, ...]
+
+
+def request_key(cwd: str, paths: Sequence[str], pytest_args: Sequence[str]) -> str:
+    return hashlib.sha256(json.dumps([cwd, list(paths), list(pytest_args)]).encode()).hexdigest()
+
+
+def load_collection(store: ResultStore, key: str) -> CachedCollection | None:
+    try:
+        with store.engine.connect() as connection:
+            row = connection.execute(select(CACHE).where(CACHE.c.key == key)).first()
+    except SQLAlchemyError as e:
+        raise StoreError(f"results store {store.url}: cannot read the collection cache: "
+                         f"{describe_error(e)}") from e  # fmt: skip
+    if row is None:
+        return None
+    try:
+        node_ids = json.loads(zlib.decompress(row.node_ids))
+    except (zlib.error, ValueError):
+        return None  # a damaged guess is no guess: collect as if it were not there
+    return CachedCollection(row.rootdir, row.inifile, tuple(node_ids))
+
+
+def save_collection(
+    store: ResultStore, key: str, collection: CachedCollection, *, now: float | None = None
+) -> None:
+    blob = zlib.compress(json.dumps(list(collection.node_ids)).encode(), 6)
+    try:
+        with store.engine.begin() as connection:
+            connection.execute(delete(CACHE).where(CACHE.c.key == key))
+            connection.execute(
+                insert(CACHE).values(
+                    key=key,
+                    rootdir=collection.rootdir,
+                    inifile=collection.inifile,
+                    node_ids=blob,
+                    updated_at=time.time() if now is None else now,
+                )
+            )
+    except SQLAlchemyError as e:
+        raise StoreError(f"results store {store.url}: cannot save the collection cache: "
+                         f"{describe_error(e)}") from e  # fmt: skip
