@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-_BOOT = "import sys; sys.path.pop(0); import pytest; sys.exit(pytest.console_main())"
+_BOOT = "import sys; sys.path.pop(0); import pytest; sys.exit(int(pytest.main()))"
 
 
 def pytest_command(python: str = sys.executable) -> list[str]:

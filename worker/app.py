@@ -16,7 +16,7 @@ from celery import Celery
 
 from farm.broker import celery_config, redis_py_url
 from farm.keys import Keys
-from farm.messages import TASK_NAME, ShardEnd, ShardStart, ShardTask
+from farm.messages import TASK_NAME, ShardEnd, ShardStart, ShardTask, encode_event
 from worker.runner import ShardRunner
 from worker.sink import RedisSink
 
@@ -46,7 +46,9 @@ def make_app(broker_url: str, *, key_prefix: str, queue: str, run_ttl_s: int) ->
         me = worker_identity()
         if sink.cancelled():
             return
-        sink.send([ShardStart(task.run_id, task.shard_id, task.lease, me, time.time())])
+        sink.send(
+            [encode_event(ShardStart(task.run_id, task.shard_id, task.lease, me, time.time()))]
+        )
         runner = ShardRunner(task, sink, worker=me)
         try:
             message = runner.run()
@@ -55,6 +57,6 @@ def make_app(broker_url: str, *, key_prefix: str, queue: str, run_ttl_s: int) ->
         end = ShardEnd(
             task.run_id, task.shard_id, task.lease, me, time.time(), runner.last_exit_code, message
         )
-        sink.send([end])
+        sink.send([encode_event(end)])
 
     return app

@@ -1,15 +1,20 @@
 """The pytest plugin loaded into the test process: runs one shard, reports each test.
 
 It runs inside untrusted test code, so it knows nothing of Redis or the database:
-it writes one JSON line per event to a file descriptor that the trusted runner
-(:mod:`worker.runner`) reads and forwards. Lines:
+it writes one line per event to a file descriptor that the trusted runner
+(:mod:`worker.runner`) reads and forwards. A line is a one-letter kind, then data:
 
-- ``{"e": "start", "node_id": ...}`` when a test begins (so a crash can be pinned on it)
-- ``{"e": "result", "node_id", "outcome", "duration_s", "module_setup_s", "longrepr",
-  "output", "started_at", "finished_at"}`` when its teardown is done
-- ``{"e": "collect_error", "where", "longrepr"}`` for a module that failed to import
+- ``O`` + JSON list: the node ids this process will run, in order, once after
+  collection. Tests run and report in this order, so the runner knows which test
+  was running when a process dies without a line per test start.
+- ``R`` + index in that list + tab + the result, already in the wire format of
+  :func:`farm.messages.encode_event`, so the runner forwards it without re-encoding.
+- ``C`` + JSON ``{"where", "longrepr"}`` for a module that failed to collect.
+- ``F`` + JSON exit status, when the session ends normally: a process that stops
+  without it died (a crash, a kill), and the test it was running is to blame.
 
-Options: ``--farm-shard FILE`` (JSON list of node ids, in run order) and
+Options: ``--farm-shard FILE`` (JSON: ``node_ids`` in run order, and ``stamp``, the
+fields every result carries: run_id, shard_id, lease, worker, attempt) and
 ``--farm-report-fd N``.
 """
 
@@ -55,14 +60,18 @@ class ShardReporter:
 
     def __init__(self, shard_file: str, fd: int, limit_bytes: int) -> None:
         with open(shard_file, encoding="utf-8") as f:
-            self.order: list[str] = json.load(f)
+            shard = json.load(f)
+        self.order: list[str] = shard["node_ids"]
+        self.stamp: dict[str, Any] = shard["stamp"]
+        self.index: dict[str, int] = {}
         self.fd = fd
         self.limit_bytes = limit_bytes
         self.phases: dict[str, dict[str, Any]] = {}
         self.last_module = ""
 
-    def _emit(self, data: dict[str, Any]) -> None:
-        line = (json.dumps(data, separators=(",", ":")) + "\n").encode("utf-8", "surrogateescape")
+    def _emit(self, kind: str, data: object, prefix: str = "") -> None:
+        text = kind + prefix + json.dumps(data, separators=(",", ":")) + "\n"
+        line = text.encode("utf-8", "surrogateescape")
         while line:
             written = os.write(self.fd, line)
             line = line[written:]
@@ -78,26 +87,26 @@ class ShardReporter:
         if dropped:
             config.hook.pytest_deselected(items=dropped)
         items[:] = chosen
+        self.index = {item.nodeid: i for i, item in enumerate(chosen)}
+        self._emit("O", [item.nodeid for item in chosen])
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
-            self._emit(
-                {
-                    "e": "collect_error",
-                    "where": report.nodeid,
-                    "longrepr": truncate(str(report.longrepr), self.limit_bytes),
-                }
-            )
+            longrepr = truncate(str(report.longrepr), self.limit_bytes)
+            self._emit("C", {"where": report.nodeid, "longrepr": longrepr})
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self._emit("F", int(exitstatus))
 
     def pytest_runtest_logstart(self, nodeid: str, location: object) -> None:
         self.phases[nodeid] = {"started_at": time.time()}
-        self._emit({"e": "start", "node_id": nodeid})
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         state = self.phases.setdefault(report.nodeid, {"started_at": time.time()})
         state[report.when] = report
         if report.when == "teardown":
-            self._emit(self._result(report.nodeid, state))
+            index = self.index.get(report.nodeid, -1)
+            self._emit("R", self._result(report.nodeid, state), f"{index}\t")
             del self.phases[report.nodeid]
 
     def _result(self, node_id: str, state: dict[str, Any]) -> dict[str, Any]:
@@ -123,7 +132,8 @@ class ShardReporter:
             for name, content in report.sections
         )
         return {
-            "e": "result",
+            "type": "result",
+            **self.stamp,
             "node_id": node_id,
             "outcome": outcome,
             "duration_s": own_s,

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from farm.domain import Outcome, TestResult
-from farm.messages import Event, ShardTask
+from farm.messages import ShardTask, encode_event
 from farm.pytest_command import pytest_command
 
 _POLL_S = 0.5
@@ -37,20 +37,31 @@ _SECRET_PREFIXES = ("FARM_", "CELERY_")
 
 
 class EventSink(Protocol):
-    """Where a shard's events go (the run's Redis stream in production)."""
+    """Where a shard's events go (the run's Redis stream in production).
 
-    def send(self, events: Sequence[Event]) -> None: ...
+    ``send`` takes events already encoded by :func:`farm.messages.encode_event`.
+    """
+
+    def send(self, payloads: Sequence[str | bytes]) -> None: ...
 
     def cancelled(self) -> bool: ...
 
 
 @dataclass
 class _Attempt:
-    """What one pytest process of a shard reported."""
+    """What one pytest process of a shard reported (see :mod:`worker.plugin`)."""
 
+    order: list[str] | None = None
     reported: set[str] = field(default_factory=set)
-    in_flight: str | None = None
+    finished: bool = False
     collect_errors: list[str] = field(default_factory=list)
+
+    @property
+    def in_flight(self) -> str | None:
+        """The test running when the process died: the first of its order without result."""
+        if self.finished or self.order is None:
+            return None
+        return next((n for n in self.order if n not in self.reported), None)
 
 
 def scrubbed_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -96,10 +107,11 @@ class ShardRunner:
                     return "run cancelled"
                 attempt, tail = self._run_process(remaining, Path(tmp))
                 left = [n for n in remaining if n not in attempt.reported]
-                if attempt.in_flight is not None and attempt.in_flight in left:
-                    self._send_synthetic(attempt.in_flight, Outcome.CRASHED, self._crash_text(tail))
-                    left.remove(attempt.in_flight)
-                    message = f"pytest died with code {self.last_exit_code} in {attempt.in_flight}"
+                culprit = attempt.in_flight
+                if culprit is not None and culprit in left:
+                    self._send_synthetic(culprit, Outcome.CRASHED, self._crash_text(tail))
+                    left.remove(culprit)
+                    message = f"pytest died with code {self.last_exit_code} in {culprit}"
                     remaining = left
                     continue
                 if left:
@@ -109,6 +121,18 @@ class ShardRunner:
                     message = f"{len(left)} test(s) not run: {reason.splitlines()[0]}"
                 remaining = []
         return message
+
+    def _shard_file(self, node_ids: list[str], tmp: Path) -> Path:
+        stamp = {
+            "run_id": self.task.run_id,
+            "shard_id": self.task.shard_id,
+            "lease": self.task.lease,
+            "worker": self.worker,
+            "attempt": 1,
+        }
+        path = tmp / "shard.json"
+        path.write_text(json.dumps({"node_ids": node_ids, "stamp": stamp}), encoding="utf-8")
+        return path
 
     def _command(self, shard_file: Path, write_fd: int) -> list[str]:
         command = [
@@ -133,8 +157,7 @@ class ShardRunner:
         return command + list(self.task.pytest_args) + _module_paths(self.task.node_ids)
 
     def _run_process(self, node_ids: list[str], tmp: Path) -> tuple[_Attempt, str]:
-        shard_file = tmp / "shard.json"
-        shard_file.write_text(json.dumps(node_ids), encoding="utf-8")
+        shard_file = self._shard_file(node_ids, tmp)
         log_path = tmp / "pytest.log"
         read_fd, write_fd = os.pipe()
         attempt = _Attempt()
@@ -167,7 +190,7 @@ class ShardRunner:
         very fast tests then costs one Redis round trip per batch, not per test.
         """
         buffer = b""
-        pending: list[Event] = []
+        pending: list[bytes] = []
         oldest = 0.0
         with selectors.DefaultSelector() as selector:
             selector.register(read_fd, selectors.EVENT_READ)
@@ -188,7 +211,7 @@ class ShardRunner:
                     return
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
-                events = [e for e in (self._event(line, attempt) for line in lines) if e]
+                events = [e for e in (self._line(line, attempt) for line in lines) if e]
                 if events and not pending:
                     oldest = self.clock()
                 pending.extend(events)
@@ -196,47 +219,42 @@ class ShardRunner:
                     self.sink.send(pending)
                     pending = []
 
-    def _event(self, line: bytes, attempt: _Attempt) -> TestResult | None:
-        data: dict[str, Any] = json.loads(line.decode("utf-8", "replace"))
-        kind = data.get("e")
-        if kind == "start":
-            attempt.in_flight = data["node_id"]
-            return None
-        if kind == "collect_error":
+    def _line(self, line: bytes, attempt: _Attempt) -> bytes | None:
+        """Account for one line of the plugin; returns a result to forward, as is."""
+        kind, rest = line[:1], line[1:]
+        if kind == b"R":
+            index, payload = rest.split(b"\t", 1)
+            order = attempt.order or []
+            position = int(index)
+            if 0 <= position < len(order):
+                attempt.reported.add(order[position])
+            return payload
+        if kind == b"O":
+            attempt.order = json.loads(rest)
+        elif kind == b"F":
+            attempt.finished = True
+        elif kind == b"C":
+            data: dict[str, Any] = json.loads(rest)
             attempt.collect_errors.append(f"{data['where']}:\n{data['longrepr']}")
-            return None
-        attempt.in_flight = None
-        attempt.reported.add(data["node_id"])
-        return TestResult(
-            run_id=self.task.run_id,
-            shard_id=self.task.shard_id,
-            lease=self.task.lease,
-            node_id=data["node_id"],
-            outcome=Outcome(data["outcome"]),
-            duration_s=float(data["duration_s"]),
-            module_setup_s=float(data["module_setup_s"]),
-            worker=self.worker,
-            longrepr=data["longrepr"],
-            output=data["output"],
-            started_at=float(data["started_at"]),
-            finished_at=float(data["finished_at"]),
-        )
+        return None
 
     def _send_synthetic(self, node_id: str, outcome: Outcome, text: str) -> None:
         now = self.clock()
         self.sink.send(
             [
-                TestResult(
-                    run_id=self.task.run_id,
-                    shard_id=self.task.shard_id,
-                    lease=self.task.lease,
-                    node_id=node_id,
-                    outcome=outcome,
-                    duration_s=0.0,
-                    worker=self.worker,
-                    longrepr=text,
-                    started_at=now,
-                    finished_at=now,
+                encode_event(
+                    TestResult(
+                        run_id=self.task.run_id,
+                        shard_id=self.task.shard_id,
+                        lease=self.task.lease,
+                        node_id=node_id,
+                        outcome=outcome,
+                        duration_s=0.0,
+                        worker=self.worker,
+                        longrepr=text,
+                        started_at=now,
+                        finished_at=now,
+                    )
                 )
             ]
         )

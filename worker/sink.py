@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 import redis
 
 from farm.keys import Keys
-from farm.messages import Event, encode_event
 
 _CANCEL_CHECK_S = 1.0
 _EXPIRE_EVERY_S = 10.0  # the TTL is a day: refreshing it per batch is waste
@@ -35,10 +34,11 @@ class RedisSink:
         self._cancelled = False
         self._expired_at = float("-inf")
 
-    def send(self, events: Sequence[Event]) -> None:
+    def send(self, payloads: Sequence[str | bytes]) -> None:
+        """Append encoded events (see :func:`farm.messages.encode_event`)."""
         pipe = self.client.pipeline(transaction=False)
-        for event in events:
-            pipe.xadd(self.stream, {"m": encode_event(event)})
+        for payload in payloads:
+            pipe.xadd(self.stream, {"m": payload})
         now = self.clock()
         if now - self._expired_at >= _EXPIRE_EVERY_S:
             pipe.expire(self.stream, self.ttl_s)

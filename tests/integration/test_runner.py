@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from farm.domain import Outcome, TestResult
-from farm.messages import Event, ShardTask
+from farm.messages import Event, ShardTask, decode_event
 from scheduler.collect import collect
 from worker.runner import ShardRunner
 
@@ -22,8 +22,9 @@ class RecordingSink:
     def __init__(self) -> None:
         self.batches: list[tuple[float, list[Event]]] = []
 
-    def send(self, events: Sequence[Event]) -> None:
-        self.batches.append((time.monotonic(), list(events)))
+    def send(self, payloads: Sequence[str | bytes]) -> None:
+        events: list[Event] = [decode_event(p) for p in payloads]
+        self.batches.append((time.monotonic(), events))
 
     def cancelled(self) -> bool:
         return False
@@ -130,3 +131,25 @@ def test_huge_output_is_truncated_with_a_marker(tmp_path: Path) -> None:
     result = sink.results["test_big.py::test_big"]
     assert len(result.output.encode()) < 5000
     assert "[farm: truncated" in result.output
+
+
+def test_a_segfault_is_a_crash(tmp_path: Path) -> None:
+    write(tmp_path, "test_seg.py", """
+        import ctypes
+        def test_segv(): ctypes.string_at(0)
+        def test_after(): pass
+    """)
+    _, sink, _ = run(tmp_path)
+    assert sink.results["test_seg.py::test_segv"].outcome is Outcome.CRASHED
+    assert "signal 11" in sink.results["test_seg.py::test_segv"].longrepr
+    assert sink.results["test_seg.py::test_after"].outcome is Outcome.PASSED
+
+
+def test_tests_a_stopped_session_never_ran_are_errors_not_crashes(tmp_path: Path) -> None:
+    write(tmp_path, "test_x.py", "def test_a(): assert 0\ndef test_b(): pass\n")
+    collection = collect([], [], cwd=tmp_path)
+    task = ShardTask("run1", 0, 1, collection.rootdir, collection.node_ids, ("-x",), "", 4096)
+    sink = RecordingSink()
+    ShardRunner(task, sink, worker="w").run()
+    assert sink.results["test_x.py::test_a"].outcome is Outcome.FAILED
+    assert sink.results["test_x.py::test_b"].outcome is Outcome.ERROR
