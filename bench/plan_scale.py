@@ -30,9 +30,10 @@ import time
 from pathlib import Path
 
 from farm.domain import History
-from scheduler.durations_file import load_durations, load_test_ids
+from farm.history_io import read_history_file
 from scheduler.estimate import estimate
 from scheduler.plan import make_plan
+from scheduler.test_ids import load_test_ids
 
 
 def write_suite(folder: Path, tests: int, per_module: int, seed: int) -> tuple[Path, Path]:
@@ -61,7 +62,7 @@ def rss_mib(kib: int) -> float:
 def in_process(tests_file: Path, durations_file: Path, workers: int) -> dict[str, float]:
     t0 = time.perf_counter()
     node_ids = load_test_ids(tests_file)
-    history = History(load_durations(durations_file), {})
+    history = History(read_history_file(durations_file), {})
     t1 = time.perf_counter()
     estimates = estimate(node_ids, history)
     t2 = time.perf_counter()

@@ -41,8 +41,12 @@ def cli() -> None:
 
 
 def _common(func: Any) -> Any:
-    func = click.option("--db", "database_url", help="SQLAlchemy URL of the results database.")(func)
-    func = click.option("--state-dir", help="Folder for the embedded Redis and SQLite [.farm].")(func)
+    func = click.option("--db", "database_url", help="SQLAlchemy URL of the results database.")(
+        func
+    )
+    func = click.option("--state-dir", help="Folder for the embedded Redis and SQLite [.farm].")(
+        func
+    )
     func = click.option("--project", help="History namespace [the suite's rootdir name].")(func)
     return func
 
@@ -80,8 +84,15 @@ def run(paths: tuple[str, ...], junit_xml: str | None, json_path: str | None, **
 @click.argument("paths", nargs=-1)
 @click.option("-n", "--workers", type=_WORKERS, help="Workers to plan for [CPU count].")
 @click.option("--strategy", help="Sharding strategy [lpt].")
-@click.option("--tests", "tests_file", type=click.Path(dir_okay=False), help="Node ids, one a line.")
-@click.option("--durations", "durations_file", type=click.Path(dir_okay=False), help="JSON map.")
+@click.option(
+    "--tests", "tests_file", type=click.Path(dir_okay=False), help="Node ids, one a line."
+)
+@click.option(
+    "--durations",
+    "durations_file",
+    type=click.Path(dir_okay=False),
+    help="Durations: .test_durations JSON or JUnit XML.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @_common
 def plan(
@@ -92,16 +103,17 @@ def plan(
     **flags: Any,
 ) -> None:
     """Print the shard plan for PATHS (or --tests/--durations) without running it."""
-    from scheduler.durations_file import load_durations, load_test_ids
+    from farm.history_io import read_history_file
     from scheduler.estimate import estimate
     from scheduler.plan import make_plan
+    from scheduler.test_ids import load_test_ids
 
     settings = _settings(**flags)
     if tests_file or durations_file:
         if not (tests_file and durations_file) or paths:
             raise SettingsError("--tests and --durations go together, without PATHS")
         node_ids: Sequence[str] = load_test_ids(Path(tests_file))
-        history = History(load_durations(Path(durations_file)), {})
+        history = History(read_history_file(Path(durations_file)), {})
     else:
         from farm.store import ResultStore
         from scheduler.collect import collect
@@ -123,7 +135,9 @@ def plan(
         f"lower bound {the_plan.lower_bound_s:.1f}s, total {the_plan.total_s:.1f}s"
     )
     for shard in the_plan.shards:
-        click.echo(f"  shard {shard.shard_id:4d}  {shard.estimate_s:8.2f}s  {len(shard.node_ids)} tests")
+        click.echo(
+            f"  shard {shard.shard_id:4d}  {shard.estimate_s:8.2f}s  {len(shard.node_ids)} tests"
+        )
 
 
 @cli.command()
@@ -222,7 +236,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         cut = args.index("--")
         args, pytest_args = args[:cut], args[cut + 1 :]
     try:
-        cli.main(args=args, prog_name="farm", obj={"pytest_args": pytest_args}, standalone_mode=False)
+        cli.main(
+            args=args, prog_name="farm", obj={"pytest_args": pytest_args}, standalone_mode=False
+        )
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.ClickException as e:
@@ -234,11 +250,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(f"collection failed: {e}", e.exit_code)
     except FarmError as e:
         _fail(str(e), e.exit_code)
-    except Exception as e:  # noqa: BLE001 - the promise is one line, never a traceback
+    except Exception as e:
         if os.environ.get("FARM_DEBUG"):
             traceback.print_exc()
-        _fail(f"internal error: {type(e).__name__}: {e} (FARM_DEBUG=1 shows the traceback)",
-              ExitCode.INFRA_ERROR)
+        _fail(
+            f"internal error: {type(e).__name__}: {e} (FARM_DEBUG=1 shows the traceback)",
+            ExitCode.INFRA_ERROR,
+        )
 
 
 def _fail(message: str, code: int) -> None:

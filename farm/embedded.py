@@ -54,10 +54,8 @@ def _stop_group(process: subprocess.Popen[bytes], *, grace_s: float) -> None:
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        pass
     _kill_group(process.pid)
     process.wait()
 

@@ -36,7 +36,7 @@ from farm.settings import Settings
 from farm.store import ResultStore, ShardRecord
 from farm.store.collections import CachedCollection, load_collection, request_key, save_collection
 from farm.verdict import decide
-from scheduler.collect import collect
+from scheduler.collect import Collection, collect
 from scheduler.dispatch import Dispatcher
 from scheduler.estimate import estimate
 from scheduler.ingest import EventReader
@@ -63,7 +63,9 @@ class Finished:
 
 
 @contextlib.contextmanager
-def _broker(settings: Settings, env: Mapping[str, str]) -> Iterator[tuple[str, LocalWorkers | None]]:
+def _broker(
+    settings: Settings, env: Mapping[str, str]
+) -> Iterator[tuple[str, LocalWorkers | None]]:
     """The broker URL to use and, in embedded mode, the local workers attached to it."""
     if settings.broker_url:
         yield settings.broker_url, None
@@ -128,7 +130,7 @@ class RunDriver:
         self.next_shard_id = 0
         self.started_at = time.time()
 
-    def execute(self, collecting: Future[CachedCollection]) -> Finished:
+    def execute(self, collecting: Future[Collection]) -> Finished:
         key = request_key(str(self.request.cwd), self.request.paths, self.request.pytest_args)
         try:
             guess = load_collection(self.store, key)
@@ -146,7 +148,7 @@ class RunDriver:
         finally:
             self.dispatcher.close()
 
-    def _collected(self, collecting: Future[CachedCollection]) -> CachedCollection:
+    def _collected(self, collecting: Future[Collection]) -> CachedCollection:
         """The real collection; a failed one ends the run (if begun) with its verdict."""
         try:
             found = collecting.result()
@@ -305,6 +307,3 @@ class RunDriver:
             "embedded_broker": self.settings.broker_url is None,
             "pid": os.getpid(),
         }
-
-
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import redis
 
@@ -23,9 +24,11 @@ class EventReader:
         self.skipped = 0
 
     def read(self, *, block_ms: int, count: int = 5000) -> list[Event]:
-        reply = self.client.xread({self.stream: self.cursor}, count=count, block=block_ms)
+        reply: Any = self.client.xread({self.stream: self.cursor}, count=count, block=block_ms)
+        # RESP2 answers a list of (stream, entries) pairs, RESP3 a map: accept both.
+        streams = reply.items() if isinstance(reply, dict) else (reply or ())
         events: list[Event] = []
-        for _stream, entries in reply or ():
+        for _stream, entries in streams:
             for entry_id, fields in entries:
                 self.cursor = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
                 raw = fields.get(b"m", fields.get("m"))

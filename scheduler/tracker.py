@@ -84,7 +84,11 @@ class RunTracker:
         self._missing = sum(1 for node_id in owed if node_id not in self.final)
 
     def _record(self, result: TestResult) -> None:
-        if self.owed is not None and result.node_id in self.owed and result.node_id not in self.final:
+        if (
+            self.owed is not None
+            and result.node_id in self.owed
+            and result.node_id not in self.final
+        ):
             self._missing -= 1
         self.final[result.node_id] = result
 

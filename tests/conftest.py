@@ -28,6 +28,7 @@ from farm.store.urls import database_url
 
 POSTGRES_URL_ENV = "FARM_TEST_DATABASE_URL"
 
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = os.environ.get("FARM_TEST_REDIS_URL")

@@ -14,7 +14,9 @@ MAKE_SUITE = ROOT / "bench" / "make_suite.py"
 
 def make_suite(out: Path, *args: str) -> dict[str, list[str]]:
     """Generate a synthetic suite with ../shared/bench/make_suite.py; returns expected.json."""
-    subprocess.run([sys.executable, str(MAKE_SUITE), str(out), *args], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(MAKE_SUITE), str(out), *args], check=True, capture_output=True
+    )
     data: dict[str, list[str]] = json.loads((out / "expected.json").read_text())
     return data
 
@@ -26,7 +28,9 @@ def farm_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_farm(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout_s: float = 180) -> subprocess.CompletedProcess[str]:
+def run_farm(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout_s: float = 180
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "farm", *args],
         cwd=cwd,

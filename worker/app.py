@@ -52,7 +52,7 @@ def make_app(broker_url: str, *, key_prefix: str, queue: str, run_ttl_s: int) ->
         runner = ShardRunner(task, sink, worker=me)
         try:
             message = runner.run()
-        except Exception as e:  # noqa: BLE001 - any runner failure is reported, never swallowed
+        except Exception as e:
             message = f"worker failed: {type(e).__name__}: {e}"
         end = ShardEnd(
             task.run_id, task.shard_id, task.lease, me, time.time(), runner.last_exit_code, message

@@ -97,12 +97,14 @@ def test_pytest_option_the_suite_rejects(suite: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "problem"),
-    [("{not json", "not valid JSON"), ('{"a.py::t": -1}', "negative")],
+    [("{not json", "neither JSON nor JUnit XML"), ('{"a.py::t": -1}', "negative")],
 )
 def test_bad_durations_file(tmp_path: Path, content: str, problem: str) -> None:
     (tmp_path / "tests.txt").write_text("a.py::t\n")
     (tmp_path / "d.json").write_text(content)
-    done = run_farm("plan", "--tests", "tests.txt", "--durations", "d.json", "-n", "2", cwd=tmp_path)
+    done = run_farm(
+        "plan", "--tests", "tests.txt", "--durations", "d.json", "-n", "2", cwd=tmp_path
+    )
     assert done.returncode == 4
     assert problem in one_line_error(done.stderr)
 

@@ -35,7 +35,9 @@ def farm_processes(marker: str) -> list[str]:
 
 def test_embedded_run_names_exactly_the_failing_tests(tmp_path: Path) -> None:
     suite = tmp_path / "suite"
-    expected = make_suite(suite, "--tests", "120", "--modules", "6", "--fail", "3", "--scale", "0.05")
+    expected = make_suite(
+        suite, "--tests", "120", "--modules", "6", "--fail", "3", "--scale", "0.05"
+    )
     state = tmp_path / "state"
     done = run_farm(
         "run", "-n", "4", "--state-dir", str(state), "--json", str(tmp_path / "r.json"),
@@ -103,7 +105,9 @@ def test_ctrl_c_stops_everything_and_exits_2(tmp_path: Path) -> None:
         cwd=suite, env=farm_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 60
-    while not (state / "workers.log").exists() or "pytest" not in " ".join(farm_processes(str(suite))):
+    while not (state / "workers.log").exists() or "pytest" not in " ".join(
+        farm_processes(str(suite))
+    ):
         assert time.monotonic() < deadline, "tests never started"
         time.sleep(0.2)
     proc.send_signal(2)

@@ -31,14 +31,18 @@ class RecordingSink:
 
     @property
     def results(self) -> dict[str, TestResult]:
-        return {e.node_id: e for _, batch in self.batches for e in batch if isinstance(e, TestResult)}
+        return {
+            e.node_id: e for _, batch in self.batches for e in batch if isinstance(e, TestResult)
+        }
 
 
 def write(folder: Path, name: str, body: str) -> None:
     (folder / name).write_text(textwrap.dedent(body))
 
 
-def run(folder: Path, node_ids: Sequence[str] | None = None, **env: str) -> tuple[ShardRunner, RecordingSink, str]:
+def run(
+    folder: Path, node_ids: Sequence[str] | None = None, **env: str
+) -> tuple[ShardRunner, RecordingSink, str]:
     collection = collect([], [], cwd=folder)
     ids = tuple(node_ids or collection.node_ids)
     task = ShardTask("run1", 0, 1, collection.rootdir, ids, (), collection.inifile, 4096)
@@ -48,12 +52,16 @@ def run(folder: Path, node_ids: Sequence[str] | None = None, **env: str) -> tupl
 
 
 def test_results_stream_as_each_test_finishes(tmp_path: Path) -> None:
-    write(tmp_path, "test_s.py", """
+    write(
+        tmp_path,
+        "test_s.py",
+        """
         import time
         def test_fast(): pass
         def test_slow(): time.sleep(1.0)
         def test_fail(): assert 1 == 2
-    """)
+    """,
+    )
     _, sink, message = run(tmp_path)
     assert message == ""
     assert {n: r.outcome for n, r in sink.results.items()} == {
@@ -61,7 +69,9 @@ def test_results_stream_as_each_test_finishes(tmp_path: Path) -> None:
         "test_s.py::test_slow": Outcome.PASSED,
         "test_s.py::test_fail": Outcome.FAILED,
     }
-    sent_at = {e.node_id: t for t, batch in sink.batches for e in batch if isinstance(e, TestResult)}
+    sent_at = {
+        e.node_id: t for t, batch in sink.batches for e in batch if isinstance(e, TestResult)
+    }
     # test_fast was forwarded before test_slow had finished: streamed, not sent at the end.
     assert sent_at["test_s.py::test_slow"] - sent_at["test_s.py::test_fast"] >= 0.9
     assert "assert 1 == 2" in sink.results["test_s.py::test_fail"].longrepr
@@ -74,15 +84,19 @@ def test_shard_order_is_kept_and_other_tests_are_not_run(tmp_path: Path) -> None
 
 
 def test_a_crash_is_pinned_on_its_test_and_the_shard_goes_on(tmp_path: Path) -> None:
-    write(tmp_path, "test_c.py", """
+    write(
+        tmp_path,
+        "test_c.py",
+        """
         import os
         def test_before(): pass
         def test_exit():
             print("last words")
             os._exit(3)
         def test_after(): pass
-    """)
-    runner, sink, message = run(tmp_path)
+    """,
+    )
+    _runner, sink, message = run(tmp_path)
     outcomes = {n: r.outcome for n, r in sink.results.items()}
     assert outcomes == {
         "test_c.py::test_before": Outcome.PASSED,
@@ -107,10 +121,14 @@ def test_a_module_that_breaks_on_the_worker_gives_errors_not_passes(tmp_path: Pa
 
 
 def test_tests_do_not_see_farm_or_celery_settings(tmp_path: Path) -> None:
-    write(tmp_path, "test_env.py", """
+    write(
+        tmp_path,
+        "test_env.py",
+        """
         import json, os
         def test_env(): print("ENV=" + json.dumps(dict(os.environ)))
-    """)
+    """,
+    )
     _, sink, _ = run(
         tmp_path,
         FARM_BROKER_URL="redis://:secret@h/0",
@@ -134,11 +152,15 @@ def test_huge_output_is_truncated_with_a_marker(tmp_path: Path) -> None:
 
 
 def test_a_segfault_is_a_crash(tmp_path: Path) -> None:
-    write(tmp_path, "test_seg.py", """
+    write(
+        tmp_path,
+        "test_seg.py",
+        """
         import ctypes
         def test_segv(): ctypes.string_at(0)
         def test_after(): pass
-    """)
+    """,
+    )
     _, sink, _ = run(tmp_path)
     assert sink.results["test_seg.py::test_segv"].outcome is Outcome.CRASHED
     assert "signal 11" in sink.results["test_seg.py::test_segv"].longrepr

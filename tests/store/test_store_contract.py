@@ -26,7 +26,13 @@ from farm.store.schema import current_revision, head_revision
 from farm.store.urls import database_url
 
 TABLES = {
-    "changes", "runs", "shards", "attempts", "test_history", "module_history", "collection_cache"
+    "changes",
+    "runs",
+    "shards",
+    "attempts",
+    "test_history",
+    "module_history",
+    "collection_cache",
 }
 
 

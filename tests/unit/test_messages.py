@@ -58,8 +58,17 @@ def test_malformed_events_raise_message_error(raw: str | bytes, problem: str) ->
 
 def test_shard_task_rejects_wrong_types() -> None:
     with pytest.raises(MessageError):
-        ShardTask.from_json({"run_id": "r", "shard_id": 1, "lease": 1, "rootdir": "/",
-                             "node_ids": [1], "pytest_args": [], "result_limit_bytes": 1})
+        ShardTask.from_json(
+            {
+                "run_id": "r",
+                "shard_id": 1,
+                "lease": 1,
+                "rootdir": "/",
+                "node_ids": [1],
+                "pytest_args": [],
+                "result_limit_bytes": 1,
+            }
+        )
 
 
 def test_mask_url_hides_password_only() -> None:

@@ -67,7 +67,9 @@ def passed(node_id: str, shard_id: int) -> TestResult:
     return TestResult("r", shard_id, 1, node_id, Outcome.PASSED, 0.1)
 
 
-def make_session(reader: FakeReader, clock: Clock) -> tuple[RunSession, RecordingStore, RecordingSender, Progress]:
+def make_session(
+    reader: FakeReader, clock: Clock
+) -> tuple[RunSession, RecordingStore, RecordingSender, Progress]:
     tasks = [ShardTask("r", 0, 1, "/", ("a", "b")), ShardTask("r", 1, 1, "/", ("c",))]
     store, sender, progress = RecordingStore(), RecordingSender(), Progress()
     session = RunSession(
