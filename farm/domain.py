@@ -137,3 +137,17 @@ class RunSummary:
     message: str = ""  # why the verdict is error or interrupted
     started_at: float = 0.0
     finished_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Collection:
+    """What pytest collected: node ids relative to ``rootdir``, in collection order.
+
+    ``inifile`` is the configuration file pytest used ("" for none); ``modules`` are
+    the test files seen, in order, with or without tests (empty when not known).
+    """
+
+    rootdir: str
+    inifile: str
+    node_ids: tuple[str, ...]
+    modules: tuple[str, ...] = ()

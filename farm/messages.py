@@ -7,6 +7,10 @@ entry, told apart by ``type``:
 - ``shard_start``: ``{type, run_id, shard_id, lease, worker, at}``
 - ``result``: a :class:`farm.domain.TestResult` as a dict (``outcome`` as its value)
 - ``shard_end``: ``{type, run_id, shard_id, lease, worker, at, exit_code, message}``
+- ``collected``: ``{type, run_id, shard_id, lease, module, node_ids}``: every test
+  pytest collected (and kept, after ``-k``/``-m``) from one module on the worker,
+  in order; it verifies a run started from a cached collection
+- ``collect_error``: ``{type, run_id, shard_id, lease, where, longrepr}``
 
 :func:`decode_event` validates a message read from the network and raises
 :class:`MessageError` for anything malformed, so ingestion can log it and go on.
@@ -97,7 +101,35 @@ class ShardEnd:
     message: str = ""
 
 
-Event = ShardStart | ShardEnd | TestResult
+@dataclass(frozen=True)
+class ModuleCollected:
+    """What a worker's pytest collected from one module, in collection order."""
+
+    run_id: str
+    shard_id: int
+    lease: int
+    module: str
+    node_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CollectFailed:
+    """A module failed to collect on a worker (syntax error, import error)."""
+
+    run_id: str
+    shard_id: int
+    lease: int
+    where: str
+    longrepr: str
+
+
+Event = ShardStart | ShardEnd | TestResult | ModuleCollected | CollectFailed
+_KINDS: dict[type, str] = {
+    ShardStart: "shard_start",
+    ShardEnd: "shard_end",
+    ModuleCollected: "collected",
+    CollectFailed: "collect_error",
+}
 
 
 def encode_event(event: Event) -> str:
@@ -105,10 +137,8 @@ def encode_event(event: Event) -> str:
         data = asdict(event)
         data["type"] = "result"
         data["outcome"] = event.outcome.value
-    elif isinstance(event, ShardStart):
-        data = {"type": "shard_start", **asdict(event)}
     else:
-        data = {"type": "shard_end", **asdict(event)}
+        data = {"type": _KINDS[type(event)], **asdict(event)}
     return json.dumps(data, separators=(",", ":"))
 
 
@@ -140,6 +170,22 @@ def decode_event(raw: str | bytes) -> Event:
                 _float(data, "at"),
                 _int(data, "exit_code"),
                 str(data.get("message", "")),
+            )
+        if kind == "collected":
+            return ModuleCollected(
+                _str(data, "run_id"),
+                _int(data, "shard_id"),
+                _int(data, "lease"),
+                _str(data, "module"),
+                tuple(_str_list(data, "node_ids")),
+            )
+        if kind == "collect_error":
+            return CollectFailed(
+                _str(data, "run_id"),
+                _int(data, "shard_id"),
+                _int(data, "lease"),
+                _str(data, "where"),
+                _str(data, "longrepr"),
             )
     except KeyError as e:
         raise MessageError(f"{kind} event lacks field {e}") from None

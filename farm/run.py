@@ -1,11 +1,13 @@
 """``farm run``: collect, estimate, plan, dispatch, supervise, decide, report.
 
-Collection runs in a subprocess while the broker and database are checked. When
-the store remembers what the same request collected last time, shards planned on
-that guess are dispatched at once, so workers run tests while pytest collects
-again; the run then *settles* on the real collection: tests the guess lacked get
-shards of their own, tests it had that are gone are owed by nobody, and a run is
-complete only when every collected test has a final result.
+A *cold* run (nothing cached for this request) collects the suite with pytest, then
+plans and dispatches. A *warm* run dispatches shards planned on what the same
+request collected last time at once, and settles on the real collection without
+collecting everything twice (see :mod:`scheduler.settle`): pytest discovers the
+test files without importing them, workers report what they collected of each
+module they run, and only modules no worker reports are collected here. Tests the
+guess lacked get shards of their own, tests it had that are gone are owed by
+nobody, and a run is complete only when every collected test has a final result.
 
 Everything the run starts (an embedded redis-server, local workers) is stopped on
 the way out, whatever the way out is.
@@ -17,7 +19,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,7 @@ from typing import TextIO
 import redis
 
 from farm import broker
-from farm.domain import RunState, RunSummary, Verdict
+from farm.domain import Collection, RunState, RunSummary, Verdict
 from farm.embedded import EmbeddedRedis, LocalWorkers
 from farm.errors import CollectionError, FarmError, NoTestsCollected
 from farm.keys import Keys
@@ -34,9 +36,10 @@ from farm.messages import ShardTask
 from farm.report import Progress
 from farm.settings import Settings
 from farm.store import ResultStore, ShardRecord
-from farm.store.collections import CachedCollection, load_collection, request_key, save_collection
+from farm.store.collections import load_collection, request_key, save_collection
 from farm.verdict import decide
-from scheduler.collect import Collection, collect
+from farm.verify import Verifier
+from scheduler.collect import collect
 from scheduler.dispatch import Dispatcher
 from scheduler.estimate import estimate
 from scheduler.ingest import EventReader
@@ -88,15 +91,12 @@ def execute(
 ) -> Finished:
     """Run the suite on the farm and return its verdict; raises :class:`FarmError`."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    with ThreadPoolExecutor(max_workers=1) as pool, _broker(settings, request.env) as (url, local):
-        collecting = pool.submit(
-            collect, request.paths, request.pytest_args, cwd=request.cwd, env=request.env
-        )
+    with ThreadPoolExecutor(max_workers=2) as pool, _broker(settings, request.env) as (url, local):
         client = broker.connect(url, timeout_s=settings.broker_timeout_s)
         try:
             with ResultStore.open(settings.database_url_or_default) as store:
                 driver = RunDriver(settings, request, store, client, url, local, out, clock)
-                return driver.execute(collecting)
+                return driver.execute(pool)
         finally:
             client.close()
 
@@ -130,39 +130,40 @@ class RunDriver:
         self.next_shard_id = 0
         self.started_at = time.time()
 
-    def execute(self, collecting: Future[Collection]) -> Finished:
-        key = request_key(str(self.request.cwd), self.request.paths, self.request.pytest_args)
+    def execute(self, pool: ThreadPoolExecutor) -> Finished:
+        request = self.request
+        key = request_key(str(request.cwd), request.paths, request.pytest_args)
         try:
             guess = load_collection(self.store, key)
             if guess is None:
-                collection = self._collected(collecting)
+                collecting = pool.submit(
+                    collect, request.paths, request.pytest_args, cwd=request.cwd, env=request.env
+                )
+                collection = self.collected(collecting)
                 plan, session = self._begin(collection, settled=True)
             else:
                 plan, session = self._begin(guess, settled=False)
-                while not collecting.done():
-                    session.step()
-                collection = self._collected(collecting)
-                self._settle(session, guess, collection)
+                collection = Verifier(self, session, guess, pool).settle()
             save_collection(self.store, key, collection)
             return self._finish(collection, plan, session)
         finally:
             self.dispatcher.close()
 
-    def _collected(self, collecting: Future[Collection]) -> CachedCollection:
+    def collected(self, collecting: Future[Collection]) -> Collection:
         """The real collection; a failed one ends the run (if begun) with its verdict."""
         try:
             found = collecting.result()
         except (CollectionError, NoTestsCollected) as e:
             verdict = Verdict.NO_TESTS if isinstance(e, NoTestsCollected) else Verdict.ERROR
-            self._abandon(verdict, str(e))
+            self.abandon(verdict, str(e))
             raise
         except FarmError as e:
             if self.run_id:
-                self._abandon(Verdict.ERROR, str(e))
+                self.abandon(Verdict.ERROR, str(e))
             raise
-        return CachedCollection(found.rootdir, found.inifile, found.node_ids)
+        return found
 
-    def _abandon(self, verdict: Verdict, message: str) -> None:
+    def abandon(self, verdict: Verdict, message: str) -> None:
         if not self.run_id:
             self.run_id = self.store.create_run(
                 project=self.settings.project or self.request.cwd.name,
@@ -180,7 +181,7 @@ class RunDriver:
         self.estimates_s.update(estimates.test_s)
         return plan
 
-    def _tasks(self, plan: Plan, collection: CachedCollection) -> list[ShardTask]:
+    def _tasks(self, plan: Plan, collection: Collection) -> list[ShardTask]:
         tasks = []
         for shard in plan.shards:
             tasks.append(
@@ -204,7 +205,7 @@ class RunDriver:
             for task, shard in zip(tasks, plan.shards, strict=True)
         ]
 
-    def _begin(self, collection: CachedCollection, *, settled: bool) -> tuple[Plan, RunSession]:
+    def _begin(self, collection: Collection, *, settled: bool) -> tuple[Plan, RunSession]:
         self.project = self.settings.project or Path(collection.rootdir).name
         plan = self._plan(collection.node_ids)
         self.run_id = self.store.create_run(
@@ -240,25 +241,17 @@ class RunDriver:
         session.start()
         return plan, session
 
-    def _settle(
-        self, session: RunSession, guess: CachedCollection, collection: CachedCollection
+    def dispatch_more(
+        self, session: RunSession, node_ids: Sequence[str], where: Collection
     ) -> None:
-        if (guess.rootdir, guess.inifile) != (collection.rootdir, collection.inifile):
-            # Node ids from another rootdir name other tests: nothing of the guess counts.
-            session.tracker.drop_shards(list(session.tracker.shards))
-        planned = session.tracker.planned
-        extra = tuple(n for n in collection.node_ids if n not in planned)
-        if extra:
-            plan = self._plan(extra)
-            tasks = self._tasks(plan, collection)
-            self.store.add_shards(
-                self.run_id, self._records(plan, tasks), total_tests=len(collection.node_ids)
-            )
-            session.add_tasks(tasks)
-        session.settle(collection.node_ids)
-        self.progress.total = len(collection.node_ids)
+        """Plan and dispatch tests the run's shards do not hold yet."""
+        plan = self._plan(tuple(node_ids))
+        tasks = self._tasks(plan, where)
+        total = len(session.tracker.planned) + len(node_ids)
+        self.store.add_shards(self.run_id, self._records(plan, tasks), total_tests=total)
+        session.add_tasks(tasks)
 
-    def _finish(self, collection: CachedCollection, plan: Plan, session: RunSession) -> Finished:
+    def _finish(self, collection: Collection, plan: Plan, session: RunSession) -> Finished:
         interrupted, infra_error = False, None
         try:
             final = session.run()

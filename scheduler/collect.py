@@ -3,6 +3,9 @@
 A collection error (syntax error, import error) raises :class:`CollectionError`
 with pytest's text; an option pytest rejects raises :class:`UsageError`; an
 empty selection raises :class:`NoTestsCollected`. Never a silent pass.
+
+:func:`discover` is the cheap half: the test files pytest would collect, found
+without importing them (see :mod:`scheduler.collect_plugin`).
 """
 
 from __future__ import annotations
@@ -13,22 +16,13 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
+from farm.domain import Collection
 from farm.errors import CollectionError, NoTestsCollected, UsageError
 from farm.pytest_command import pytest_command
 
 _USAGE_EXIT = 4
-
-
-@dataclass(frozen=True)
-class Collection:
-    """What pytest collected: node ids relative to ``rootdir``, in collection order."""
-
-    rootdir: str
-    inifile: str
-    node_ids: tuple[str, ...]
 
 
 def collect(
@@ -38,6 +32,37 @@ def collect(
     cwd: Path,
     env: Mapping[str, str] | None = None,
     python: str = sys.executable,
+) -> Collection:
+    """Every test pytest collects from ``paths``; raises if there is none."""
+    found = _run(paths, pytest_args, cwd=cwd, env=env, python=python, discover=False)
+    if not found.node_ids:
+        raise NoTestsCollected(f"no tests collected from {' '.join(paths) or '.'}")
+    return found
+
+
+def discover(
+    paths: Sequence[str],
+    pytest_args: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    python: str = sys.executable,
+) -> Collection:
+    """The test files pytest would collect from ``paths``, without importing them.
+
+    The result's ``node_ids`` is empty; its ``modules`` name the files.
+    """
+    return _run(paths, pytest_args, cwd=cwd, env=env, python=python, discover=True)
+
+
+def _run(
+    paths: Sequence[str],
+    pytest_args: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str] | None,
+    python: str,
+    discover: bool,
 ) -> Collection:
     for path in paths:
         if not (cwd / path.split("::", 1)[0]).exists():
@@ -52,6 +77,7 @@ def collect(
             "scheduler.collect_plugin",
             "--farm-collect-out",
             str(out),
+            *(["--farm-discover"] if discover else []),
             *pytest_args,
             *paths,
         ]
@@ -73,9 +99,9 @@ def collect(
             f"{len(data['errors'])} collection error(s); first: {_headline(first)}",
             "\n\n".join(data["errors"]),
         )
-    if not data["node_ids"]:
-        raise NoTestsCollected(f"no tests collected from {' '.join(paths) or '.'}")
-    return Collection(data["rootdir"], data["inifile"], tuple(data["node_ids"]))
+    return Collection(
+        data["rootdir"], data["inifile"], tuple(data["node_ids"]), tuple(data["modules"])
+    )
 
 
 def _first_error(text: str) -> str:
@@ -97,3 +123,6 @@ def _headline(error: str) -> str:
     where = lines[0].rstrip(":") if lines else "?"
     cause = next((line for line in reversed(lines) if line.startswith("E ")), lines[-1])
     return f"{where}: {cause.lstrip('E').strip()}"
+
+
+__all__ = ["Collection", "collect", "discover"]

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from farm.domain import TestResult
-from farm.messages import ShardEnd, ShardStart, ShardTask
+from farm.messages import CollectFailed, ModuleCollected, ShardEnd, ShardStart, ShardTask
 from scheduler.ingest import EventReader
 from scheduler.tracker import RunTracker
 
@@ -101,11 +101,12 @@ class RunSession:
         """From now on the run owes exactly the ``collected`` tests."""
         self.tracker.settle(collected)
 
-    def step(self, *, block_ms: int = 200) -> None:
+    def step(self, *, block_ms: int = 200) -> list[ModuleCollected | CollectFailed]:
         """Read what workers sent (waiting up to ``block_ms``), account for it, maybe flush.
 
         Steps are at least ``min_step_s`` apart: results then arrive in batches, and
         the scheduler does not spend a core on one read per result of a fast suite.
+        Returns what workers said of collection, for a run that is not settled yet.
         """
         wait_s = self._stepped_at + self.min_step_s - self.clock()
         if wait_s > 0:
@@ -124,6 +125,7 @@ class RunSession:
         due = now - self._flushed_at >= self.flush_interval_s
         if self.complete or due or len(self._pending) >= self.flush_results:
             self.flush(now)
+        return accepted.collected
 
     def flush(self, now: float) -> None:
         for start in self._starts:

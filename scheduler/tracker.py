@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from farm.domain import Outcome, TestResult
-from farm.messages import Event, ShardEnd, ShardStart
+from farm.messages import CollectFailed, Event, ModuleCollected, ShardEnd, ShardStart
 
 
 @dataclass
@@ -36,6 +36,7 @@ class Accepted:
     results: list[TestResult] = field(default_factory=list)
     started: list[ShardStart] = field(default_factory=list)
     ended: list[ShardEnd] = field(default_factory=list)
+    collected: list[ModuleCollected | CollectFailed] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # why each ignored event was dropped
 
 
@@ -120,6 +121,8 @@ class RunTracker:
             elif isinstance(event, ShardEnd):
                 accepted.results.extend(self._close(event, state))
                 accepted.ended.append(event)
+            elif isinstance(event, ModuleCollected | CollectFailed):
+                accepted.collected.append(event)
             elif self.shard_of.get(event.node_id) != event.shard_id:
                 accepted.ignored.append(f"result for {event.node_id!r} not in shard")
             else:

@@ -10,6 +10,8 @@ it writes one line per event to a file descriptor that the trusted runner
 - ``R`` + index in that list + tab + the result, already in the wire format of
   :func:`farm.messages.encode_event`, so the runner forwards it without re-encoding.
 - ``C`` + JSON ``{"where", "longrepr"}`` for a module that failed to collect.
+- ``M`` + JSON ``{"module", "node_ids"}``, once per module after collection: every
+  test pytest kept from that module, whether or not this shard runs it.
 - ``F`` + JSON exit status, when the session ends normally: a process that stops
   without it died (a crash, a kill), and the test it was running is to blame.
 
@@ -80,6 +82,11 @@ class ShardReporter:
     def pytest_collection_modifyitems(
         self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
+        by_module: dict[str, list[str]] = {}
+        for item in items:
+            by_module.setdefault(item.nodeid.split("::", 1)[0], []).append(item.nodeid)
+        for module, node_ids in by_module.items():
+            self._emit("M", {"module": module, "node_ids": node_ids})
         position = {node_id: index for index, node_id in enumerate(self.order)}
         chosen = [item for item in items if item.nodeid in position]
         chosen.sort(key=lambda item: position[item.nodeid])

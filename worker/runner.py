@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from farm.domain import Outcome, TestResult
-from farm.messages import ShardTask, encode_event
+from farm.messages import CollectFailed, ModuleCollected, ShardTask, encode_event
 from farm.pytest_command import pytest_command
 
 _POLL_S = 0.5
@@ -233,9 +233,27 @@ class ShardRunner:
             attempt.order = json.loads(rest)
         elif kind == b"F":
             attempt.finished = True
-        elif kind == b"C":
+        elif kind == b"M":
             data: dict[str, Any] = json.loads(rest)
+            event = ModuleCollected(
+                self.task.run_id,
+                self.task.shard_id,
+                self.task.lease,
+                str(data["module"]),
+                tuple(data["node_ids"]),
+            )
+            return encode_event(event).encode()
+        elif kind == b"C":
+            data = json.loads(rest)
             attempt.collect_errors.append(f"{data['where']}:\n{data['longrepr']}")
+            failed = CollectFailed(
+                self.task.run_id,
+                self.task.shard_id,
+                self.task.lease,
+                str(data["where"]),
+                str(data["longrepr"]),
+            )
+            return encode_event(failed).encode()
         return None
 
     def _send_synthetic(self, node_id: str, outcome: Outcome, text: str) -> None:

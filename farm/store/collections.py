@@ -12,11 +12,11 @@ import json
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from farm.domain import Collection
 from farm.errors import StoreError
 from farm.store.models import CollectionCache
 from farm.store.schema import describe_error
@@ -25,20 +25,11 @@ from farm.store.store import ResultStore
 CACHE: Table = CollectionCache.__table__  # type: ignore[assignment]
 
 
-@dataclass(frozen=True)
-class CachedCollection:
-    """A collection as cached: node ids relative to ``rootdir``, in collection order."""
-
-    rootdir: str
-    inifile: str
-    node_ids: tuple[str, ...]
-
-
 def request_key(cwd: str, paths: Sequence[str], pytest_args: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps([cwd, list(paths), list(pytest_args)]).encode()).hexdigest()
 
 
-def load_collection(store: ResultStore, key: str) -> CachedCollection | None:
+def load_collection(store: ResultStore, key: str) -> Collection | None:
     try:
         with store.engine.connect() as connection:
             row = connection.execute(select(CACHE).where(CACHE.c.key == key)).first()
@@ -51,11 +42,11 @@ def load_collection(store: ResultStore, key: str) -> CachedCollection | None:
         node_ids = json.loads(zlib.decompress(row.node_ids))
     except (zlib.error, ValueError):
         return None  # a damaged guess is no guess: collect as if it were not there
-    return CachedCollection(row.rootdir, row.inifile, tuple(node_ids))
+    return Collection(row.rootdir, row.inifile, tuple(node_ids))
 
 
 def save_collection(
-    store: ResultStore, key: str, collection: CachedCollection, *, now: float | None = None
+    store: ResultStore, key: str, collection: Collection, *, now: float | None = None
 ) -> None:
     blob = zlib.compress(json.dumps(list(collection.node_ids)).encode(), 6)
     try:

@@ -6,7 +6,9 @@ from farm.broker import celery_url, mask_url, redis_py_url
 from farm.domain import Outcome, TestResult
 from farm.errors import SettingsError
 from farm.messages import (
+    CollectFailed,
     MessageError,
+    ModuleCollected,
     ShardEnd,
     ShardStart,
     ShardTask,
@@ -27,7 +29,13 @@ def result(**overrides: object) -> TestResult:
 
 @pytest.mark.parametrize(
     "event",
-    [result(), ShardStart("r", 1, 1, "h:1", 3.0), ShardEnd("r", 1, 2, "h:1", 4.0, 1, "boom")],
+    [
+        result(),
+        ShardStart("r", 1, 1, "h:1", 3.0),
+        ShardEnd("r", 1, 2, "h:1", 4.0, 1, "boom"),
+        ModuleCollected("r", 1, 1, "t.py", ("t.py::a", "t.py::b[1]")),
+        CollectFailed("r", 1, 1, "t.py", "SyntaxError"),
+    ],
 )
 def test_events_round_trip(event: object) -> None:
     assert decode_event(encode_event(event)) == event  # type: ignore[arg-type]

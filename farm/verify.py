@@ -1,0 +1,127 @@
+"""The warm path of a run: settle shards dispatched from a guess on the real collection.
+
+The loop steps the run's session (results keep flowing in and being stored) while
+three things happen beside it, in the pool's threads: discovery of the test files,
+a direct collection of the modules no worker will report on, and the workers'
+own reports of what they collected. See :mod:`scheduler.settle` for the rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from farm.domain import Collection, Verdict, module_of
+from farm.errors import CollectionError, NoTestsCollected
+from farm.messages import CollectFailed
+from scheduler.collect import collect, discover
+from scheduler.session import RunSession
+from scheduler.settle import Settlement
+
+if TYPE_CHECKING:
+    from farm.run import RunDriver
+
+
+class Verifier:
+    """Drives one warm run until its collection is settled."""
+
+    def __init__(
+        self,
+        driver: RunDriver,
+        session: RunSession,
+        guess: Collection,
+        pool: ThreadPoolExecutor,
+    ) -> None:
+        self.driver = driver
+        self.session = session
+        self.guess = guess
+        self.pool = pool
+        self.settlement = Settlement(guess.node_ids)
+        request = driver.request
+        self.discovering: Future[Collection] | None = pool.submit(
+            discover, request.paths, request.pytest_args, cwd=request.cwd, env=request.env
+        )
+        self.collecting: Future[Collection] | None = None
+        self.asked: list[str] = []
+
+    def settle(self) -> Collection:
+        """Step the run until its collection is known; returns that collection."""
+        while not self.settlement.ready:
+            for event in self.session.step():
+                if isinstance(event, CollectFailed):
+                    self._fail(event)
+                else:
+                    self._learn(event.module, event.node_ids)
+            if self.discovering is not None and self.discovering.done():
+                found = self.driver.collected(self.discovering)
+                self.discovering = None
+                if (found.rootdir, found.inifile) != (self.guess.rootdir, self.guess.inifile):
+                    return self._start_over()
+                self._collect_directly(self.settlement.discovered(found.modules))
+            if self.collecting is not None and self.collecting.done():
+                self._learn_collected()
+            idle = self.discovering is None and self.collecting is None
+            if idle and not self.settlement.ready and self.session.tracker.shards_left == 0:
+                # Every shard has ended, yet some modules were never reported (their
+                # shards were lost or cancelled): collect those here.
+                self._collect_directly(self.settlement.waiting())
+        collected = self.settlement.collected()
+        self.session.settle(collected)
+        self.driver.progress.total = len(collected)
+        return Collection(self.guess.rootdir, self.guess.inifile, collected)
+
+    def _learn(self, module: str, node_ids: Sequence[str]) -> None:
+        extra = self.settlement.learn(module, node_ids)
+        if extra:
+            self.driver.dispatch_more(self.session, extra, self.guess)
+
+    def _collect_directly(self, modules: list[str]) -> None:
+        if not modules:
+            return
+        rootdir = self.guess.rootdir
+        args = [*self.driver.request.pytest_args, "--rootdir", rootdir]
+        if self.guess.inifile:
+            args += ["-c", self.guess.inifile]
+        self.asked = modules
+        self.collecting = self.pool.submit(
+            collect, modules, args, cwd=Path(rootdir), env=self.driver.request.env
+        )
+
+    def _learn_collected(self) -> None:
+        assert self.collecting is not None
+        try:
+            found = self.driver.collected(self.collecting).node_ids
+        except NoTestsCollected:
+            found = ()  # files with no test in them: known, and owing nothing
+        self.collecting = None
+        by_module: dict[str, list[str]] = {module: [] for module in self.asked}
+        for node_id in found:
+            by_module.setdefault(module_of(node_id), []).append(node_id)
+        for module, node_ids in by_module.items():
+            self._learn(module, node_ids)
+
+    def _fail(self, event: CollectFailed) -> NoReturn:
+        headline = event.longrepr.strip().splitlines()[-1] if event.longrepr.strip() else "?"
+        error = CollectionError(
+            f"collection error on a worker; first: {event.where}: {headline}",
+            f"{event.where}:\n{event.longrepr}",
+        )
+        self.driver.abandon(Verdict.ERROR, str(error))
+        raise error
+
+    def _start_over(self) -> Collection:
+        """The rootdir moved: the guess names other tests. Collect and plan everything."""
+        self.session.tracker.drop_shards(list(self.session.tracker.shards))
+        request = self.driver.request
+        future = self.pool.submit(
+            collect, request.paths, request.pytest_args, cwd=request.cwd, env=request.env
+        )
+        while not future.done():
+            self.session.step()
+        collection = self.driver.collected(future)
+        self.driver.dispatch_more(self.session, collection.node_ids, collection)
+        self.session.settle(collection.node_ids)
+        self.driver.progress.total = len(collection.node_ids)
+        return collection
