@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from farm.domain import Outcome, TestResult
+
 ROOT = Path(__file__).resolve().parent.parent
 MAKE_SUITE = ROOT / "bench" / "make_suite.py"
 
@@ -39,4 +41,28 @@ def run_farm(
         text=True,
         timeout=timeout_s,
         stdin=subprocess.DEVNULL,
+    )
+
+
+def make_result(
+    node_id: str,
+    outcome: Outcome = Outcome.PASSED,
+    *,
+    duration_s: float = 0.5,
+    longrepr: str = "",
+    output: str = "",
+    worker: str = "w1",
+    shard_id: int = 2,
+) -> TestResult:
+    """A test result with the fields tests rarely care about filled in."""
+    return TestResult(
+        run_id="r1",
+        shard_id=shard_id,
+        lease=1,
+        node_id=node_id,
+        outcome=outcome,
+        duration_s=duration_s,
+        worker=worker,
+        longrepr=longrepr,
+        output=output,
     )

@@ -7,6 +7,8 @@ import xml.dom.minidom
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from helpers import make_result
+
 from farm.domain import Outcome, RunSummary, TestResult, Verdict
 from farm.junit import build_junit_tree, junit_names, write_junit_xml, xml_safe
 
@@ -22,17 +24,7 @@ def result(
     longrepr: str = "",
     output: str = "",
 ) -> TestResult:
-    return TestResult(
-        run_id="r1",
-        shard_id=2,
-        lease=1,
-        node_id=node_id,
-        outcome=outcome,
-        duration_s=duration_s,
-        worker="w1",
-        longrepr=longrepr,
-        output=output,
-    )
+    return make_result(node_id, outcome, duration_s=duration_s, longrepr=longrepr, output=output)
 
 
 def summary(*results: TestResult, missing: tuple[str, ...] = ()) -> RunSummary:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import re
 
+from helpers import make_result
+
 from farm.domain import Outcome, RunSummary, TestResult, Verdict
 from farm.report import Progress, format_duration, format_summary, summary_counts, terminal_safe
 
@@ -19,16 +21,14 @@ def result(
     longrepr: str = "",
     output: str = "",
 ) -> TestResult:
-    return TestResult(
-        run_id="r1",
-        shard_id=7,
-        lease=1,
-        node_id=node_id,
-        outcome=outcome,
+    return make_result(
+        node_id,
+        outcome,
         duration_s=duration_s,
-        worker="w3",
         longrepr=longrepr,
         output=output,
+        worker="w3",
+        shard_id=7,
     )
 
 
