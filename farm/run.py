@@ -30,7 +30,7 @@ import redis
 from farm import broker
 from farm.domain import Collection, RunState, RunSummary, Verdict
 from farm.embedded import EmbeddedRedis, LocalWorkers
-from farm.errors import CollectionError, FarmError, NoTestsCollected
+from farm.errors import CollectionError, FarmError, NoTestsCollected, WorkerLost
 from farm.keys import Keys
 from farm.messages import ShardTask
 from farm.report import Progress
@@ -234,12 +234,27 @@ class RunDriver:
             progress=self.progress,
             estimates_s=self.estimates_s,
             settled=settled,
-            liveness=self.local.check_alive if self.local is not None else lambda: None,
+            liveness=self._liveness,
             clock=self.clock,
         )
         self.begun_at = self.clock()
+        self.session = session
         session.start()
         return plan, session
+
+    def _liveness(self) -> None:
+        """Fail the run rather than wait forever for workers that are not there."""
+        if self.local is not None:
+            self.local.check_alive()
+        session = self.session
+        waited_s = self.clock() - self.begun_at
+        if waited_s > self.settings.worker_start_timeout_s and not session.tracker.any_started:
+            where = "local workers" if self.local is not None else "workers on the broker"
+            raise WorkerLost(
+                f"no shard was taken by {where} within {self.settings.worker_start_timeout_s:g}s "
+                f"(queue {self.settings.queue!r}); start workers with "
+                "farm worker --broker URL, or run without --broker"
+            )
 
     def dispatch_more(
         self, session: RunSession, node_ids: Sequence[str], where: Collection

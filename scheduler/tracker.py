@@ -102,6 +102,11 @@ class RunTracker:
         return self.owed is not None and self._missing == 0
 
     @property
+    def any_started(self) -> bool:
+        """Whether any worker has taken a shard of this run yet."""
+        return any(state.started_at is not None for state in self.shards.values())
+
+    @property
     def shards_left(self) -> int:
         return sum(1 for state in self.shards.values() if not state.ended)
 

@@ -116,3 +116,18 @@ def test_ctrl_c_stops_everything_and_exits_2(tmp_path: Path) -> None:
     assert "interrupted" in (out + err).lower()
     time.sleep(0.5)
     assert farm_processes(str(state)) == []
+
+
+def test_a_broker_without_workers_ends_in_an_error_not_a_hang(
+    tmp_path: Path, redis_url: str, key_prefix: str
+) -> None:
+    suite = tmp_path / "suite"
+    make_suite(suite, "--tests", "4", "--modules", "1", "--scale", "0.01")
+    env = farm_env(FARM_KEY_PREFIX=key_prefix, FARM_WORKER_START_TIMEOUT_S="2")
+    started = time.monotonic()
+    done = run_farm("run", "--broker", redis_url, "--state-dir", str(tmp_path / "s"), cwd=suite,
+                    env=env)  # fmt: skip
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "no shard was taken by workers on the broker within 2s" in done.stdout
+    assert "4 lost" in done.stdout
+    assert time.monotonic() - started < 30
