@@ -1,0 +1,148 @@
+"""What makespan.py and overhead.py share: a suite, its history, timed commands.
+
+Terms used by both benchmarks:
+
+* a **suite** is a folder written by make_suite.py: test modules, ``durations.json``
+  (the true duration of every test, seconds, keyed by node id) and ``history.json``
+  (the same with noise and gaps, in pytest-split's format);
+* a **run** is one whole command as a user types it, timed by the wall clock of the
+  child process from launch to exit (start-up, collection and teardown included);
+* a **Timing** is the wall seconds of one run, plus farm's own ``makespan_s`` (first
+  dispatch to last result, from its JSON report) when the command was ``farm run``.
+
+A run that does not pass all the suite's tests ends the benchmark with a non-zero exit
+and the tail of the command's output: a fast wrong answer is not a result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RUN_TIMEOUT_S = 1800.0
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One timed run: wall seconds, and farm's reported makespan (None for pytest)."""
+
+    wall_s: float
+    makespan_s: float | None = None
+
+
+def script(name: str) -> str:
+    """The console script ``name`` of this interpreter's environment, else from PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise SystemExit(f"bench: error: no {name!r} script beside {sys.executable} or on PATH")
+    return found
+
+
+def fail(what: str, done: subprocess.CompletedProcess[str], why: str) -> None:
+    """End the benchmark: ``what`` went wrong because ``why``; show the output's tail."""
+    tail = (done.stdout[-3000:] + "\n" + done.stderr[-3000:]).strip()
+    raise SystemExit(f"bench: error: {what}: {why} (exit {done.returncode})\n{tail}")
+
+
+def timed(command: Sequence[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Run ``command`` in ``cwd``; its wall seconds from launch to exit, and its result."""
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(
+            list(command), cwd=cwd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+        )
+    except subprocess.TimeoutExpired as e:
+        raise SystemExit(f"bench: error: {' '.join(command)} ran over {RUN_TIMEOUT_S:.0f}s") from e
+    return time.perf_counter() - start, done
+
+
+def make_suite(out: Path, options: Sequence[str]) -> dict[str, float]:
+    """Write a suite into ``out`` with make_suite.py ``options``; its summary line."""
+    command = [sys.executable, str(HERE / "make_suite.py"), str(out), *options]
+    _, done = timed(command, HERE)
+    if done.returncode != 0:
+        fail("make_suite.py", done, "could not write the suite")
+    summary: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return summary
+
+
+def import_history(suite: Path, state_dir: Path) -> None:
+    """``farm history import history.json`` into the project named after ``suite``."""
+    command = [script("farm"), "history", "import", "history.json", "--state-dir", str(state_dir)]
+    _, done = timed(command, suite)
+    if done.returncode != 0:
+        fail("farm history import", done, "could not import history.json")
+
+
+def run_farm(suite: Path, workers: int, state_dir: Path, report: Path, tests: int) -> Timing:
+    """Time ``farm run . -n workers``; check the verdict is passed for all ``tests``."""
+    command = [script("farm"), "run", ".", "-n", str(workers), "--state-dir", str(state_dir)]
+    wall_s, done = timed([*command, "--json", str(report)], suite)
+    if not report.exists():
+        fail("farm run", done, "no JSON report was written")
+    data = json.loads(report.read_text())
+    report.unlink()
+    passed = data["counts"]["passed"]
+    if done.returncode != 0 or data["verdict"] != "passed" or passed != tests:
+        fail("farm run", done, f"verdict {data['verdict']}, {passed} of {tests} tests passed")
+    return Timing(wall_s, float(data["makespan_s"]))
+
+
+def run_pytest(suite: Path, options: Sequence[str], tests: int) -> Timing:
+    """Time ``pytest -q -p no:cacheprovider OPTIONS``; check all ``tests`` passed."""
+    command = [script("pytest"), "-q", "-p", "no:cacheprovider", *options]
+    wall_s, done = timed(command, suite)
+    lines = done.stdout.strip().splitlines()
+    last = lines[-1] if lines else ""
+    found = re.search(r"(\d+) passed", last)
+    passed = int(found.group(1)) if found else 0
+    if done.returncode != 0 or passed != tests or re.search(r"failed|error", last):
+        fail(" ".join(["pytest", *options]), done, f"summary {last!r}, expected {tests} passed")
+    return Timing(wall_s)
+
+
+def lower_bound_s(suite: Path, workers: int, setup_s: float) -> float:
+    """max((sum of true durations + one ``setup_s`` per module) / workers, longest test)."""
+    durations: dict[str, float] = json.loads((suite / "durations.json").read_text())
+    modules = {node_id.split("::")[0] for node_id in durations}
+    work_s = sum(durations.values()) + setup_s * len(modules)
+    return max(work_s / workers, max(durations.values()))
+
+
+def median(values: Sequence[float]) -> float:
+    """The median of ``values``; NaN when there are none (printed as a dash)."""
+    return statistics.median(values) if values else float("nan")
+
+
+def load_average() -> float:
+    """The one-minute load average (this machine is shared: report it with results)."""
+    return os.getloadavg()[0]
+
+
+def cell(value: float | None, form: str) -> str:
+    """``value`` formatted with ``form``, or a dash when it is missing or NaN."""
+    if value is None or value != value:
+        return "-"
+    return format(value, form)
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Print ``rows`` under ``header``: the first column left-aligned, the rest right."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        first = row[0].ljust(widths[0])
+        rest = (text.rjust(width) for text, width in zip(row[1:], widths[1:], strict=True))
+        print("  ".join([first, *rest]))
