@@ -140,9 +140,22 @@ class RunSession:
         self.reader.trim()
         self._flushed_at = now
 
-    def run(self) -> dict[str, TestResult]:
-        """Step until every owed test has a final result (the run is settled); returns them."""
+    def run(self, *, end_grace_s: float = 1.0) -> dict[str, TestResult]:
+        """Step until every owed test has a final result (the run is settled); returns them.
+
+        A worker says a shard ended just after its last result, so the loop waits up to
+        ``end_grace_s`` more for those words: the store then shows every shard finished.
+        """
         while not self.complete:
             self.step()
+        deadline = self.clock() + end_grace_s
+        while self._shards_running() and self.clock() < deadline:
+            self.step(block_ms=50)
         self.flush(self.clock())
         return dict(self.tracker.final)
+
+    def _shards_running(self) -> bool:
+        return any(
+            state.started_at is not None and not state.ended
+            for state in self.tracker.shards.values()
+        )
