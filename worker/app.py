@@ -17,8 +17,9 @@ from celery import Celery
 from farm.broker import celery_config, redis_py_url
 from farm.keys import Keys
 from farm.messages import TASK_NAME, ShardEnd, ShardStart, ShardTask, encode_event
-from worker.runner import ShardRunner
+from worker.runner import ShardRunner, scrubbed_env
 from worker.sink import RedisSink
+from worker.spawn import Spawner
 
 
 def worker_identity() -> str:
@@ -31,6 +32,7 @@ def make_app(broker_url: str, *, key_prefix: str, queue: str, run_ttl_s: int) ->
     app.conf.update(celery_config(broker_url, key_prefix=key_prefix, queue=queue))
     keys = Keys(key_prefix)
     clients: dict[int, redis.Redis] = {}
+    spawners: dict[int, Spawner] = {}
 
     def client() -> redis.Redis:
         # One client per pool process: a connection must not cross a fork.
@@ -38,6 +40,13 @@ def make_app(broker_url: str, *, key_prefix: str, queue: str, run_ttl_s: int) ->
         if pid not in clients:
             clients[pid] = redis.Redis.from_url(redis_py_url(broker_url))
         return clients[pid]
+
+    def spawner() -> Spawner:
+        # One spare pytest process per pool process, for that process's next shard.
+        pid = os.getpid()
+        if pid not in spawners:
+            spawners[pid] = Spawner(env=scrubbed_env(os.environ))
+        return spawners[pid]
 
     @app.task(name=TASK_NAME, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
     def run_shard(payload: dict[str, Any]) -> None:
@@ -49,7 +58,7 @@ def make_app(broker_url: str, *, key_prefix: str, queue: str, run_ttl_s: int) ->
         sink.send(
             [encode_event(ShardStart(task.run_id, task.shard_id, task.lease, me, time.time()))]
         )
-        runner = ShardRunner(task, sink, worker=me)
+        runner = ShardRunner(task, sink, worker=me, spawner=spawner())
         try:
             message = runner.run()
         except Exception as e:

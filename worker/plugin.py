@@ -15,15 +15,19 @@ it writes one line per event to a file descriptor that the trusted runner
 - ``F`` + JSON exit status, when the session ends normally: a process that stops
   without it died (a crash, a kill), and the test it was running is to blame.
 
-Options: ``--farm-shard FILE`` (JSON: ``node_ids`` in run order, and ``stamp``, the
-fields every result carries: run_id, shard_id, lease, worker, attempt) and
-``--farm-report-fd N``.
+The process is started before its shard is known (see :mod:`worker.spawn`): it
+waits in its collection hook for one line on ``--farm-command-fd`` naming the shard
+file (JSON: ``modules`` to collect, ``node_ids`` to run in that order, and
+``stamp``, the fields every result carries: run_id, shard_id, lease, worker,
+attempt), then collects those modules and runs the shard. With no shard after
+``--farm-idle-s`` seconds, or when the command pipe closes, it exits quietly.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import time
 from typing import Any
 
@@ -34,18 +38,38 @@ _LIMIT_BYTES = 64 * 1024
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("farm")
-    group.addoption("--farm-shard", default=None, help="JSON file of node ids to run")
+    group.addoption("--farm-command-fd", type=int, default=None, help="fd naming the shard")
     group.addoption("--farm-report-fd", type=int, default=None, help="fd for result lines")
     group.addoption("--farm-limit-bytes", type=int, default=_LIMIT_BYTES)
+    group.addoption("--farm-idle-s", type=float, default=120.0)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    shard_file = config.getoption("farm_shard")
-    fd = config.getoption("farm_report_fd")
-    if shard_file is not None and fd is not None:
-        config.pluginmanager.register(
-            ShardReporter(shard_file, fd, config.getoption("farm_limit_bytes")), "farm-shard"
+    command_fd = config.getoption("farm_command_fd")
+    report_fd = config.getoption("farm_report_fd")
+    if command_fd is not None and report_fd is not None:
+        reporter = ShardReporter(
+            command_fd,
+            report_fd,
+            config.getoption("farm_limit_bytes"),
+            config.getoption("farm_idle_s"),
         )
+        config.pluginmanager.register(reporter, "farm-shard")
+
+
+def _wait_for_line(fd: int, idle_s: float) -> str | None:
+    """One line from ``fd``, or None if it closes or stays silent for ``idle_s``."""
+    data = b""
+    deadline = time.monotonic() + idle_s
+    while not data.endswith(b"\n"):
+        left_s = deadline - time.monotonic()
+        if left_s <= 0 or not select.select([fd], [], [], left_s)[0]:
+            return None
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return None
+        data += chunk
+    return data.decode("utf-8").strip()
 
 
 def truncate(text: str, limit_bytes: int) -> str:
@@ -60,11 +84,11 @@ def truncate(text: str, limit_bytes: int) -> str:
 class ShardReporter:
     """Orders the collected items as the shard says and streams their reports."""
 
-    def __init__(self, shard_file: str, fd: int, limit_bytes: int) -> None:
-        with open(shard_file, encoding="utf-8") as f:
-            shard = json.load(f)
-        self.order: list[str] = shard["node_ids"]
-        self.stamp: dict[str, Any] = shard["stamp"]
+    def __init__(self, command_fd: int, fd: int, limit_bytes: int, idle_s: float) -> None:
+        self.command_fd = command_fd
+        self.idle_s = idle_s
+        self.order: list[str] = []
+        self.stamp: dict[str, Any] = {}
         self.index: dict[str, int] = {}
         self.fd = fd
         self.limit_bytes = limit_bytes
@@ -77,6 +101,18 @@ class ShardReporter:
         while line:
             written = os.write(self.fd, line)
             line = line[written:]
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> bool:
+        shard_file = _wait_for_line(self.command_fd, self.idle_s)
+        if shard_file is None:
+            os._exit(0)  # a spare nobody took: nothing ran, nothing to report
+        with open(shard_file, encoding="utf-8") as f:
+            shard = json.load(f)
+        self.order = shard["node_ids"]
+        self.stamp = shard["stamp"]
+        session.perform_collect(shard["modules"])
+        return True
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from farm.domain import Outcome, TestResult
 from farm.messages import CollectFailed, ModuleCollected, ShardTask, encode_event
 from farm.pytest_command import pytest_command
+from worker.spawn import Spawner
 
 _POLL_S = 0.5
 _BATCH_S = 0.05
@@ -87,15 +88,20 @@ class ShardRunner:
         worker: str,
         python: str = sys.executable,
         env: Mapping[str, str] | None = None,
+        spawner: Spawner | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.task = task
         self.sink = sink
         self.worker = worker
         self.python = python
-        self.env = scrubbed_env(os.environ if env is None else env)
+        # Without a spawner of the worker's, each process is started when needed and no
+        # spare is kept: nothing would take it.
+        self.keep_spare = spawner is not None
+        self.spawner = spawner or Spawner(env=scrubbed_env(os.environ if env is None else env))
         self.clock = clock
         self.last_exit_code = 0
+        self._processes = 0
 
     def run(self) -> str:
         """Run every test of the shard; returns a message when the shard did not run cleanly."""
@@ -130,58 +136,52 @@ class ShardRunner:
             "worker": self.worker,
             "attempt": 1,
         }
-        path = tmp / "shard.json"
-        path.write_text(json.dumps({"node_ids": node_ids, "stamp": stamp}), encoding="utf-8")
+        shard = {"modules": _module_paths(node_ids), "node_ids": node_ids, "stamp": stamp}
+        self._processes += 1
+        path = tmp / f"shard-{self._processes}.json"
+        path.write_text(json.dumps(shard), encoding="utf-8")
         return path
 
-    def _command(self, shard_file: Path, write_fd: int) -> list[str]:
+    def _command(self) -> list[str]:
+        """pytest's command line, without the shard: that arrives on the command pipe."""
         command = [
             *pytest_command(self.python),
-            "-p",
-            "worker.plugin",
-            "--farm-shard",
-            str(shard_file),
-            "--farm-report-fd",
-            str(write_fd),
-            "--farm-limit-bytes",
-            str(self.task.result_limit_bytes),
-            "--rootdir",
-            self.task.rootdir,
-            "-q",
-            "--no-header",
-            "-p",
-            "no:cacheprovider",
-        ]
+            "-p", "worker.plugin",
+            "--farm-limit-bytes", str(self.task.result_limit_bytes),
+            "--rootdir", self.task.rootdir,
+            "-q", "--no-header",
+            "-p", "no:cacheprovider",
+        ]  # fmt: skip
         if self.task.inifile:
             command += ["-c", self.task.inifile]
-        return command + list(self.task.pytest_args) + _module_paths(self.task.node_ids)
+        return command + list(self.task.pytest_args)
+
+    def _key(self) -> tuple[str, ...]:
+        """What a spare must match to serve this shard: same run, same options."""
+        task = self.task
+        limit = str(task.result_limit_bytes)
+        return (task.run_id, self.python, task.rootdir, task.inifile, limit, *task.pytest_args)
 
     def _run_process(self, node_ids: list[str], tmp: Path) -> tuple[_Attempt, str]:
         shard_file = self._shard_file(node_ids, tmp)
-        log_path = tmp / "pytest.log"
-        read_fd, write_fd = os.pipe()
+        command, key, cwd = self._command(), self._key(), self.task.rootdir
+        test = self.spawner.take(key, command, cwd)
+        if not test.give(shard_file):
+            test.discard()  # the spare died waiting: start one now
+            test = self.spawner.start(command, cwd)
+            test.give(shard_file)
+        if self.keep_spare:
+            self.spawner.prepare(key, command, cwd)
         attempt = _Attempt()
-        with open(log_path, "wb") as log:
-            try:
-                process = subprocess.Popen(
-                    self._command(shard_file, write_fd),
-                    cwd=self.task.rootdir,
-                    env=self.env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    pass_fds=(write_fd,),
-                )
-            finally:
-                os.close(write_fd)
-            try:
-                self._pump(read_fd, attempt, process)
-            finally:
-                os.close(read_fd)
-                if process.poll() is None:
-                    process.kill()
-                self.last_exit_code = process.wait()
-        return attempt, _tail(log_path)
+        try:
+            self._pump(test.report_fd, attempt, test.process)
+        finally:
+            if test.process.poll() is None:
+                test.process.kill()
+            self.last_exit_code = test.process.wait()
+            tail = _tail(test.log_path)
+            test.discard()
+        return attempt, tail
 
     def _pump(self, read_fd: int, attempt: _Attempt, process: subprocess.Popen[bytes]) -> None:
         """Forward events until the test process closes its end of the pipe.

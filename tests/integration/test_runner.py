@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 import time
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from farm.domain import Outcome, TestResult
 from farm.messages import Event, ShardTask, decode_event
 from scheduler.collect import collect
 from worker.runner import ShardRunner
+from worker.spawn import Spawner
 
 pytestmark = pytest.mark.integration
 
@@ -175,3 +177,48 @@ def test_tests_a_stopped_session_never_ran_are_errors_not_crashes(tmp_path: Path
     ShardRunner(task, sink, worker="w").run()
     assert sink.results["test_x.py::test_a"].outcome is Outcome.FAILED
     assert sink.results["test_x.py::test_b"].outcome is Outcome.ERROR
+
+
+def test_the_next_shard_of_a_run_starts_in_the_spare_process(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "test_pid.py",
+        """
+        import os
+        def test_a(): print(f"PID={os.getpid()}")
+        def test_b(): print(f"PID={os.getpid()}")
+    """,
+    )
+    collection = collect([], [], cwd=tmp_path)
+    spawner = Spawner(env={"PATH": "/usr/bin:/bin"})
+    try:
+        first = ShardTask("run1", 0, 1, collection.rootdir, ("test_pid.py::test_a",))
+        ShardRunner(first, RecordingSink(), worker="w", spawner=spawner).run()
+        assert spawner.spare is not None
+        spare_pid = spawner.spare[1].process.pid
+        second = ShardTask("run1", 1, 1, collection.rootdir, ("test_pid.py::test_b",))
+        sink = RecordingSink()
+        ShardRunner(second, sink, worker="w", spawner=spawner).run()
+        assert f"PID={spare_pid}" in sink.results["test_pid.py::test_b"].output
+        # A shard of another run never runs in a spare started for this one.
+        assert spawner.spare is not None
+        old_spare = spawner.spare[1].process
+        other = ShardTask("run2", 0, 1, collection.rootdir, ("test_pid.py::test_a",))
+        sink = RecordingSink()
+        ShardRunner(other, sink, worker="w", spawner=spawner).run()
+        assert old_spare.poll() is not None
+        assert f"PID={old_spare.pid}" not in sink.results["test_pid.py::test_a"].output
+    finally:
+        spawner.close()
+    assert spawner.spare is None
+
+
+def test_a_spare_nobody_takes_exits_by_itself(tmp_path: Path) -> None:
+    write(tmp_path, "test_idle.py", "def test_a(): pass\n")
+    spawner = Spawner(env={"PATH": "/usr/bin:/bin"}, idle_s=0.5)
+    command = [sys.executable, "-c", "import sys; sys.path.pop(0); import pytest; "
+               "sys.exit(int(pytest.main()))", "-p", "worker.plugin"]  # fmt: skip
+    spawner.prepare(("k",), command, str(tmp_path))
+    assert spawner.spare is not None
+    assert spawner.spare[1].process.wait(timeout=20) == 0
+    spawner.close()

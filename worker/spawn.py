@@ -1,0 +1,118 @@
+"""Starts the pytest processes that run shards, one ahead of need.
+
+Starting pytest (the interpreter, pytest, its plugins, the suite's conftest files)
+costs a few tenths of a second, more when many workers share few cores. A
+:class:`Spawner` keeps one *spare*: a pytest process started for the next shard of
+the same run, waiting in its collection hook for the shard it will run (see
+:mod:`worker.plugin`). The start-up then overlaps the current shard instead of
+delaying the next one. A spare serves only the run and options it was started for,
+so it never runs tests with code loaded before a later run's changes; a spare
+nobody takes exits by itself after ``idle_s``.
+
+Each process has two pipes: the *command* pipe, on which it receives one line
+naming its shard file, and the *report* pipe, on which it writes its results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class TestProcess:
+    """A started pytest process and the parent's ends of its pipes."""
+
+    __test__ = False  # not a pytest test class
+
+    process: subprocess.Popen[bytes]
+    command_fd: int
+    report_fd: int
+    log_path: Path
+
+    def give(self, shard_file: Path) -> bool:
+        """Hand the process its shard; False if it is already gone."""
+        try:
+            os.write(self.command_fd, (str(shard_file) + "\n").encode())
+        except BrokenPipeError:
+            return False
+        finally:
+            os.close(self.command_fd)
+            self.command_fd = -1
+        return True
+
+    def discard(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for fd in (self.command_fd, self.report_fd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.command_fd = self.report_fd = -1
+        self.log_path.unlink(missing_ok=True)
+
+
+class Spawner:
+    """Starts pytest processes for shards, keeping one spare for the same key."""
+
+    def __init__(self, *, env: Mapping[str, str], idle_s: float = 120.0) -> None:
+        self.env = dict(env)
+        self.idle_s = idle_s
+        self.spare: tuple[tuple[str, ...], TestProcess] | None = None
+
+    def take(self, key: tuple[str, ...], command: Sequence[str], cwd: str) -> TestProcess:
+        """A process for ``key``: the spare if it is alive and fits, else a new one."""
+        if self.spare is not None:
+            spare_key, spare = self.spare
+            self.spare = None
+            if spare_key == key and spare.process.poll() is None:
+                return spare
+            spare.discard()
+        return self.start(command, cwd)
+
+    def prepare(self, key: tuple[str, ...], command: Sequence[str], cwd: str) -> None:
+        """Start the spare for the next shard of ``key``."""
+        if self.spare is not None:
+            self.spare[1].discard()
+        self.spare = (key, self.start(command, cwd))
+
+    def start(self, command: Sequence[str], cwd: str) -> TestProcess:
+        command_read, command_write = os.pipe()
+        report_read, report_write = os.pipe()
+        log_fd, log_name = tempfile.mkstemp(prefix="farm-pytest-", suffix=".log")
+        full = [
+            *command,
+            "--farm-command-fd", str(command_read),
+            "--farm-report-fd", str(report_write),
+            "--farm-idle-s", str(self.idle_s),
+        ]  # fmt: skip
+        try:
+            process = subprocess.Popen(
+                full,
+                cwd=cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_fd,
+                stderr=subprocess.STDOUT,
+                pass_fds=(command_read, report_write),
+            )
+        except BaseException:
+            for fd in (command_write, report_read):
+                os.close(fd)
+            Path(log_name).unlink(missing_ok=True)
+            raise
+        finally:
+            for fd in (command_read, report_write, log_fd):
+                os.close(fd)
+        return TestProcess(process, command_write, report_read, Path(log_name))
+
+    def close(self) -> None:
+        if self.spare is not None:
+            self.spare[1].discard()
+            self.spare = None
