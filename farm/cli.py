@@ -61,15 +61,24 @@ def _common(func: Any) -> Any:
 @_common
 def run(paths: tuple[str, ...], junit_xml: str | None, json_path: str | None, **flags: Any) -> None:
     """Run the tests under PATHS on the farm; options after -- go to pytest."""
-    from farm.json_report import write_json_report
-    from farm.junit import write_junit_xml
-    from farm.report import format_summary
-    from farm.run import RunRequest, execute
-    from farm.verdict import exit_code
+    from farm.embedded import broker_for_run
 
     settings = _settings(**flags)
-    request = RunRequest(paths, _pytest_args(), Path.cwd(), dict(os.environ))
-    outcome = execute(settings, request)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    worker_env = {**env, "FARM_KEY_PREFIX": settings.key_prefix, "FARM_QUEUE": settings.queue}
+    with broker_for_run(
+        settings.state_dir, broker_url=settings.broker_url, workers=settings.workers, env=worker_env
+    ) as (url, local):
+        # Imported only now: the local workers boot meanwhile.
+        from farm.json_report import write_json_report
+        from farm.junit import write_junit_xml
+        from farm.report import format_summary
+        from farm.run import RunRequest, execute
+        from farm.verdict import exit_code
+
+        request = RunRequest(paths, _pytest_args(), Path.cwd(), env)
+        outcome = execute(settings, request, url=url, local=local)
     summary = outcome.summary
     if junit_xml:
         write_junit_xml(Path(junit_xml), summary)

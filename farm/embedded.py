@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import redis
@@ -237,3 +237,25 @@ def wait_for(
         if time.monotonic() > deadline:
             raise InfrastructureError(f"timed out after {timeout_s}s waiting for {what}")
         time.sleep(poll_s)
+
+
+@contextlib.contextmanager
+def broker_for_run(
+    state_dir: Path,
+    *,
+    broker_url: str | None,
+    workers: int,
+    env: Mapping[str, str],
+) -> Iterator[tuple[str, LocalWorkers | None]]:
+    """The broker URL a run uses and, in embedded mode, the local workers it started.
+
+    Kept free of farm's heavy imports, so the workers boot while the CLI loads the
+    rest of farm.
+    """
+    if broker_url:
+        yield broker_url, None
+        return
+    with EmbeddedRedis(state_dir) as server:
+        log_path = state_dir / "workers.log"
+        with LocalWorkers(server.url, concurrency=workers, env=env, log_path=log_path) as local:
+            yield server.url, local

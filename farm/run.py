@@ -19,7 +19,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +29,7 @@ import redis
 
 from farm import broker
 from farm.domain import Collection, RunState, RunSummary, Verdict
-from farm.embedded import EmbeddedRedis, LocalWorkers
+from farm.embedded import LocalWorkers
 from farm.errors import CollectionError, FarmError, NoTestsCollected, WorkerLost
 from farm.keys import Keys
 from farm.messages import ShardTask
@@ -65,33 +65,21 @@ class Finished:
     estimates_s: dict[str, float]
 
 
-@contextlib.contextmanager
-def _broker(
-    settings: Settings, env: Mapping[str, str]
-) -> Iterator[tuple[str, LocalWorkers | None]]:
-    """The broker URL to use and, in embedded mode, the local workers attached to it."""
-    if settings.broker_url:
-        yield settings.broker_url, None
-        return
-    with EmbeddedRedis(settings.state_dir) as server:
-        worker_env = {**env, "FARM_KEY_PREFIX": settings.key_prefix, "FARM_QUEUE": settings.queue}
-        log_path = settings.state_dir / "workers.log"
-        with LocalWorkers(
-            server.url, concurrency=settings.workers, env=worker_env, log_path=log_path
-        ) as workers:
-            yield server.url, workers
-
-
 def execute(
     settings: Settings,
     request: RunRequest,
     *,
+    url: str,
+    local: LocalWorkers | None,
     out: TextIO = sys.stdout,
     clock: Callable[[], float] = time.monotonic,
 ) -> Finished:
-    """Run the suite on the farm and return its verdict; raises :class:`FarmError`."""
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    with ThreadPoolExecutor(max_workers=2) as pool, _broker(settings, request.env) as (url, local):
+    """Run the suite on the farm at broker ``url`` and return its verdict.
+
+    ``local`` are the workers this run started (embedded mode), watched for life.
+    Raises :class:`FarmError`.
+    """
+    with ThreadPoolExecutor(max_workers=2) as pool:
         client = broker.connect(url, timeout_s=settings.broker_timeout_s)
         try:
             with ResultStore.open(settings.database_url_or_default) as store:

@@ -140,22 +140,16 @@ class RunSession:
         self.reader.trim()
         self._flushed_at = now
 
-    def run(self, *, end_grace_s: float = 1.0) -> dict[str, TestResult]:
+    def run(self) -> dict[str, TestResult]:
         """Step until every owed test has a final result (the run is settled); returns them.
 
-        A worker says a shard ended just after its last result, so the loop waits up to
-        ``end_grace_s`` more for those words: the store then shows every shard finished.
+        A worker says a shard ended only after its test session has closed, a little
+        after the shard's last result; the run does not wait for that. Shards whose
+        tests all have results are recorded as finished with their last result.
         """
         while not self.complete:
             self.step()
-        deadline = self.clock() + end_grace_s
-        while self._shards_running() and self.clock() < deadline:
-            self.step(block_ms=50)
         self.flush(self.clock())
+        for shard_id, finished_at in self.tracker.done_but_not_ended().items():
+            self.store.shard_finished(self.run_id, shard_id, finished_at=finished_at)
         return dict(self.tracker.final)
-
-    def _shards_running(self) -> bool:
-        return any(
-            state.started_at is not None and not state.ended
-            for state in self.tracker.shards.values()
-        )

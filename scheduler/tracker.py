@@ -106,6 +106,18 @@ class RunTracker:
         """Whether any worker has taken a shard of this run yet."""
         return any(state.started_at is not None for state in self.shards.values())
 
+    def done_but_not_ended(self) -> dict[int, float]:
+        """Started shards not yet said to have ended whose tests all have results from
+        them, with the time their last result finished."""
+        done: dict[int, float] = {}
+        for shard_id, state in self.shards.items():
+            if state.started_at is None or state.ended:
+                continue
+            results = [self.final.get(node_id) for node_id in state.node_ids]
+            if results and all(r is not None and r.shard_id == shard_id for r in results):
+                done[shard_id] = max(r.finished_at for r in results if r is not None)
+        return done
+
     @property
     def shards_left(self) -> int:
         return sum(1 for state in self.shards.values() if not state.ended)

@@ -138,6 +138,7 @@ class ShardReporter:
             longrepr = truncate(str(report.longrepr), self.limit_bytes)
             self._emit("C", {"where": report.nodeid, "longrepr": longrepr})
 
+    @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         self._emit("F", int(exitstatus))
 

@@ -55,7 +55,9 @@ class _Attempt:
     order: list[str] | None = None
     reported: set[str] = field(default_factory=set)
     finished: bool = False
+    exit_status: int | None = None
     collect_errors: list[str] = field(default_factory=list)
+    on_collected: Callable[[], None] | None = None
 
     @property
     def in_flight(self) -> str | None:
@@ -105,6 +107,13 @@ class ShardRunner:
 
     def run(self) -> str:
         """Run every test of the shard; returns a message when the shard did not run cleanly."""
+        try:
+            return self._run()
+        finally:
+            if not self.keep_spare:
+                self.spawner.close()
+
+    def _run(self) -> str:
         remaining = list(self.task.node_ids)
         message = ""
         with tempfile.TemporaryDirectory(prefix="farm-shard-") as tmp:
@@ -170,17 +179,25 @@ class ShardRunner:
             test.discard()  # the spare died waiting: start one now
             test = self.spawner.start(command, cwd)
             test.give(shard_file)
-        if self.keep_spare:
-            self.spawner.prepare(key, command, cwd)
         attempt = _Attempt()
+        if self.keep_spare and self.spawner.spare is None:
+            # Start the spare once this process has collected: starting both at once
+            # would slow this shard's start by as much as the spare gains the next.
+            attempt.on_collected = lambda: self.spawner.prepare(key, command, cwd)
         try:
             self._pump(test.report_fd, attempt, test.process)
         finally:
-            if test.process.poll() is None:
-                test.process.kill()
-            self.last_exit_code = test.process.wait()
             tail = _tail(test.log_path)
-            test.discard()
+            if attempt.finished and attempt.exit_status is not None:
+                # The session is over and every result is in: let the process exit on
+                # its own (atexit hooks, coverage files) while the next shard starts.
+                self.last_exit_code = attempt.exit_status
+                self.spawner.retire(test)
+            else:
+                if test.process.poll() is None:
+                    test.process.kill()
+                self.last_exit_code = test.process.wait()
+                test.discard()
         return attempt, tail
 
     def _pump(self, read_fd: int, attempt: _Attempt, process: subprocess.Popen[bytes]) -> None:
@@ -215,6 +232,10 @@ class ShardRunner:
                 if events and not pending:
                     oldest = self.clock()
                 pending.extend(events)
+                if attempt.finished:
+                    if pending:
+                        self.sink.send(pending)
+                    return
                 if pending and self.clock() - oldest >= _BATCH_S:
                     self.sink.send(pending)
                     pending = []
@@ -231,8 +252,12 @@ class ShardRunner:
             return payload
         if kind == b"O":
             attempt.order = json.loads(rest)
+            if attempt.on_collected is not None:
+                attempt.on_collected()
+                attempt.on_collected = None
         elif kind == b"F":
             attempt.finished = True
+            attempt.exit_status = int(rest)
         elif kind == b"M":
             data: dict[str, Any] = json.loads(rest)
             event = ModuleCollected(

@@ -47,6 +47,7 @@ class TestProcess:
         return True
 
     def discard(self) -> None:
+        """Kill the process if it still runs, close its pipes and remove its log."""
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
@@ -65,9 +66,11 @@ class Spawner:
         self.env = dict(env)
         self.idle_s = idle_s
         self.spare: tuple[tuple[str, ...], TestProcess] | None = None
+        self.exiting: list[TestProcess] = []  # done with their shard, not yet exited
 
     def take(self, key: tuple[str, ...], command: Sequence[str], cwd: str) -> TestProcess:
         """A process for ``key``: the spare if it is alive and fits, else a new one."""
+        self._reap()
         if self.spare is not None:
             spare_key, spare = self.spare
             self.spare = None
@@ -112,7 +115,29 @@ class Spawner:
                 os.close(fd)
         return TestProcess(process, command_write, report_read, Path(log_name))
 
-    def close(self) -> None:
+    def retire(self, test: TestProcess) -> None:
+        """Let a process whose session has ended exit in its own time."""
+        for fd in (test.command_fd, test.report_fd):
+            if fd >= 0:
+                os.close(fd)
+        test.command_fd = test.report_fd = -1
+        self.exiting.append(test)
+
+    def _reap(self) -> None:
+        still = []
+        for test in self.exiting:
+            if test.process.poll() is None:
+                still.append(test)
+            else:
+                test.discard()
+        self.exiting = still
+
+    def close(self, *, grace_s: float = 5.0) -> None:
         if self.spare is not None:
             self.spare[1].discard()
             self.spare = None
+        for test in self.exiting:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                test.process.wait(timeout=grace_s)
+            test.discard()
+        self.exiting = []
