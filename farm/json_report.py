@@ -31,8 +31,9 @@ Top level:
     One object per final result, in collection order, with ``node_id`` (str),
     ``outcome`` (str), ``duration_s`` (float), ``module_setup_s`` (float, the
     module-scoped setup this test paid), ``worker`` (str), ``shard`` (int),
-    ``attempt`` (int, 1 for the first), ``longrepr`` (str, traceback or skip reason,
-    truncated by the worker), ``output`` (str, captured output, truncated).
+    ``attempt`` (int, 1 for the first), ``started_at`` and ``finished_at`` (float
+    unix times or null, for shard timelines), ``longrepr`` (str, traceback or skip
+    reason, truncated by the worker), ``output`` (str, captured output, truncated).
 ``missing`` (array of str)
     Node ids that never got a result, in collection order.
 
@@ -105,6 +106,8 @@ def _test_dict(result: TestResult) -> dict[str, Any]:
         "worker": _text(result.worker),
         "shard": result.shard_id,
         "attempt": result.attempt,
+        "started_at": _timestamp(result.started_at),
+        "finished_at": _timestamp(result.finished_at),
         "longrepr": _text(result.longrepr),
         "output": _text(result.output),
     }

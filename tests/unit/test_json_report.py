@@ -82,6 +82,8 @@ def test_report_has_every_documented_key(tmp_path: Path) -> None:
                 "worker": "host-a/1",
                 "shard": 3,
                 "attempt": 2,
+                "started_at": None,
+                "finished_at": None,
                 "longrepr": "boom",
                 "output": "out",
             },
@@ -93,6 +95,8 @@ def test_report_has_every_documented_key(tmp_path: Path) -> None:
                 "worker": "host-a/1",
                 "shard": 3,
                 "attempt": 1,
+                "started_at": None,
+                "finished_at": None,
                 "longrepr": "",
                 "output": "",
             },
@@ -132,3 +136,9 @@ def test_write_replaces_the_file_and_leaves_no_temporary(tmp_path: Path) -> None
     write_json_report(path, summary())
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
     assert json.loads(path.read_text())["tests"] == []
+
+
+def test_each_test_carries_its_times_for_timelines() -> None:
+    timed = result("t.py::a", started_at=1_700_000_001.5, finished_at=1_700_000_002.0)
+    test = report_dict(summary(timed))["tests"][0]
+    assert (test["started_at"], test["finished_at"]) == (1_700_000_001.5, 1_700_000_002.0)
