@@ -24,9 +24,10 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 RUN_TIMEOUT_S = 1800.0
@@ -125,6 +126,23 @@ def lower_bound_s(suite: Path, workers: int, setup_s: float) -> float:
 def median(values: Sequence[float]) -> float:
     """The median of ``values``; NaN when there are none (printed as a dash)."""
     return statistics.median(values) if values else float("nan")
+
+
+def summary_row(
+    label: str, timings: Sequence[Timing], references_s: Mapping[str, float]
+) -> dict[str, Any]:
+    """One command's row: its runs, median wall, median makespan, and the median wall
+    divided by each reference (``{"ratio_serial": serial_s}`` and the like)."""
+    wall_s = median([t.wall_s for t in timings])
+    spans = [t.makespan_s for t in timings if t.makespan_s is not None]
+    row: dict[str, Any] = {
+        "command": label,
+        "runs_wall_s": [round(t.wall_s, 3) for t in timings],
+        "wall_s": round(wall_s, 3),
+    }
+    row.update({name: round(wall_s / ref_s, 3) for name, ref_s in references_s.items()})
+    row["makespan_s"] = round(median(spans), 3) if spans else None
+    return row
 
 
 def load_average() -> float:

@@ -46,6 +46,7 @@ from _common import (
     print_table,
     run_farm,
     run_pytest,
+    summary_row,
 )
 
 SETUP_S = 0.2  # make_suite.py's default module fixture setup, before --scale
@@ -81,22 +82,8 @@ def rows_of(
         (f"pytest -n {a.workers} --dist load", runs["load"]),
     ]
     worksteal_s = median([t.wall_s for t in runs["worksteal"]])
-    rows = []
-    for label, timings in groups:
-        if not timings:
-            continue
-        wall_s = median([t.wall_s for t in timings])
-        spans = [t.makespan_s for t in timings if t.makespan_s is not None]
-        rows.append(
-            {
-                "command": label,
-                "runs_wall_s": [round(t.wall_s, 3) for t in timings],
-                "wall_s": round(wall_s, 3),
-                "ratio_lower_bound": round(wall_s / bound_s, 3),
-                "ratio_worksteal": round(wall_s / worksteal_s, 3),
-                "makespan_s": round(median(spans), 3) if spans else None,
-            }
-        )
+    references = {"ratio_lower_bound": bound_s, "ratio_worksteal": worksteal_s}
+    rows = [summary_row(label, timings, references) for label, timings in groups if timings]
     return rows
 
 

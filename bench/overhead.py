@@ -40,6 +40,7 @@ from _common import (
     print_table,
     run_farm,
     run_pytest,
+    summary_row,
 )
 
 TARGET_RATIO = 1.0
@@ -68,21 +69,8 @@ def rows_of(runs: dict[str, list[Timing]], workers: int) -> list[dict[str, Any]]
         (f"farm run -n {workers} (warm, median of {len(farm) - 1})", farm[1:]),
     ]
     serial_s = median([t.wall_s for t in runs["serial"]])
-    rows = []
-    for label, timings in groups:
-        if not timings:
-            continue
-        wall_s = median([t.wall_s for t in timings])
-        spans = [t.makespan_s for t in timings if t.makespan_s is not None]
-        rows.append(
-            {
-                "command": label,
-                "runs_wall_s": [round(t.wall_s, 3) for t in timings],
-                "wall_s": round(wall_s, 3),
-                "ratio_serial": round(wall_s / serial_s, 3),
-                "makespan_s": round(median(spans), 3) if spans else None,
-            }
-        )
+    references = {"ratio_serial": serial_s}
+    rows = [summary_row(label, timings, references) for label, timings in groups if timings]
     return rows
 
 
