@@ -134,7 +134,13 @@ def plan(
             history = store.history(settings.project or Path(collection.rootdir).name)
         finally:
             store.close()
-    the_plan = make_plan(node_ids, estimate(node_ids, history), settings.workers, settings.strategy)
+    the_plan = make_plan(
+        node_ids,
+        estimate(node_ids, history),
+        settings.workers,
+        settings.strategy,
+        shard_overhead_s=settings.shard_overhead_s,
+    )
     if as_json:
         click.echo(json.dumps(the_plan.to_json()))
         return

@@ -165,7 +165,13 @@ class RunDriver:
     def _plan(self, node_ids: tuple[str, ...]) -> Plan:
         history = self.store.history(self.project)
         estimates = estimate(node_ids, history)
-        plan = make_plan(node_ids, estimates, self.settings.workers, self.settings.strategy)
+        plan = make_plan(
+            node_ids,
+            estimates,
+            self.settings.workers,
+            self.settings.strategy,
+            shard_overhead_s=self.settings.shard_overhead_s,
+        )
         self.estimates_s.update(estimates.test_s)
         return plan
 

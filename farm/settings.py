@@ -48,6 +48,7 @@ class Settings:
     result_limit_bytes: int = 64 * 1024  # per traceback and per captured output
     progress_interval_s: float = 5.0  # plain progress lines when not on a terminal
     worker_start_timeout_s: float = 60.0
+    shard_overhead_s: float = 0.3  # what starting a test process for a shard costs
 
     @property
     def database_url_or_default(self) -> str:
@@ -107,6 +108,7 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "result_limit_bytes": _positive_int,
     "progress_interval_s": _positive_float,
     "worker_start_timeout_s": _positive_float,
+    "shard_overhead_s": _positive_float,
 }
 
 

@@ -58,7 +58,12 @@ def make_app(broker_url: str, *, key_prefix: str, queue: str, run_ttl_s: int) ->
         sink.send(
             [encode_event(ShardStart(task.run_id, task.shard_id, task.lease, me, time.time()))]
         )
-        runner = ShardRunner(task, sink, worker=me, spawner=spawner())
+        queue_key = key_prefix + queue  # kombu's list for the queue, under its key prefix
+
+        def more_work() -> bool:
+            return bool(client().llen(queue_key))
+
+        runner = ShardRunner(task, sink, worker=me, spawner=spawner(), more_work=more_work)
         try:
             message = runner.run()
         except Exception as e:

@@ -91,6 +91,7 @@ class ShardRunner:
         python: str = sys.executable,
         env: Mapping[str, str] | None = None,
         spawner: Spawner | None = None,
+        more_work: Callable[[], bool] = lambda: True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.task = task
@@ -100,6 +101,7 @@ class ShardRunner:
         # Without a spawner of the worker's, each process is started when needed and no
         # spare is kept: nothing would take it.
         self.keep_spare = spawner is not None
+        self.more_work = more_work
         self.spawner = spawner or Spawner(env=scrubbed_env(os.environ if env is None else env))
         self.clock = clock
         self.last_exit_code = 0
@@ -183,7 +185,12 @@ class ShardRunner:
         if self.keep_spare and self.spawner.spare is None:
             # Start the spare once this process has collected: starting both at once
             # would slow this shard's start by as much as the spare gains the next.
-            attempt.on_collected = lambda: self.spawner.prepare(key, command, cwd)
+            # With no shard waiting in the queue, a spare would only burn a core.
+            def prepare() -> None:
+                if self.more_work():
+                    self.spawner.prepare(key, command, cwd)
+
+            attempt.on_collected = prepare
         try:
             self._pump(test.report_fd, attempt, test.process)
         finally:
