@@ -19,7 +19,8 @@ import contextlib
 import os
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,15 +63,25 @@ class TestProcess:
 class Spawner:
     """Starts pytest processes for shards, keeping one spare for the same key."""
 
-    def __init__(self, *, env: Mapping[str, str], idle_s: float = 120.0) -> None:
+    def __init__(
+        self,
+        *,
+        env: Mapping[str, str],
+        idle_s: float = 120.0,
+        exit_grace_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.env = dict(env)
         self.idle_s = idle_s
+        self.exit_grace_s = exit_grace_s
+        self.clock = clock
         self.spare: tuple[tuple[str, ...], TestProcess] | None = None
-        self.exiting: list[TestProcess] = []  # done with their shard, not yet exited
+        # Done with their shard, not yet exited, with the time they were retired.
+        self.exiting: list[tuple[float, TestProcess]] = []
 
     def take(self, key: tuple[str, ...], command: Sequence[str], cwd: str) -> TestProcess:
         """A process for ``key``: the spare if it is alive and fits, else a new one."""
-        self._reap()
+        self.reap()
         if self.spare is not None:
             spare_key, spare = self.spare
             self.spare = None
@@ -121,13 +132,16 @@ class Spawner:
             if fd >= 0:
                 os.close(fd)
         test.command_fd = test.report_fd = -1
-        self.exiting.append(test)
+        self.exiting.append((self.clock(), test))
 
-    def _reap(self) -> None:
+    def reap(self) -> None:
+        """Forget processes that have exited; kill those that would not (a test left a
+        non-daemon thread behind, say) once ``exit_grace_s`` has passed."""
         still = []
-        for test in self.exiting:
-            if test.process.poll() is None:
-                still.append(test)
+        now = self.clock()
+        for retired_at, test in self.exiting:
+            if test.process.poll() is None and now - retired_at < self.exit_grace_s:
+                still.append((retired_at, test))
             else:
                 test.discard()
         self.exiting = still
@@ -136,7 +150,7 @@ class Spawner:
         if self.spare is not None:
             self.spare[1].discard()
             self.spare = None
-        for test in self.exiting:
+        for _, test in self.exiting:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 test.process.wait(timeout=grace_s)
             test.discard()

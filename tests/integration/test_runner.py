@@ -222,3 +222,28 @@ def test_a_spare_nobody_takes_exits_by_itself(tmp_path: Path) -> None:
     assert spawner.spare is not None
     assert spawner.spare[1].process.wait(timeout=20) == 0
     spawner.close()
+
+
+def test_a_process_that_will_not_exit_after_its_session_is_killed_later(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "test_thread.py",
+        """
+        import threading, time
+        def test_leaves_a_thread():
+            threading.Thread(target=time.sleep, args=(3600,)).start()
+    """,
+    )
+    now = [0.0]
+    spawner = Spawner(env={"PATH": "/usr/bin:/bin"}, exit_grace_s=30.0, clock=lambda: now[0])
+    collection = collect([], [], cwd=tmp_path)
+    task = ShardTask("run1", 0, 1, collection.rootdir, collection.node_ids)
+    sink = RecordingSink()
+    ShardRunner(task, sink, worker="w", spawner=spawner, more_work=lambda: False).run()
+    assert sink.results["test_thread.py::test_leaves_a_thread"].outcome is Outcome.PASSED
+    ((_, lingering),) = spawner.exiting
+    assert lingering.process.poll() is None  # the shard ended; its process still hangs
+    now[0] = 31.0
+    spawner.reap()
+    assert lingering.process.poll() is not None
+    assert spawner.exiting == []
