@@ -16,9 +16,9 @@ it writes one line per event to a file descriptor that the trusted runner
   without it died (a crash, a kill), and the test it was running is to blame.
 
 The process is started before its shard is known (see :mod:`worker.spawn`): it
-waits in its collection hook for one line on ``--farm-command-fd`` naming the shard
-file (JSON: ``modules`` to collect, ``node_ids`` to run in that order, and
-``stamp``, the fields every result carries: run_id, shard_id, lease, worker,
+waits in its collection hook for its shard, one line of JSON on
+``--farm-command-fd`` (``modules`` to collect, ``node_ids`` to run in that order,
+and ``stamp``, the fields every result carries: run_id, shard_id, lease, worker,
 attempt), then collects those modules and runs the shard. With no shard after
 ``--farm-idle-s`` seconds, or when the command pipe closes, it exits quietly.
 """
@@ -63,9 +63,9 @@ def _wait_for_line(fd: int, idle_s: float) -> str | None:
     deadline = time.monotonic() + idle_s
     while not data.endswith(b"\n"):
         left_s = deadline - time.monotonic()
-        if left_s <= 0 or not select.select([fd], [], [], left_s)[0]:
+        if not data and (left_s <= 0 or not select.select([fd], [], [], left_s)[0]):
             return None
-        chunk = os.read(fd, 4096)
+        chunk = os.read(fd, 1 << 16)
         if not chunk:
             return None
         data += chunk
@@ -104,11 +104,10 @@ class ShardReporter:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection(self, session: pytest.Session) -> bool:
-        shard_file = _wait_for_line(self.command_fd, self.idle_s)
-        if shard_file is None:
+        line = _wait_for_line(self.command_fd, self.idle_s)
+        if line is None:
             os._exit(0)  # a spare nobody took: nothing ran, nothing to report
-        with open(shard_file, encoding="utf-8") as f:
-            shard = json.load(f)
+        shard = json.loads(line)
         self.order = shard["node_ids"]
         self.stamp = shard["stamp"]
         session.perform_collect(shard["modules"])

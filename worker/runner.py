@@ -19,11 +19,9 @@ import os
 import selectors
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from farm.domain import Outcome, TestResult
@@ -105,7 +103,6 @@ class ShardRunner:
         self.spawner = spawner or Spawner(env=scrubbed_env(os.environ if env is None else env))
         self.clock = clock
         self.last_exit_code = 0
-        self._processes = 0
 
     def run(self) -> str:
         """Run every test of the shard; returns a message when the shard did not run cleanly."""
@@ -118,28 +115,27 @@ class ShardRunner:
     def _run(self) -> str:
         remaining = list(self.task.node_ids)
         message = ""
-        with tempfile.TemporaryDirectory(prefix="farm-shard-") as tmp:
-            while remaining:
-                if self.sink.cancelled():
-                    return "run cancelled"
-                attempt, tail = self._run_process(remaining, Path(tmp))
-                left = [n for n in remaining if n not in attempt.reported]
-                culprit = attempt.in_flight
-                if culprit is not None and culprit in left:
-                    self._send_synthetic(culprit, Outcome.CRASHED, self._crash_text(tail))
-                    left.remove(culprit)
-                    message = f"pytest died with code {self.last_exit_code} in {culprit}"
-                    remaining = left
-                    continue
-                if left:
-                    reason = self._missing_text(attempt, tail)
-                    for node_id in left:
-                        self._send_synthetic(node_id, Outcome.ERROR, reason)
-                    message = f"{len(left)} test(s) not run: {reason.splitlines()[0]}"
-                remaining = []
+        while remaining:
+            if self.sink.cancelled():
+                return "run cancelled"
+            attempt, tail = self._run_process(remaining)
+            left = [n for n in remaining if n not in attempt.reported]
+            culprit = attempt.in_flight
+            if culprit is not None and culprit in left:
+                self._send_synthetic(culprit, Outcome.CRASHED, self._crash_text(tail))
+                left.remove(culprit)
+                message = f"pytest died with code {self.last_exit_code} in {culprit}"
+                remaining = left
+                continue
+            if left:
+                reason = self._missing_text(attempt, tail)
+                for node_id in left:
+                    self._send_synthetic(node_id, Outcome.ERROR, reason)
+                message = f"{len(left)} test(s) not run: {reason.splitlines()[0]}"
+            remaining = []
         return message
 
-    def _shard_file(self, node_ids: list[str], tmp: Path) -> Path:
+    def _shard(self, node_ids: list[str]) -> bytes:
         stamp = {
             "run_id": self.task.run_id,
             "shard_id": self.task.shard_id,
@@ -148,10 +144,7 @@ class ShardRunner:
             "attempt": 1,
         }
         shard = {"modules": _module_paths(node_ids), "node_ids": node_ids, "stamp": stamp}
-        self._processes += 1
-        path = tmp / f"shard-{self._processes}.json"
-        path.write_text(json.dumps(shard), encoding="utf-8")
-        return path
+        return json.dumps(shard).encode()
 
     def _command(self) -> list[str]:
         """pytest's command line, without the shard: that arrives on the command pipe."""
@@ -173,14 +166,14 @@ class ShardRunner:
         limit = str(task.result_limit_bytes)
         return (task.run_id, self.python, task.rootdir, task.inifile, limit, *task.pytest_args)
 
-    def _run_process(self, node_ids: list[str], tmp: Path) -> tuple[_Attempt, str]:
-        shard_file = self._shard_file(node_ids, tmp)
+    def _run_process(self, node_ids: list[str]) -> tuple[_Attempt, str]:
+        shard = self._shard(node_ids)
         command, key, cwd = self._command(), self._key(), self.task.rootdir
         test = self.spawner.take(key, command, cwd)
-        if not test.give(shard_file):
+        if not test.give(shard):
             test.discard()  # the spare died waiting: start one now
             test = self.spawner.start(command, cwd)
-            test.give(shard_file)
+            test.give(shard)
         attempt = _Attempt()
         if self.keep_spare and self.spawner.spare is None:
             # Start the spare once this process has collected: starting both at once
@@ -194,7 +187,7 @@ class ShardRunner:
         try:
             self._pump(test.report_fd, attempt, test.process)
         finally:
-            tail = _tail(test.log_path)
+            tail = test.tail(_TAIL_BYTES)
             if attempt.finished and attempt.exit_status is not None:
                 # The session is over and every result is in: let the process exit on
                 # its own (atexit hooks, coverage files) while the next shard starts.
@@ -321,11 +314,3 @@ class ShardRunner:
             f"pytest on the worker did not run this test (exit code {self.last_exit_code}); "
             f"its last output:\n{tail}"
         )
-
-
-def _tail(path: Path) -> str:
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        f.seek(max(0, size - _TAIL_BYTES))
-        return f.read().decode("utf-8", "replace")

@@ -9,8 +9,10 @@ delaying the next one. A spare serves only the run and options it was started fo
 so it never runs tests with code loaded before a later run's changes; a spare
 nobody takes exits by itself after ``idle_s``.
 
-Each process has two pipes: the *command* pipe, on which it receives one line
-naming its shard file, and the *report* pipe, on which it writes its results.
+Each process has two pipes: the *command* pipe, on which it receives its shard as
+one line of JSON, and the *report* pipe, on which it writes its results. Its
+output goes to a log file that is unlinked as soon as it is open, so nothing is
+left on disk even when the worker is killed.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 
 @dataclass
@@ -34,12 +35,17 @@ class TestProcess:
     process: subprocess.Popen[bytes]
     command_fd: int
     report_fd: int
-    log_path: Path
+    log_fd: int  # read end of the process's output, already unlinked
 
-    def give(self, shard_file: Path) -> bool:
-        """Hand the process its shard; False if it is already gone."""
+    def give(self, shard: bytes) -> bool:
+        """Hand the process its shard (one line of JSON); False if it is already gone.
+
+        The write blocks until the process has read it all: it is waiting for it.
+        """
+        data = shard + b"\n"
         try:
-            os.write(self.command_fd, (str(shard_file) + "\n").encode())
+            while data:
+                data = data[os.write(self.command_fd, data) :]
         except BrokenPipeError:
             return False
         finally:
@@ -47,17 +53,22 @@ class TestProcess:
             self.command_fd = -1
         return True
 
+    def tail(self, limit_bytes: int) -> str:
+        """The last ``limit_bytes`` of what the process printed."""
+        size = os.fstat(self.log_fd).st_size
+        data = os.pread(self.log_fd, limit_bytes, max(0, size - limit_bytes))
+        return data.decode("utf-8", "replace")
+
     def discard(self) -> None:
         """Kill the process if it still runs, close its pipes and remove its log."""
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
-        for fd in (self.command_fd, self.report_fd):
+        for fd in (self.command_fd, self.report_fd, self.log_fd):
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        self.command_fd = self.report_fd = -1
-        self.log_path.unlink(missing_ok=True)
+        self.command_fd = self.report_fd = self.log_fd = -1
 
 
 class Spawner:
@@ -100,6 +111,8 @@ class Spawner:
         command_read, command_write = os.pipe()
         report_read, report_write = os.pipe()
         log_fd, log_name = tempfile.mkstemp(prefix="farm-pytest-", suffix=".log")
+        log_read_fd = os.open(log_name, os.O_RDONLY)
+        os.unlink(log_name)
         full = [
             *command,
             "--farm-command-fd", str(command_read),
@@ -117,21 +130,20 @@ class Spawner:
                 pass_fds=(command_read, report_write),
             )
         except BaseException:
-            for fd in (command_write, report_read):
+            for fd in (command_write, report_read, log_read_fd):
                 os.close(fd)
-            Path(log_name).unlink(missing_ok=True)
             raise
         finally:
             for fd in (command_read, report_write, log_fd):
                 os.close(fd)
-        return TestProcess(process, command_write, report_read, Path(log_name))
+        return TestProcess(process, command_write, report_read, log_read_fd)
 
     def retire(self, test: TestProcess) -> None:
         """Let a process whose session has ended exit in its own time."""
-        for fd in (test.command_fd, test.report_fd):
+        for fd in (test.command_fd, test.report_fd, test.log_fd):
             if fd >= 0:
                 os.close(fd)
-        test.command_fd = test.report_fd = -1
+        test.command_fd = test.report_fd = test.log_fd = -1
         self.exiting.append((self.clock(), test))
 
     def reap(self) -> None:
