@@ -7,28 +7,14 @@ Celery (kombu) spells a Redis unix socket ``redis+socket:///path``; redis-py spe
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import redis
 
 from farm.errors import BrokerUnavailable, SettingsError
+from farm.urls import mask_url
 
 _SCHEMES = ("redis", "rediss", "unix", "redis+socket")
-
-
-def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***``, for messages and logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def check_scheme(url: str) -> None:

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import redis
@@ -227,16 +227,6 @@ class LocalWorkers:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def wait_for(
-    condition: Callable[[], bool], *, timeout_s: float, what: str, poll_s: float = 0.05
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise InfrastructureError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(poll_s)
 
 
 @contextlib.contextmanager

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from farm.store.urls import database_url, mask_url
+from farm.store.urls import database_url
+from farm.urls import mask_url
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from farm.broker import celery_url, mask_url, redis_py_url
+from farm.broker import celery_url, redis_py_url
 from farm.domain import Outcome, TestResult
 from farm.errors import SettingsError
 from farm.messages import (
@@ -77,12 +77,6 @@ def test_shard_task_rejects_wrong_types() -> None:
                 "result_limit_bytes": 1,
             }
         )
-
-
-def test_mask_url_hides_password_only() -> None:
-    assert mask_url("redis://:s3cret@host:6379/0") == "redis://:***@host:6379/0"
-    assert mask_url("postgresql://u:pw@db/x") == "postgresql://u:***@db/x"
-    assert mask_url("redis://host:6379/0") == "redis://host:6379/0"
 
 
 def test_socket_urls_in_each_library_spelling() -> None:
