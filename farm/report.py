@@ -393,10 +393,4 @@ class _Paint:
         return f"{style}{text}{_RESET}" if self._enabled else text
 
 
-__all__ = [
-    "Progress",
-    "format_duration",
-    "format_summary",
-    "summary_counts",
-    "terminal_safe",
-]
+__all__ = ["Progress", "format_duration", "format_summary", "summary_counts", "terminal_safe"]
