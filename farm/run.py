@@ -256,7 +256,7 @@ class RunDriver:
         """Plan and dispatch tests the run's shards do not hold yet."""
         plan = self._plan(tuple(node_ids))
         tasks = self._tasks(plan, where)
-        total = len(session.tracker.planned) + len(node_ids)
+        total = len(session.tracker.shard_of) + len(node_ids)
         self.store.add_shards(self.run_id, self._records(plan, tasks), total_tests=total)
         session.add_tasks(tasks)
 

@@ -21,7 +21,6 @@ class EventReader:
         self.stream = keys.events(run_id)
         self.cursor = "0-0"
         self.ttl_s = ttl_s
-        self.skipped = 0
 
     def read(self, *, block_ms: int, count: int = 5000) -> list[Event]:
         reply: Any = self.client.xread({self.stream: self.cursor}, count=count, block=block_ms)
@@ -37,7 +36,6 @@ class EventReader:
                         raise MessageError("entry has no field 'm'")
                     events.append(decode_event(raw))
                 except MessageError as e:
-                    self.skipped += 1
                     log.warning("skipped malformed event %s: %s", self.cursor, e)
         return events
 

@@ -7,6 +7,7 @@ Results are written to the store in batches (every ``flush_interval_s`` or
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -15,6 +16,8 @@ from farm.domain import TestResult
 from farm.messages import CollectFailed, ModuleCollected, ShardEnd, ShardStart, ShardTask
 from scheduler.ingest import EventReader
 from scheduler.tracker import RunTracker
+
+log = logging.getLogger(__name__)
 
 
 class ResultSink(Protocol):
@@ -82,7 +85,6 @@ class RunSession:
         self._starts: list[ShardStart] = []
         self._ends: list[ShardEnd] = []
         self._flushed_at = clock()
-        self.ignored: list[str] = []
 
     @property
     def complete(self) -> bool:
@@ -114,7 +116,8 @@ class RunSession:
         self._stepped_at = self.clock()
         self.liveness()
         accepted = self.tracker.feed(self.reader.read(block_ms=block_ms))
-        self.ignored.extend(accepted.ignored)
+        for reason in accepted.ignored:
+            log.warning("ignored an event of run %s: %s", self.run_id, reason)
         self._pending.extend(accepted.results)
         self._starts.extend(accepted.started)
         self._ends.extend(accepted.ended)

@@ -94,10 +94,6 @@ class RunTracker:
         self.final[result.node_id] = result
 
     @property
-    def planned(self) -> frozenset[str]:
-        return frozenset(self.shard_of)
-
-    @property
     def complete(self) -> bool:
         return self.owed is not None and self._missing == 0
 
