@@ -33,6 +33,8 @@ from typing import Any
 
 import pytest
 
+from farm.domain import module_of
+
 _LIMIT_BYTES = 64 * 1024
 
 
@@ -119,7 +121,7 @@ class ShardReporter:
     ) -> None:
         by_module: dict[str, list[str]] = {}
         for item in items:
-            by_module.setdefault(item.nodeid.split("::", 1)[0], []).append(item.nodeid)
+            by_module.setdefault(module_of(item.nodeid), []).append(item.nodeid)
         for module, node_ids in by_module.items():
             self._emit("M", {"module": module, "node_ids": node_ids})
         position = {node_id: index for index, node_id in enumerate(self.order)}
@@ -159,7 +161,7 @@ class ShardReporter:
         outcome, longrepr = _outcome(setup, call, teardown)
         setup_s = setup.duration if setup else 0.0
         own_s = (call.duration if call else 0.0) + teardown.duration
-        module = node_id.split("::", 1)[0]
+        module = module_of(node_id)
         module_setup_s = 0.0
         if module != self.last_module:
             # The first test of a module in this process pays the module-scoped fixtures

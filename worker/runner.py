@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from farm.domain import Outcome, TestResult
+from farm.domain import Outcome, TestResult, module_of
 from farm.messages import CollectFailed, ModuleCollected, ShardTask, encode_event
 from farm.pytest_command import pytest_command
 from worker.spawn import Spawner
@@ -71,10 +71,7 @@ def scrubbed_env(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def _module_paths(node_ids: Sequence[str]) -> list[str]:
-    seen: dict[str, None] = {}
-    for node_id in node_ids:
-        seen.setdefault(node_id.split("::", 1)[0], None)
-    return list(seen)
+    return list(dict.fromkeys(module_of(node_id) for node_id in node_ids))
 
 
 class ShardRunner:
