@@ -7,24 +7,13 @@ import xml.dom.minidom
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from helpers import make_result
+from helpers import make_result as result
 
 from farm.domain import Outcome, RunSummary, TestResult, Verdict
 from farm.junit import build_junit_tree, junit_names, write_junit_xml, xml_safe
 
 # XML 1.0's Char production, the test every conforming reader applies.
 LEGAL_XML = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
-
-
-def result(
-    node_id: str,
-    outcome: Outcome = Outcome.PASSED,
-    *,
-    duration_s: float = 0.5,
-    longrepr: str = "",
-    output: str = "",
-) -> TestResult:
-    return make_result(node_id, outcome, duration_s=duration_s, longrepr=longrepr, output=output)
 
 
 def summary(*results: TestResult, missing: tuple[str, ...] = ()) -> RunSummary:
