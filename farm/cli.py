@@ -64,7 +64,6 @@ def run(paths: tuple[str, ...], junit_xml: str | None, json_path: str | None, **
     from farm.embedded import broker_for_run
 
     settings = _settings(**flags)
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     worker_env = {**env, "FARM_KEY_PREFIX": settings.key_prefix, "FARM_QUEUE": settings.queue}
     with broker_for_run(
