@@ -247,3 +247,15 @@ def test_a_process_that_will_not_exit_after_its_session_is_killed_later(tmp_path
     spawner.reap()
     assert lingering.process.poll() is not None
     assert spawner.exiting == []
+
+
+def test_a_module_deleted_since_planning_does_not_stop_the_others(tmp_path: Path) -> None:
+    write(tmp_path, "test_kept.py", "def test_a(): pass\n")
+    write(tmp_path, "test_gone.py", "def test_b(): pass\n")
+    collection = collect([], [], cwd=tmp_path)
+    (tmp_path / "test_gone.py").unlink()
+    task = ShardTask("run1", 0, 1, collection.rootdir, collection.node_ids)
+    sink = RecordingSink()
+    ShardRunner(task, sink, worker="w").run()
+    assert sink.results["test_kept.py::test_a"].outcome is Outcome.PASSED
+    assert sink.results["test_gone.py::test_b"].outcome is Outcome.ERROR
