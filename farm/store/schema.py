@@ -8,6 +8,8 @@ supported. The schema is made and upgraded only by the Alembic migrations shippe
 from __future__ import annotations
 
 import hashlib
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +66,30 @@ def _sqlite_engine(url: URL) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             if not in_memory:
                 # WAL lets the dashboard read while the scheduler writes results.
-                cursor.execute("PRAGMA journal_mode=WAL")
+                _use_wal(cursor)
                 cursor.execute("PRAGMA synchronous=NORMAL")
         finally:
             cursor.close()
 
     return engine
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch a new database to WAL, waiting while another connection does the same.
+
+    The switch needs the database to itself, and SQLite answers "database is locked"
+    at once rather than waiting out the busy timeout, so connections opening a new
+    database together retry until the timeout instead of failing.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def alembic_config() -> Config:
