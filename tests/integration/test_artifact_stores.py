@@ -1,20 +1,25 @@
-"""The Redis artifact store against a real server: chunking, expiry, races, refusals.
+"""The Redis and S3 artifact stores against real servers: chunking, expiry, races, refusals.
 
-Redis is the session's server under a key prefix of the test's own.
+Redis is the session's server under a key prefix of the test's own; S3 is moto's
+HTTP server on a free port, reached through boto3's standard environment, as a
+MinIO or AWS endpoint would be.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
-from farm.artifacts import ArtifactError, ArtifactMissing, open_artifacts
+from farm.artifacts import ArtifactError, ArtifactMissing, ArtifactStore, open_artifacts
 from farm.artifacts.redis_store import RedisArtifacts
 
 pytestmark = pytest.mark.integration
@@ -188,3 +193,128 @@ def test_redis_refusals(
         store.has("*")
     with pytest.raises(ArtifactError, match="returns bytes"):
         RedisArtifacts(redis.Redis(decode_responses=True), key_prefix, 600)
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        pytest.skip("moto is not installed (pip install 'moto[server]'): no S3 server to test")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def s3_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, endpoint: str) -> None:
+    """boto3's standard environment, cut off from this machine's own AWS configuration."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+@pytest.fixture
+def s3(
+    s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> tuple[ArtifactStore, Any, str]:
+    """A store on a new bucket, a plain boto3 client, and the bucket's name."""
+    import boto3
+
+    s3_env(monkeypatch, tmp_path, s3_endpoint)
+    bucket = f"farm-test-{uuid.uuid4().hex[:12]}"
+    plain = boto3.session.Session().client("s3")
+    plain.create_bucket(Bucket=bucket)
+    return open_artifacts(f"s3://{bucket}/snapshots/"), plain, bucket
+
+
+def test_s3_round_trip(s3: tuple[ArtifactStore, Any, str], tmp_path: Path, dest: Path) -> None:
+    store, plain, bucket = s3
+    data = os.urandom(5 * MIB // 2)
+    digest, path = artifact(tmp_path / "src", data)
+    assert store.location == f"s3://{bucket}/snapshots"
+    assert not store.has(digest)
+
+    assert store.put(digest, path) == len(data)
+
+    listed = plain.list_objects_v2(Bucket=bucket)["Contents"]
+    assert [(o["Key"], o["Size"]) for o in listed] == [(f"snapshots/{digest}.tar.gz", len(data))]
+    assert store.has(digest)
+    assert store.put(digest, path) == 0
+    assert store.fetch(digest, dest, max_bytes=len(data)) == len(data)
+    assert dest.read_bytes() == data
+    assert os.listdir(dest.parent) == ["archive"]
+
+
+def test_s3_missing(s3: tuple[ArtifactStore, Any, str], dest: Path) -> None:
+    store, _, bucket = s3
+    digest = hashlib.sha256(b"never uploaded").hexdigest()
+    assert not store.has(digest)
+    with pytest.raises(ArtifactMissing, match=f"s3://{bucket}/snapshots has no {digest}"):
+        store.fetch(digest, dest, max_bytes=MIB)
+    assert not dest.exists()
+
+
+def test_s3_tampered_object_is_refused_and_leaves_no_dest(
+    s3: tuple[ArtifactStore, Any, str], tmp_path: Path, dest: Path
+) -> None:
+    store, plain, bucket = s3
+    digest, path = artifact(tmp_path / "src", os.urandom(MIB + 1))
+    store.put(digest, path)
+    plain.put_object(Bucket=bucket, Key=f"snapshots/{digest}.tar.gz", Body=os.urandom(MIB + 1))
+
+    with pytest.raises(ArtifactError, match=f"{digest} arrived damaged"):
+        store.fetch(digest, dest, max_bytes=10 * MIB)
+    assert os.listdir(dest.parent) == []
+
+
+def test_s3_limit_is_enforced(
+    s3: tuple[ArtifactStore, Any, str], tmp_path: Path, dest: Path
+) -> None:
+    store, _, _ = s3
+    data = os.urandom(2 * MIB)
+    digest, path = artifact(tmp_path / "src", data)
+    store.put(digest, path)
+
+    with pytest.raises(ArtifactError, match=f"over the limit of {MIB} bytes"):
+        store.fetch(digest, dest, max_bytes=MIB)
+    assert os.listdir(dest.parent) == []
+
+
+def test_s3_refuses_a_file_that_is_not_the_digest(
+    s3: tuple[ArtifactStore, Any, str], tmp_path: Path
+) -> None:
+    store, plain, bucket = s3
+    digest, _ = artifact(tmp_path / "src", b"the real thing")
+    _, other = artifact(tmp_path / "src", b"something else")
+    with pytest.raises(ArtifactError, match="refused to upload"):
+        store.put(digest, other)
+    assert "Contents" not in plain.list_objects_v2(Bucket=bucket)
+
+
+def test_s3_errors_are_one_line(
+    s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dest: Path
+) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    s3_env(monkeypatch, tmp_path, f"http://127.0.0.1:{closed}")
+    store = open_artifacts("s3://no-server/x")
+    digest = hashlib.sha256(b"x").hexdigest()
+
+    with pytest.raises(ArtifactError, match=f"s3://no-server/x: cannot look up {digest}") as e:
+        store.has(digest)
+    assert "\n" not in str(e.value)
+
+    s3_env(monkeypatch, tmp_path, s3_endpoint)
+    store = open_artifacts("s3://no-such-bucket-here")
+    with pytest.raises(ArtifactError, match="NoSuchBucket") as e:
+        store.fetch(digest, dest, max_bytes=MIB)
+    assert "\n" not in str(e.value)
+    assert not dest.exists()
