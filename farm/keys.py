@@ -15,6 +15,14 @@ key                                    type    lifetime and meaning
 ``{p}run:{run_id}:cancel``             string  run TTL. Set to ``1`` when the run is
                                                cancelled; workers skip its shards and
                                                stop a shard that is running.
+``{p}workers``                         hash    no TTL; field per worker name: a JSON
+                                               :class:`farm.registry.WorkerInfo`,
+                                               re-announced every few seconds and
+                                               removed on a clean stop; an entry not
+                                               seen for a while is a worker gone.
+``{p}snapshot:{digest}``               hash    artifact TTL, refreshed by each run that
+                                               uses it: a code snapshot in 1 MiB chunks
+                                               (see :mod:`farm.artifacts`).
 ``{p}{queue}`` (Celery)                list    Celery's queue of shard tasks, written by
                                                kombu under ``global_keyprefix``; also
                                                kombu's ``unacked`` hash and index.
@@ -42,3 +50,6 @@ class Keys:
 
     def cancel(self, run_id: str) -> str:
         return self._run(run_id, "cancel")
+
+    def workers(self) -> str:
+        return f"{self.prefix}workers"

@@ -4,9 +4,12 @@ A :class:`ShardTask` is the argument of the Celery task ``farm.run_shard``. Work
 answer on the run's events stream (see :mod:`farm.keys`) with one JSON object per
 entry, told apart by ``type``:
 
-- ``shard_start``: ``{type, run_id, shard_id, lease, worker, at}``
+- ``shard_start``: ``{type, run_id, shard_id, lease, worker, at, host}``
 - ``result``: a :class:`farm.domain.TestResult` as a dict (``outcome`` as its value)
-- ``shard_end``: ``{type, run_id, shard_id, lease, worker, at, exit_code, message}``
+- ``shard_end``: ``{type, run_id, shard_id, lease, worker, at, exit_code, message, fatal}``;
+  ``fatal`` means the worker could not run the shard at all for a reason no other
+  worker would escape (a refused snapshot, a failing setup command): the run ends
+  with an error verdict instead of waiting for results that will never come
 - ``collected``: ``{type, run_id, shard_id, lease, module, node_ids}``: every test
   pytest collected (and kept, after ``-k``/``-m``) from one module on the worker,
   in order; it verifies a run started from a cached collection
@@ -27,6 +30,7 @@ from farm.domain import Outcome, TestResult
 from farm.errors import FarmError
 
 TASK_NAME = "farm.run_shard"
+SNAPSHOT_MAX_BYTES = 1 << 30  # unpacked size a worker accepts unless told otherwise
 
 
 class MessageError(FarmError):
@@ -37,9 +41,15 @@ class MessageError(FarmError):
 class ShardTask:
     """One shard to run: which tests, where, with which pytest options.
 
-    ``rootdir`` is the suite's rootdir on the worker's filesystem; ``node_ids`` are
-    relative to it, in the order to run them; ``pytest_args`` are options passed
-    through to pytest (never paths).
+    ``node_ids`` are relative to ``rootdir``, in the order to run them;
+    ``pytest_args`` are options passed through to pytest (never paths).
+
+    Without ``snapshot``, ``rootdir`` and ``inifile`` are paths on a filesystem the
+    worker shares with the submitter. With it, the code to test is the archive of
+    that sha256 digest in the artifact store ``artifacts`` (a location without
+    credentials: see :mod:`farm.artifacts`), and ``rootdir`` and ``inifile`` are
+    relative to the archive's root. ``setup_command``, when set, builds the
+    environment the tests run in, keyed by the files ``setup_files`` match.
     """
 
     run_id: str
@@ -50,11 +60,17 @@ class ShardTask:
     pytest_args: tuple[str, ...] = ()
     inifile: str = ""
     result_limit_bytes: int = 64 * 1024
+    snapshot: str = ""
+    artifacts: str = ""
+    snapshot_max_bytes: int = SNAPSHOT_MAX_BYTES
+    setup_command: str = ""
+    setup_files: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["node_ids"] = list(self.node_ids)
         data["pytest_args"] = list(self.pytest_args)
+        data["setup_files"] = list(self.setup_files)
         return data
 
     @classmethod
@@ -71,6 +87,13 @@ class ShardTask:
                 pytest_args=tuple(_str_list(data, "pytest_args")),
                 inifile=str(data.get("inifile", "")),
                 result_limit_bytes=_int(data, "result_limit_bytes"),
+                snapshot=_str(data, "snapshot") if "snapshot" in data else "",
+                artifacts=_str(data, "artifacts") if "artifacts" in data else "",
+                snapshot_max_bytes=_int(data, "snapshot_max_bytes")
+                if "snapshot_max_bytes" in data
+                else SNAPSHOT_MAX_BYTES,
+                setup_command=_str(data, "setup_command") if "setup_command" in data else "",
+                setup_files=tuple(_str_list(data, "setup_files")) if "setup_files" in data else (),
             )
         except KeyError as e:
             raise MessageError(f"shard task lacks field {e}") from None
@@ -79,13 +102,14 @@ class ShardTask:
 
 @dataclass(frozen=True)
 class ShardStart:
-    """A worker began a shard."""
+    """A worker began a shard; ``worker`` is the slot (``name:pid``), ``host`` its machine."""
 
     run_id: str
     shard_id: int
     lease: int
     worker: str
     at: float
+    host: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,6 +123,7 @@ class ShardEnd:
     at: float
     exit_code: int
     message: str = ""
+    fatal: bool = False
 
 
 @dataclass(frozen=True)
@@ -160,6 +185,7 @@ def decode_event(raw: str | bytes) -> Event:
                 _int(data, "lease"),
                 _str(data, "worker"),
                 _float(data, "at"),
+                str(data.get("host", "")),
             )
         if kind == "shard_end":
             return ShardEnd(
@@ -170,6 +196,7 @@ def decode_event(raw: str | bytes) -> Event:
                 _float(data, "at"),
                 _int(data, "exit_code"),
                 str(data.get("message", "")),
+                data.get("fatal") is True,
             )
         if kind == "collected":
             return ModuleCollected(

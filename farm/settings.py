@@ -31,6 +31,23 @@ def _default_workers() -> int:
     return os.cpu_count() or 2
 
 
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "farm"
+
+
+# What a setup command's environment depends on, relative to the snapshot's root.
+DEFAULT_SETUP_FILES = (
+    "pyproject.toml",
+    "setup.py",
+    "setup.cfg",
+    "requirements*.txt",
+    "requirements/*.txt",
+    "*.lock",
+    "constraints*.txt",
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of farm. ``None`` for a URL means "use the embedded default"."""
@@ -49,6 +66,24 @@ class Settings:
     progress_interval_s: float = 5.0  # plain progress lines when not on a terminal
     worker_start_timeout_s: float = 60.0
     shard_overhead_s: float = 0.3  # what starting a test process for a shard costs
+    # Code snapshots: "auto" packs the tree only for workers elsewhere (with --broker).
+    snapshot: str = "auto"
+    artifacts: str = "redis"  # where snapshots go: redis, a directory, s3://bucket/prefix
+    snapshot_max_bytes: int = 1 << 30  # unpacked size a worker accepts
+    setup_command: str = ""  # builds the tests' environment on workers; "" uses the worker's
+    setup_files: tuple[str, ...] = DEFAULT_SETUP_FILES
+    setup_timeout_s: float = 1800.0
+    cache_dir: Path = dataclasses.field(default_factory=_default_cache_dir)  # worker's cache
+    cache_max_bytes: int = 10 << 30  # unpacked snapshots a worker keeps
+
+    def snapshots_on(self, *, rev: str | None = None) -> bool:
+        """Whether a run packs its code: always for a revision, by default only for a
+        farm elsewhere (local workers share the submitter's disk)."""
+        if rev is not None:
+            return True
+        if self.snapshot == "auto":
+            return self.broker_url is not None
+        return self.snapshot == "on"
 
     @property
     def database_url_or_default(self) -> str:
@@ -94,6 +129,31 @@ def _path(name: str, value: object) -> Path:
     return Path(_text(name, value)).expanduser()
 
 
+def _snapshot_mode(name: str, value: object) -> str:
+    text = _text(name, value).strip().lower()
+    if text not in ("auto", "on", "off"):
+        raise SettingsError(f"setting {name} must be auto, on or off, got {value!r}")
+    return text
+
+
+def _artifacts(name: str, value: object) -> str:
+    from farm.artifacts import check_location  # only when set: it brings in redis-py
+
+    return check_location(_text(name, value).strip())
+
+
+def _globs(name: str, value: object) -> tuple[str, ...]:
+    # A list in pyproject.toml; a comma-separated string from a flag or FARM_ variable.
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise SettingsError(f"setting {name} must be a list of file patterns, got {value!r}")
+    patterns = tuple(i.strip() for i in items if i.strip())
+    for pattern in patterns:
+        if pattern.startswith("/") or ".." in Path(pattern).parts:
+            raise SettingsError(f"setting {name}: {pattern!r} must be relative to the project")
+    return patterns
+
+
 _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "broker_url": _optional_url,
     "database_url": _optional_url,
@@ -109,6 +169,14 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "progress_interval_s": _positive_float,
     "worker_start_timeout_s": _positive_float,
     "shard_overhead_s": _positive_float,
+    "snapshot": _snapshot_mode,
+    "artifacts": _artifacts,
+    "snapshot_max_bytes": _positive_int,
+    "setup_command": _text,
+    "setup_files": _globs,
+    "setup_timeout_s": _positive_float,
+    "cache_dir": _path,
+    "cache_max_bytes": _positive_int,
 }
 
 

@@ -32,7 +32,9 @@ def result(**overrides: object) -> TestResult:
     [
         result(),
         ShardStart("r", 1, 1, "h:1", 3.0),
+        ShardStart("r", 1, 1, "h:1", 3.0, "host-a"),
         ShardEnd("r", 1, 2, "h:1", 4.0, 1, "boom"),
+        ShardEnd("r", 1, 2, "h:1", 4.0, 1, "refused entry 'x'", fatal=True),
         ModuleCollected("r", 1, 1, "t.py", ("t.py::a", "t.py::b[1]")),
         CollectFailed("r", 1, 1, "t.py", "SyntaxError"),
     ],
@@ -44,6 +46,29 @@ def test_events_round_trip(event: object) -> None:
 def test_shard_task_round_trip() -> None:
     task = ShardTask("r", 3, 1, "/src", ("a.py::x", "b.py::y"), ("-x",), "/src/pytest.ini", 99)
     assert ShardTask.from_json(json.loads(json.dumps(task.to_json()))) == task
+
+
+def test_shard_task_with_a_snapshot_round_trip() -> None:
+    task = ShardTask(
+        "r", 3, 1, "sub", ("a.py::x",), (), "sub/pytest.ini", 99, snapshot="ab" * 32,
+        artifacts="redis", snapshot_max_bytes=1234, setup_command="pip install -e .",
+        setup_files=("pyproject.toml", "requirements*.txt"),
+    )  # fmt: skip
+    assert ShardTask.from_json(json.loads(json.dumps(task.to_json()))) == task
+
+
+def test_a_shard_task_of_an_older_submitter_runs_on_the_shared_disk() -> None:
+    data = ShardTask("r", 3, 1, "/src", ("a.py::x",)).to_json()
+    for field in ("snapshot", "artifacts", "snapshot_max_bytes", "setup_command", "setup_files"):
+        del data[field]
+    task = ShardTask.from_json(data)
+    assert task.snapshot == "" and task.setup_files == ()
+
+
+def test_a_fatal_flag_must_be_true_itself_to_count() -> None:
+    raw = encode_event(ShardEnd("r", 1, 1, "w", 1.0, 0)).replace('"fatal":false', '"fatal":"yes"')
+    end = decode_event(raw)
+    assert isinstance(end, ShardEnd) and not end.fatal
 
 
 @pytest.mark.parametrize(

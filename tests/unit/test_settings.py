@@ -64,3 +64,51 @@ def test_broken_pyproject_is_one_error(tmp_path: Path) -> None:
 def test_settings_are_frozen() -> None:
     with pytest.raises(AttributeError):
         Settings().workers = 3  # type: ignore[misc]
+
+
+def test_setup_settings_from_pyproject_and_env(tmp_path: Path) -> None:
+    write_pyproject(
+        tmp_path,
+        '[tool.farm]\nsetup-command = "pip install -e .[test]"\n'
+        'setup-files = ["pyproject.toml", "requirements/*.txt"]\n',
+    )
+    settings = load_settings({}, {"FARM_CACHE_MAX_BYTES": "1000"}, tmp_path)
+    assert settings.setup_command == "pip install -e .[test]"
+    assert settings.setup_files == ("pyproject.toml", "requirements/*.txt")
+    assert settings.cache_max_bytes == 1000
+    from_env = load_settings({}, {"FARM_SETUP_FILES": "a.txt, b.lock"}, tmp_path)
+    assert from_env.setup_files == ("a.txt", "b.lock")
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "broker", "rev", "on"),
+    [
+        ("auto", None, None, False),  # local workers share the disk
+        ("auto", "redis://h:6379/0", None, True),
+        ("off", "redis://h:6379/0", None, False),
+        ("on", None, None, True),
+        ("auto", None, "HEAD~1", True),  # a commit exists nowhere on disk
+    ],
+)
+def test_when_runs_pack_their_code(
+    tmp_path: Path, snapshot: str, broker: str | None, rev: str | None, on: bool
+) -> None:
+    settings = load_settings({"snapshot": snapshot, "broker_url": broker}, {}, tmp_path)
+    assert settings.snapshots_on(rev=rev) is on
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"snapshot": "maybe"}, "snapshot must be auto, on or off"),
+        ({"setup_files": "/etc/passwd"}, "must be relative to the project"),
+        ({"setup_files": "../up.txt"}, "must be relative to the project"),
+        ({"artifacts": "ftp://host/x"}, "artifacts"),
+        ({"artifacts": "relative/dir"}, "artifacts"),
+    ],
+)
+def test_invalid_snapshot_settings_name_the_problem(
+    tmp_path: Path, flags: dict[str, object], message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(flags, {}, tmp_path)
