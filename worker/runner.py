@@ -88,8 +88,10 @@ class ShardRunner:
         spawner: Spawner | None = None,
         more_work: Callable[[], bool] = lambda: True,
         clock: Callable[[], float] = time.time,
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.task = task
+        self.extra_env = dict(extra_env or {})
         self.sink = sink
         self.worker = worker
         self.python = python
@@ -166,10 +168,10 @@ class ShardRunner:
     def _run_process(self, node_ids: list[str]) -> tuple[_Attempt, str]:
         shard = self._shard(node_ids)
         command, key, cwd = self._command(), self._key(), self.task.rootdir
-        test = self.spawner.take(key, command, cwd)
+        test = self.spawner.take(key, command, cwd, self.extra_env)
         if not test.give(shard):
             test.discard()  # the spare died waiting: start one now
-            test = self.spawner.start(command, cwd)
+            test = self.spawner.start(command, cwd, self.extra_env)
             test.give(shard)
         attempt = _Attempt()
         if self.keep_spare and self.spawner.spare is None:
@@ -178,7 +180,7 @@ class ShardRunner:
             # With no shard waiting in the queue, a spare would only burn a core.
             def prepare() -> None:
                 if self.more_work():
-                    self.spawner.prepare(key, command, cwd)
+                    self.spawner.prepare(key, command, cwd, self.extra_env)
 
             attempt.on_collected = prepare
         try:

@@ -90,8 +90,17 @@ class Spawner:
         # Done with their shard, not yet exited, with the time they were retired.
         self.exiting: list[tuple[float, TestProcess]] = []
 
-    def take(self, key: tuple[str, ...], command: Sequence[str], cwd: str) -> TestProcess:
-        """A process for ``key``: the spare if it is alive and fits, else a new one."""
+    def take(
+        self,
+        key: tuple[str, ...],
+        command: Sequence[str],
+        cwd: str,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> TestProcess:
+        """A process for ``key``: the spare if it is alive and fits, else a new one.
+
+        ``key`` must tell apart everything ``command``, ``cwd`` and ``extra_env`` do.
+        """
         self.reap()
         if self.spare is not None:
             spare_key, spare = self.spare
@@ -99,15 +108,23 @@ class Spawner:
             if spare_key == key and spare.process.poll() is None:
                 return spare
             spare.discard()
-        return self.start(command, cwd)
+        return self.start(command, cwd, extra_env)
 
-    def prepare(self, key: tuple[str, ...], command: Sequence[str], cwd: str) -> None:
+    def prepare(
+        self,
+        key: tuple[str, ...],
+        command: Sequence[str],
+        cwd: str,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
         """Start the spare for the next shard of ``key``."""
         if self.spare is not None:
             self.spare[1].discard()
-        self.spare = (key, self.start(command, cwd))
+        self.spare = (key, self.start(command, cwd, extra_env))
 
-    def start(self, command: Sequence[str], cwd: str) -> TestProcess:
+    def start(
+        self, command: Sequence[str], cwd: str, extra_env: Mapping[str, str] | None = None
+    ) -> TestProcess:
         command_read, command_write = os.pipe()
         report_read, report_write = os.pipe()
         log_fd, log_name = tempfile.mkstemp(prefix="farm-pytest-", suffix=".log")
@@ -123,7 +140,7 @@ class Spawner:
             process = subprocess.Popen(
                 full,
                 cwd=cwd,
-                env=self.env,
+                env={**self.env, **(extra_env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=log_fd,
                 stderr=subprocess.STDOUT,

@@ -1,0 +1,160 @@
+"""Where a shard's tests run on this worker: the shared disk, or a fetched snapshot.
+
+A task without a snapshot names its rootdir on a disk the worker shares with the
+submitter (local workers). A task with one names an archive by digest: the worker
+takes the unpacked tree from its cache, or fetches the archive from the artifact
+store, verifies it, unpacks it into the cache (see :mod:`worker.cache`) and then
+runs the tests there. One pool process fetches a digest while the others wait on
+its lock, so a worker downloads each snapshot once. Compiled bytecode goes under
+the cache, not into the tree, so a tree stays what its digest says.
+
+Everything that can go wrong here (a missing or tampered archive, an entry that
+would land outside the tree, a failing setup command) is a :class:`WorkspaceError`:
+no worker could run the shard, so the run ends with an error verdict naming it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import redis
+
+from farm.artifacts import ArtifactError, ArtifactStore, open_artifacts
+from farm.errors import InfrastructureError
+from farm.logs import event
+from farm.messages import ShardTask
+from farm.snapshot import SnapshotError
+from worker.cache import SnapshotCache
+from worker.envs import Environments, SetupError, code_path
+
+log = logging.getLogger(__name__)
+
+
+class WorkspaceError(InfrastructureError):
+    """The shard cannot run on any worker: its code or environment is unusable."""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where and with what to run one shard."""
+
+    rootdir: str
+    inifile: str
+    python: str
+    env: dict[str, str] = field(default_factory=dict)  # added to the test process's
+    fetched_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class WorkspaceConfig:
+    cache_dir: Path
+    cache_max_bytes: int
+    key_prefix: str
+    artifact_ttl_s: int
+    setup_timeout_s: float
+
+
+class Workspaces:
+    """Prepares shards' workspaces from the cache under ``config.cache_dir``."""
+
+    def __init__(
+        self,
+        config: WorkspaceConfig,
+        *,
+        client: Callable[[], redis.Redis],
+        base_env: dict[str, str],
+    ) -> None:
+        self.config = config
+        self.client = client
+        root = config.cache_dir
+        self.trees = SnapshotCache(root / "trees", max_bytes=config.cache_max_bytes)
+        self.envs = Environments(root / "envs", base_env=base_env, timeout_s=config.setup_timeout_s)
+        self.stores: dict[str, ArtifactStore] = {}
+
+    def prepare(self, task: ShardTask) -> Workspace:
+        if not task.snapshot:
+            return Workspace(task.rootdir, task.inifile, sys.executable)
+        try:
+            tree, fetched = self._tree(task)
+            rootdir = _inside(tree, task.rootdir, "rootdir")
+            inifile = _inside(tree, task.inifile, "inifile") if task.inifile else ""
+            python, env = sys.executable, {}
+            if task.setup_command:
+                built = self.envs.prepare(tree, task.setup_command, task.setup_files)
+                python, env = built.python, dict(built.env)
+                env["PYTHONPATH"] = code_path(tree)
+        except (ArtifactError, SnapshotError, SetupError) as e:
+            raise WorkspaceError(str(e)) from e
+        except OSError as e:
+            raise WorkspaceError(f"cannot prepare snapshot {task.snapshot[:12]}: {e}") from e
+        env["PYTHONPYCACHEPREFIX"] = str(self.config.cache_dir / "pycache" / task.snapshot)
+        return Workspace(rootdir, inifile, python, env, fetched)
+
+    def _tree(self, task: ShardTask) -> tuple[Path, int]:
+        digest = task.snapshot
+        cached = self.trees.path_for(digest)
+        if cached is not None:
+            return cached, 0
+        with self._locked(digest):
+            cached = self.trees.path_for(digest)  # fetched by another slot meanwhile
+            if cached is not None:
+                return cached, 0
+            started = time.monotonic()
+            downloads = self.config.cache_dir / "downloads"
+            downloads.mkdir(parents=True, exist_ok=True)
+            archive = Path(tempfile.mkdtemp(prefix=".fetch-", dir=downloads)) / "archive"
+            try:
+                size = self._store(task.artifacts).fetch(
+                    digest, archive, max_bytes=task.snapshot_max_bytes
+                )
+                fetched_s = time.monotonic() - started
+                tree = self.trees.add(digest, archive, task.snapshot_max_bytes)
+            finally:
+                with contextlib.suppress(OSError):
+                    archive.unlink()
+                with contextlib.suppress(OSError):
+                    archive.parent.rmdir()
+        event(
+            log,
+            "snapshot.fetched",
+            digest=digest,
+            bytes=size,
+            fetch_s=round(fetched_s, 3),
+            total_s=round(time.monotonic() - started, 3),
+        )
+        return tree, size
+
+    def _store(self, location: str) -> ArtifactStore:
+        if location not in self.stores:
+            self.stores[location] = open_artifacts(
+                location or "redis",
+                redis_client=self.client(),
+                key_prefix=self.config.key_prefix,
+                ttl_s=self.config.artifact_ttl_s,
+            )
+        return self.stores[location]
+
+    @contextlib.contextmanager
+    def _locked(self, digest: str) -> Iterator[None]:
+        locks = self.config.cache_dir / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with open(locks / digest, "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+
+def _inside(tree: Path, relative: str, what: str) -> str:
+    """``tree/relative``, refusing a path from the network that would leave the tree."""
+    path = PurePosixPath(relative)
+    if path.is_absolute() or ".." in path.parts:
+        raise WorkspaceError(f"task's {what} {relative!r} is not a path inside the snapshot")
+    return os.path.normpath(tree / path)
