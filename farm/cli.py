@@ -56,16 +56,31 @@ def _common(func: Any) -> Any:
 @click.option("-n", "--workers", type=_WORKERS, help="Local worker processes [CPU count].")
 @click.option("--broker", "broker_url", help="Redis URL of an existing farm (no embedded Redis).")
 @click.option("--strategy", help="Sharding strategy [lpt].")
+@click.option("--rev", help="Test this git commit (packed from the repository), not the disk.")
+@click.option(
+    "--snapshot",
+    type=click.Choice(["auto", "on", "off"]),
+    help="Pack the code for the workers [auto: only with --broker].",
+)
+@click.option("--artifacts", help="Where snapshots go: redis, a folder, s3://bucket/prefix.")
 @click.option("--junit-xml", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write a JSON report.")
 @_common
-def run(paths: tuple[str, ...], junit_xml: str | None, json_path: str | None, **flags: Any) -> None:
+def run(
+    paths: tuple[str, ...],
+    rev: str | None,
+    junit_xml: str | None,
+    json_path: str | None,
+    **flags: Any,
+) -> None:
     """Run the tests under PATHS on the farm; options after -- go to pytest."""
     from farm.embedded import broker_for_run
 
     settings = _settings(**flags)
     env = dict(os.environ)
     worker_env = {**env, "FARM_KEY_PREFIX": settings.key_prefix, "FARM_QUEUE": settings.queue}
+    # Local workers keep what they fetch (with --rev or --snapshot on) in the state folder.
+    worker_env.setdefault("FARM_CACHE_DIR", str((settings.state_dir / "cache").resolve()))
     with broker_for_run(
         settings.state_dir, broker_url=settings.broker_url, workers=settings.workers, env=worker_env
     ) as (url, local):
@@ -76,7 +91,7 @@ def run(paths: tuple[str, ...], junit_xml: str | None, json_path: str | None, **
         from farm.run import RunRequest, execute
         from farm.verdict import exit_code
 
-        request = RunRequest(paths, _pytest_args(), Path.cwd(), env)
+        request = RunRequest(paths, _pytest_args(), Path.cwd(), env, rev)
         outcome = execute(settings, request, url=url, local=local)
     summary = outcome.summary
     if junit_xml:
@@ -159,33 +174,88 @@ def plan(
 @click.option("-c", "--concurrency", type=_WORKERS, help="Shards run at once [CPU count].")
 @click.option("--queue", help="Queue to consume [farm].")
 @click.option("--key-prefix", help="Prefix of every Redis key [farm:].")
-@click.option("--name", help="Worker name [farm@HOST].")
+@click.option("--name", help="Worker name in results and `farm workers` [host name].")
+@click.option("--cache", "cache_dir", help="Folder for snapshots and environments [~/.cache/farm].")
 @click.option("--local", is_flag=True, hidden=True)
 def worker(concurrency: int | None, name: str | None, local: bool, **flags: Any) -> None:
     """Run a worker that takes shards from the farm's Redis."""
+    import logging
+
     from farm.broker import connect
+    from farm.logs import configure
 
     settings = _settings(workers=concurrency, **flags)
     if not settings.broker_url:
         raise SettingsError("farm worker needs --broker URL or FARM_BROKER_URL")
+    worker_name = name or socket.gethostname()
+    if not worker_name.strip() or any(c in worker_name for c in ":\n\r"):
+        raise SettingsError(f"worker name must be non-empty without ':' or newlines: {name!r}")
+    configure(level=logging.WARNING if local else logging.INFO)
     connect(settings.broker_url, timeout_s=settings.broker_timeout_s).close()
-    from worker.app import make_app
+    from worker.app import WorkerConfig, make_app
+    from worker.workspace import WorkspaceConfig
 
-    app = make_app(
-        settings.broker_url,
-        key_prefix=settings.key_prefix,
+    config = WorkerConfig(
+        broker_url=settings.broker_url,
+        workspace=WorkspaceConfig(
+            cache_dir=settings.cache_dir.resolve(),
+            cache_max_bytes=settings.cache_max_bytes,
+            key_prefix=settings.key_prefix,
+            artifact_ttl_s=settings.run_ttl_s,
+            setup_timeout_s=settings.setup_timeout_s,
+        ),
+        name=worker_name,
+        concurrency=settings.workers,
         queue=settings.queue,
+        key_prefix=settings.key_prefix,
         run_ttl_s=settings.run_ttl_s,
     )
+    app = make_app(config)
     argv = [
         "worker",
         "--concurrency", str(settings.workers),
         "--queues", settings.queue,
-        "--hostname", name or f"farm@{socket.gethostname()}",
+        "--hostname", worker_name if "@" in worker_name else f"farm@{worker_name}",
         "--without-gossip", "--without-mingle", "--without-heartbeat",
         "--loglevel", "WARNING" if local else "INFO",
     ]  # fmt: skip
     app.worker_main(argv)
+
+
+@cli.command()
+@click.option("--broker", "broker_url", help="Redis URL of the farm [FARM_BROKER_URL].")
+@click.option("--key-prefix", help="Prefix of every Redis key [farm:].")
+@click.option("--all", "show_all", is_flag=True, help="Also list workers not seen lately.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+def workers(show_all: bool, as_json: bool, **flags: Any) -> None:
+    """List the workers on the farm: name, host, pid, capacity, queue."""
+    import time
+
+    from farm.broker import connect
+    from farm.keys import Keys
+    from farm.registry import WorkerRegistry
+
+    settings = _settings(**flags)
+    if not settings.broker_url:
+        raise SettingsError("farm workers needs --broker URL or FARM_BROKER_URL")
+    client = connect(settings.broker_url, timeout_s=settings.broker_timeout_s)
+    try:
+        registry = WorkerRegistry(client, Keys(settings.key_prefix))
+        found = registry.all() if show_all else registry.live()
+    finally:
+        client.close()
+    now = time.time()
+    for info in found:
+        if as_json:
+            click.echo(info.to_json())
+        else:
+            click.echo(
+                f"{info.name:20} {info.host:20} pid {info.pid:<7} capacity {info.capacity:<3} "
+                f"queue {info.queue}  seen {now - info.seen_at:.0f}s ago"
+            )
+    if not as_json:
+        total = sum(i.capacity for i in found)
+        click.echo(f"{len(found)} worker(s), {total} slot(s)")
 
 
 @cli.group()

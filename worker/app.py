@@ -1,76 +1,165 @@
 """The worker's Celery app: one task, ``farm.run_shard``, JSON only.
 
 ``make_app`` builds a fresh app per process (no module-level singleton), so a
-worker's broker, queue and key prefix come from its command line or environment.
+worker's broker, queue, name and cache come from its command line or environment.
+The main process announces the worker in the registry (:mod:`farm.registry`)
+while it runs; each pool process is one *slot*, named ``<name>:<pid>``, which
+prepares a shard's workspace (:mod:`worker.workspace`) and runs it.
+
+On SIGTERM Celery stops taking tasks and lets the running shards finish (a warm
+shutdown); a second SIGTERM or SIGQUIT stops at once, and the unacknowledged
+shards go back to the queue for other workers (tasks are acknowledged late).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import logging
 import os
 import socket
+import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import redis
-from celery import Celery
+from celery import Celery, signals
 
 from farm.broker import celery_config, redis_py_url
 from farm.keys import Keys
+from farm.logs import event
 from farm.messages import TASK_NAME, ShardEnd, ShardStart, ShardTask, encode_event
+from farm.registry import ANNOUNCE_INTERVAL_S, WorkerInfo, WorkerRegistry
 from worker.runner import ShardRunner, scrubbed_env
 from worker.sink import RedisSink
 from worker.spawn import Spawner
+from worker.workspace import WorkspaceConfig, WorkspaceError, Workspaces
+
+log = logging.getLogger("farm.worker")
 
 
-def worker_identity() -> str:
-    """``host:pid`` of the process running a shard: each pool process is one worker slot."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+@dataclass(frozen=True)
+class WorkerConfig:
+    """One ``farm worker``: where it takes shards from and what it may keep on disk."""
+
+    broker_url: str
+    workspace: WorkspaceConfig
+    name: str = socket.gethostname()
+    concurrency: int = 1
+    queue: str = "farm"
+    key_prefix: str = "farm:"
+    run_ttl_s: int = 24 * 3600
 
 
-def make_app(broker_url: str, *, key_prefix: str, queue: str, run_ttl_s: int) -> Celery:
+def make_app(config: WorkerConfig) -> Celery:
     app = Celery("farm")
-    app.conf.update(celery_config(broker_url, key_prefix=key_prefix, queue=queue))
-    keys = Keys(key_prefix)
+    app.conf.update(
+        celery_config(config.broker_url, key_prefix=config.key_prefix, queue=config.queue)
+    )
+    # farm.logs formats every record; Celery must not take over the root logger or stdout.
+    app.conf.update(worker_hijack_root_logger=False, worker_redirect_stdouts=False)
+    keys = Keys(config.key_prefix)
+    host = socket.gethostname()
     clients: dict[int, redis.Redis] = {}
-    spawners: dict[int, Spawner] = {}
+    slots: dict[int, tuple[Spawner, Workspaces]] = {}
 
     def client() -> redis.Redis:
         # One client per pool process: a connection must not cross a fork.
         pid = os.getpid()
         if pid not in clients:
-            clients[pid] = redis.Redis.from_url(redis_py_url(broker_url))
+            clients[pid] = redis.Redis.from_url(redis_py_url(config.broker_url))
         return clients[pid]
 
-    def spawner() -> Spawner:
-        # One spare pytest process per pool process, for that process's next shard.
+    def slot() -> tuple[Spawner, Workspaces]:
+        # One spare pytest process and one view of the cache per pool process.
         pid = os.getpid()
-        if pid not in spawners:
-            spawners[pid] = Spawner(env=scrubbed_env(os.environ))
-        return spawners[pid]
+        if pid not in slots:
+            env = scrubbed_env(os.environ)
+            workspaces = Workspaces(config.workspace, client=client, base_env=env)
+            slots[pid] = (Spawner(env=env), workspaces)
+        return slots[pid]
 
     @app.task(name=TASK_NAME, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
     def run_shard(payload: dict[str, Any]) -> None:
         task = ShardTask.from_json(payload)
-        sink = RedisSink(client(), keys, task.run_id, ttl_s=run_ttl_s)
-        me = worker_identity()
+        sink = RedisSink(client(), keys, task.run_id, ttl_s=config.run_ttl_s)
+        me = f"{config.name}:{os.getpid()}"
         if sink.cancelled():
             return
-        sink.send(
-            [encode_event(ShardStart(task.run_id, task.shard_id, task.lease, me, time.time()))]
-        )
-        queue_key = key_prefix + queue  # kombu's list for the queue, under its key prefix
-
-        def more_work() -> bool:
-            return bool(client().llen(queue_key))
-
-        runner = ShardRunner(task, sink, worker=me, spawner=spawner(), more_work=more_work)
+        start = ShardStart(task.run_id, task.shard_id, task.lease, me, time.time(), host)
+        sink.send([encode_event(start)])
+        event(log, "shard.start", run_id=task.run_id, shard=task.shard_id, tests=len(task.node_ids))
+        spawner, workspaces = slot()
+        fatal, exit_code = False, 0
         try:
-            message = runner.run()
-        except Exception as e:
-            message = f"worker failed: {type(e).__name__}: {e}"
+            where = workspaces.prepare(task)
+        except WorkspaceError as e:
+            fatal, message = True, f"{me}: {e}"
+            event(log, "shard.refused", level=logging.ERROR, run_id=task.run_id, error=str(e))
+        else:
+            local_task = dataclasses.replace(task, rootdir=where.rootdir, inifile=where.inifile)
+            queue_key = config.key_prefix + config.queue  # kombu's list, under its key prefix
+
+            def more_work() -> bool:
+                return bool(client().llen(queue_key))
+
+            runner = ShardRunner(
+                local_task,
+                sink,
+                worker=me,
+                python=where.python,
+                spawner=spawner,
+                more_work=more_work,
+                extra_env=where.env,
+            )
+            try:
+                message = runner.run()
+            except Exception as e:
+                message = f"worker failed: {type(e).__name__}: {e}"
+            exit_code = runner.last_exit_code
         end = ShardEnd(
-            task.run_id, task.shard_id, task.lease, me, time.time(), runner.last_exit_code, message
+            task.run_id, task.shard_id, task.lease, me, time.time(), exit_code, message, fatal
         )
         sink.send([encode_event(end)])
+        event(log, "shard.end", run_id=task.run_id, shard=task.shard_id, message=message)
 
+    _announce_while_running(config, host)
     return app
+
+
+def _announce_while_running(config: WorkerConfig, host: str) -> None:
+    """Keep this worker in the registry from ready to shutdown (main process only)."""
+    stop = threading.Event()
+    info = WorkerInfo(config.name, host, os.getpid(), config.concurrency, config.queue, time.time())
+
+    def beat() -> None:
+        registry = WorkerRegistry(
+            redis.Redis.from_url(redis_py_url(config.broker_url)), Keys(config.key_prefix)
+        )
+        while True:
+            try:
+                registry.announce(info)
+            except redis.RedisError as e:
+                event(log, "registry.unreachable", level=logging.WARNING, error=str(e))
+            if stop.wait(ANNOUNCE_INTERVAL_S):
+                break
+        with contextlib.suppress(redis.RedisError):  # else the entry goes stale by itself
+            registry.forget(config.name)
+
+    thread = threading.Thread(target=beat, name="farm-announce", daemon=True)
+
+    @signals.worker_ready.connect(weak=False)  # type: ignore[untyped-decorator]
+    def on_ready(**_: object) -> None:
+        thread.start()
+        event(
+            log, "worker.ready", name=config.name, host=host, pid=os.getpid(),
+            capacity=config.concurrency, queue=config.queue, cache=str(config.workspace.cache_dir),
+        )  # fmt: skip
+
+    @signals.worker_shutdown.connect(weak=False)  # type: ignore[untyped-decorator]
+    def on_shutdown(**_: object) -> None:
+        stop.set()
+        if thread.is_alive():
+            thread.join(timeout=5)
+        event(log, "worker.stopped", name=config.name)
