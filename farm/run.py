@@ -16,6 +16,7 @@ the way out, whatever the way out is.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import time
@@ -30,9 +31,18 @@ import redis
 from farm import broker
 from farm.domain import Collection, RunState, RunSummary, Verdict
 from farm.embedded import LocalWorkers
-from farm.errors import CollectionError, FarmError, NoTestsCollected, WorkerLost
+from farm.errors import (
+    CollectionError,
+    FarmError,
+    InfrastructureError,
+    NoTestsCollected,
+    UsageError,
+    WorkerLost,
+)
 from farm.keys import Keys
 from farm.messages import ShardTask
+from farm.publish import CodeRef, publish, relative_to_code, snapshot_root
+from farm.registry import WorkerRegistry
 from farm.report import Progress
 from farm.settings import Settings
 from farm.store import ResultStore, ShardRecord
@@ -55,6 +65,7 @@ class RunRequest:
     pytest_args: tuple[str, ...]
     cwd: Path
     env: Mapping[str, str]
+    rev: str | None = None  # test this commit of the cwd's git repository, not the disk
 
 
 @dataclass(frozen=True)
@@ -117,8 +128,11 @@ class RunDriver:
         self.estimates_s: dict[str, float] = {}
         self.next_shard_id = 0
         self.started_at = time.time()
+        self.code: CodeRef | None = None
 
     def execute(self, pool: ThreadPoolExecutor) -> Finished:
+        if self.request.rev is not None:
+            self._publish_revision()
         request = self.request
         key = request_key(str(request.cwd), request.paths, request.pytest_args)
         try:
@@ -131,11 +145,33 @@ class RunDriver:
                 plan, session = self._begin(collection, settled=True)
             else:
                 plan, session = self._begin(guess, settled=False)
-                collection = Verifier(self, session, guess, pool).settle()
+                try:
+                    collection = Verifier(self, session, guess, pool).settle()
+                except (CollectionError, NoTestsCollected):
+                    raise  # the run is already ended with its verdict
+                except FarmError as e:
+                    # Ended before its collection settled: judged on what it expected.
+                    return self._finish(guess, plan, session, failed=str(e))
             save_collection(self.store, key, collection)
             return self._finish(collection, plan, session)
         finally:
             self.dispatcher.close()
+
+    def _publish_revision(self) -> None:
+        """Pack the commit, and collect it from its checkout instead of the disk."""
+        if not self.settings.snapshots_on(rev=self.request.rev):
+            raise UsageError("--rev needs code snapshots: drop --snapshot off")
+        root = snapshot_root(self.request.cwd, None)
+        self.code = publish(root, settings=self.settings, client=self.client, rev=self.request.rev)
+        cwd = self.code.local_root / self.request.cwd.resolve().relative_to(root)
+        if not cwd.is_dir():
+            raise UsageError(f"{self.request.cwd} does not exist in revision {self.request.rev}")
+        self.request = dataclasses.replace(self.request, cwd=cwd)
+
+    def _publish_tree(self, collection: Collection) -> None:
+        if self.code is None and self.settings.snapshots_on():
+            root = snapshot_root(self.request.cwd, Path(collection.rootdir))
+            self.code = publish(root, settings=self.settings, client=self.client)
 
     def collected(self, collecting: Future[Collection]) -> Collection:
         """The real collection; a failed one ends the run (if begun) with its verdict."""
@@ -176,19 +212,32 @@ class RunDriver:
         return plan
 
     def _tasks(self, plan: Plan, collection: Collection) -> list[ShardTask]:
+        template = ShardTask(
+            run_id=self.run_id,
+            shard_id=0,
+            lease=1,
+            rootdir=collection.rootdir,
+            node_ids=(),
+            pytest_args=self.request.pytest_args,
+            inifile=collection.inifile,
+            result_limit_bytes=self.settings.result_limit_bytes,
+        )
+        if self.code is not None:
+            code, settings = self.code, self.settings
+            template = dataclasses.replace(
+                template,
+                rootdir=relative_to_code(code, collection.rootdir, "rootdir") or ".",
+                inifile=relative_to_code(code, collection.inifile, "ini file"),
+                snapshot=code.digest,
+                artifacts=code.location,
+                snapshot_max_bytes=settings.snapshot_max_bytes,
+                setup_command=settings.setup_command,
+                setup_files=settings.setup_files if settings.setup_command else (),
+            )
         tasks = []
         for shard in plan.shards:
             tasks.append(
-                ShardTask(
-                    run_id=self.run_id,
-                    shard_id=self.next_shard_id,
-                    lease=1,
-                    rootdir=collection.rootdir,
-                    node_ids=shard.node_ids,
-                    pytest_args=self.request.pytest_args,
-                    inifile=collection.inifile,
-                    result_limit_bytes=self.settings.result_limit_bytes,
-                )
+                dataclasses.replace(template, shard_id=self.next_shard_id, node_ids=shard.node_ids)
             )
             self.next_shard_id += 1
         return tasks
@@ -200,7 +249,8 @@ class RunDriver:
         ]
 
     def _begin(self, collection: Collection, *, settled: bool) -> tuple[Plan, RunSession]:
-        self.project = self.settings.project or Path(collection.rootdir).name
+        self._publish_tree(collection)
+        self.project = self.settings.project or self._project_name(collection)
         plan = self._plan(collection.node_ids)
         self.run_id = self.store.create_run(
             project=self.project, trigger="cli", settings=self._settings_record()
@@ -236,6 +286,13 @@ class RunDriver:
         session.start()
         return plan, session
 
+    def _project_name(self, collection: Collection) -> str:
+        # A revision's checkout is named by digest; its history is the project's own.
+        if self.code is not None and self.request.rev is not None:
+            rel = Path(collection.rootdir).resolve().relative_to(self.code.local_root)
+            return (self.code.root / rel).name
+        return Path(collection.rootdir).name
+
     def _liveness(self) -> None:
         """Fail the run rather than wait forever for workers that are not there."""
         if self.local is not None:
@@ -244,9 +301,11 @@ class RunDriver:
         waited_s = self.clock() - self.begun_at
         if waited_s > self.settings.worker_start_timeout_s and not session.tracker.any_started:
             where = "local workers" if self.local is not None else "workers on the broker"
+            live = WorkerRegistry(self.client, self.keys).live(self.settings.queue)
+            seen = f"{len(live)} live worker(s) on it" if live else "no live worker on it"
             raise WorkerLost(
                 f"no shard was taken by {where} within {self.settings.worker_start_timeout_s:g}s "
-                f"(queue {self.settings.queue!r}); start workers with "
+                f"(queue {self.settings.queue!r}, {seen}); start workers with "
                 "farm worker --broker URL, or run without --broker"
             )
 
@@ -260,15 +319,22 @@ class RunDriver:
         self.store.add_shards(self.run_id, self._records(plan, tasks), total_tests=total)
         session.add_tasks(tasks)
 
-    def _finish(self, collection: Collection, plan: Plan, session: RunSession) -> Finished:
-        interrupted, infra_error = False, None
+    def _finish(
+        self, collection: Collection, plan: Plan, session: RunSession, *, failed: str | None = None
+    ) -> Finished:
+        interrupted, infra_error = False, failed
         try:
+            if failed is not None:
+                raise InfrastructureError(failed)
             final = session.run()
         except KeyboardInterrupt:
             self.client.set(self.keys.cancel(self.run_id), "1", ex=self.settings.run_ttl_s)
             interrupted = True
             final = dict(session.tracker.final)
         except FarmError as e:
+            # The run is over: workers stop its shards instead of running them for nobody.
+            with contextlib.suppress(redis.RedisError):
+                self.client.set(self.keys.cancel(self.run_id), "1", ex=self.settings.run_ttl_s)
             infra_error = str(e)
             final = dict(session.tracker.final)
         finally:
@@ -301,7 +367,12 @@ class RunDriver:
 
     def _settings_record(self) -> dict[str, object]:
         """What the store keeps of a run's settings: no URLs, so no credentials."""
+        code = self.code
         return {
+            "rev": self.request.rev,
+            "snapshot": code.digest if code else None,
+            "snapshot_bytes": code.size_bytes if code else None,
+            "uploaded_bytes": code.uploaded_bytes if code else None,
             "paths": list(self.request.paths),
             "pytest_args": list(self.request.pytest_args),
             "workers": self.settings.workers,

@@ -100,6 +100,12 @@ def pack(
     return Snapshot(digest=digest, path=path, size_bytes=writer.size, files=entries)
 
 
+def git_toplevel(path: Path) -> Path | None:
+    """The root of the git work tree holding ``path``, or None outside one."""
+    out = _git(path, "rev-parse", "--show-toplevel", check=False).strip()
+    return Path(out.decode("utf-8", "surrogateescape")).resolve() if out else None
+
+
 def _under(name: str, folder: str) -> bool:
     return name == folder or name.startswith(folder + "/")
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from farm.domain import TestResult
+from farm.errors import InfrastructureError
 from farm.messages import CollectFailed, ModuleCollected, ShardEnd, ShardStart, ShardTask
 from scheduler.ingest import EventReader
 from scheduler.tracker import RunTracker
@@ -26,7 +27,7 @@ class ResultSink(Protocol):
     def record_results(self, results: Sequence[TestResult]) -> None: ...
 
     def shard_started(
-        self, run_id: str, shard_id: int, *, worker: str, started_at: float
+        self, run_id: str, shard_id: int, *, worker: str, started_at: float, machine: str | None
     ) -> None: ...
 
     def shard_finished(self, run_id: str, shard_id: int, *, finished_at: float) -> None: ...
@@ -123,6 +124,9 @@ class RunSession:
         self._ends.extend(accepted.ended)
         for result in accepted.results:
             self.progress.add(result, self.estimates_s.get(result.node_id, 0.0))
+        for end in accepted.ended:
+            if end.fatal:
+                raise InfrastructureError(f"shard {end.shard_id} cannot run: {end.message}")
         now = self.clock()
         self.progress.render(now)
         due = now - self._flushed_at >= self.flush_interval_s
@@ -133,7 +137,11 @@ class RunSession:
     def flush(self, now: float) -> None:
         for start in self._starts:
             self.store.shard_started(
-                self.run_id, start.shard_id, worker=start.worker, started_at=start.at
+                self.run_id,
+                start.shard_id,
+                worker=start.worker,
+                started_at=start.at,
+                machine=start.host or None,
             )
         if self._pending:
             self.store.record_results(self._pending)

@@ -28,7 +28,9 @@ class RecordingStore:
     def record_results(self, results: Sequence[TestResult]) -> None:
         self.results.append([r.node_id for r in results])
 
-    def shard_started(self, run_id: str, shard_id: int, *, worker: str, started_at: float) -> None:
+    def shard_started(
+        self, run_id: str, shard_id: int, *, worker: str, started_at: float, machine: str | None
+    ) -> None:
         self.started.append(shard_id)
 
     def shard_finished(self, run_id: str, shard_id: int, *, finished_at: float) -> None:
