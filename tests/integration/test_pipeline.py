@@ -70,7 +70,8 @@ def test_external_broker_with_farm_worker_and_database_url(
     make_suite(suite, "--tests", "40", "--modules", "4", "--fail", "1", "--scale", "0.02")
     env = farm_env(FARM_KEY_PREFIX=key_prefix, FARM_QUEUE=key_prefix + "q")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "farm", "worker", "--broker", redis_url, "-c", "2"],
+        [sys.executable, "-m", "farm", "worker", "--broker", redis_url, "-c", "2",
+         "--cache", str(tmp_path / "cache")],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip

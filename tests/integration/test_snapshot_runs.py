@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -239,3 +240,39 @@ def test_a_setup_command_builds_an_environment_once_per_key(
     assert broken.returncode == 3, broken.stdout + broken.stderr
     assert report.get("verdict") == "error", broken.stdout + broken.stderr
     assert "exited with 7" in broken.stdout and "cannot resolve dependencies" in broken.stdout
+
+
+def test_sigterm_lets_the_running_shard_finish_then_stops(
+    tmp_path: Path, redis_url: str, farm: tuple[dict[str, str], list[Worker]]
+) -> None:
+    env, (worker,) = farm
+    suite = tmp_path / "suite"
+    (suite / "tests").mkdir(parents=True)
+    (suite / "pytest.ini").write_text("[pytest]\n")
+    (suite / "tests" / "test_slow.py").write_text(
+        "import time\n\n"
+        + "".join(f"def test_slow_{i}():\n    time.sleep(0.5)\n\n" for i in range(8))
+    )
+    report = tmp_path / "report.json"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "farm", "run", "--broker", redis_url, "-n", "1",
+         "--state-dir", str(tmp_path / "state"), "--json", str(report)],
+        cwd=suite, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not worker.events("shard.start"):
+            assert time.monotonic() < deadline, "the shard never started"
+            time.sleep(0.1)
+        time.sleep(1.0)  # in the middle of the shard
+        worker.process.send_signal(signal.SIGTERM)
+        out, _ = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, out
+    outcomes = [t["outcome"] for t in json.loads(report.read_text())["tests"]]
+    assert outcomes == ["passed"] * 8
+    assert worker.process.wait(timeout=30) == 0
+    assert worker.events("worker.stopped")
+    assert worker.events("shard.end")[0]["message"] == ""
