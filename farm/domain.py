@@ -119,6 +119,30 @@ class History:
 
 
 @dataclass(frozen=True)
+class ShardTimeline:
+    """Where and when one shard ran: ``worker`` is the slot (``name:pid``), ``host`` its
+    machine; times are unix seconds, 0 when unknown (never started, or lost)."""
+
+    shard_id: int
+    tests: int
+    worker: str
+    host: str
+    started_at: float
+    finished_at: float
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    """The snapshot a run tested, and what publishing it cost the submitter."""
+
+    digest: str
+    size_bytes: int
+    uploaded_bytes: int
+    pack_s: float
+    upload_s: float
+
+
+@dataclass(frozen=True)
 class RunSummary:
     """Everything the end-of-run reports need: the verdict and one final result per test.
 
@@ -137,6 +161,8 @@ class RunSummary:
     message: str = ""  # why the verdict is error or interrupted
     started_at: float = 0.0
     finished_at: float = 0.0
+    shards: tuple[ShardTimeline, ...] = ()
+    code: CodeInfo | None = None  # None when workers read the submitter's disk
 
 
 @dataclass(frozen=True)

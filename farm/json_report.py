@@ -36,6 +36,14 @@ Top level:
     reason, truncated by the worker), ``output`` (str, captured output, truncated).
 ``missing`` (array of str)
     Node ids that never got a result, in collection order.
+``shards`` (array)
+    One object per shard, by id: ``shard`` (int), ``tests`` (int), ``worker``
+    (str, the slot ``name:pid`` that ran it, "" if none), ``host`` (str, its
+    machine), ``started_at`` and ``finished_at`` (float unix times or null).
+``snapshot`` (object or null)
+    The code snapshot the workers ran: ``digest`` (sha256), ``size_bytes``,
+    ``uploaded_bytes`` (0 when the store already had it), ``pack_s``,
+    ``upload_s``; null when workers read the submitter's disk.
 
 Durations are seconds rounded to microseconds; a duration that is not a finite
 number is written as null rather than breaking strict JSON parsers. Text from the
@@ -52,7 +60,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from farm.domain import Outcome, RunSummary, TestResult
+from farm.domain import CodeInfo, Outcome, RunSummary, ShardTimeline, TestResult
 from farm.verdict import exit_code
 
 FORMAT_VERSION = 1
@@ -79,6 +87,31 @@ def report_dict(summary: RunSummary) -> dict[str, Any]:
         "finished_at": _timestamp(summary.finished_at),
         "tests": [_test_dict(result) for result in summary.results],
         "missing": [_text(node_id) for node_id in summary.missing],
+        "shards": [_shard_dict(shard) for shard in summary.shards],
+        "snapshot": _code_dict(summary.code),
+    }
+
+
+def _shard_dict(shard: ShardTimeline) -> dict[str, Any]:
+    return {
+        "shard": shard.shard_id,
+        "tests": shard.tests,
+        "worker": _text(shard.worker),
+        "host": _text(shard.host),
+        "started_at": _timestamp(shard.started_at),
+        "finished_at": _timestamp(shard.finished_at),
+    }
+
+
+def _code_dict(code: CodeInfo | None) -> dict[str, Any] | None:
+    if code is None:
+        return None
+    return {
+        "digest": code.digest,
+        "size_bytes": code.size_bytes,
+        "uploaded_bytes": code.uploaded_bytes,
+        "pack_s": _seconds(code.pack_s),
+        "upload_s": _seconds(code.upload_s),
     }
 
 

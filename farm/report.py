@@ -311,6 +311,10 @@ def format_summary(
         lines.append(_rule("short test summary info", "=", width))
         lines.extend(_short_line(r, width) for r in failures)
 
+    hosts = _hosts_line(summary)
+    if hosts:
+        lines.append(hosts)
+
     if summary.message:
         lines.append(paint(f"{summary.verdict.value}: {terminal_safe(summary.message)}", _BOLD))
 
@@ -321,6 +325,23 @@ def format_summary(
     )
     lines.append(paint(_rule(last, "=", width), _VERDICT_COLOR[summary.verdict]))
     return "\n".join(lines)
+
+
+def _hosts_line(summary: RunSummary) -> str:
+    """Which machines ran the run, and the snapshot they ran: only for a farm elsewhere."""
+    if summary.code is None:
+        return ""
+    by_host: dict[str, int] = {}
+    for shard in summary.shards:
+        if shard.host:
+            by_host[shard.host] = by_host.get(shard.host, 0) + shard.tests
+    ran = ", ".join(f"{terminal_safe(h)} ({n})" for h, n in sorted(by_host.items()))
+    code = summary.code
+    sent = f"uploaded {code.uploaded_bytes / 1024:.0f} KiB" if code.uploaded_bytes else "cached"
+    return (
+        f"snapshot {code.digest[:12]} ({code.size_bytes / 1024:.0f} KiB, {sent}); "
+        f"tests by host: {ran or 'none'}"
+    )
 
 
 def _failure_lines(

@@ -29,7 +29,7 @@ from typing import TextIO
 import redis
 
 from farm import broker
-from farm.domain import Collection, RunState, RunSummary, Verdict
+from farm.domain import CodeInfo, Collection, RunState, RunSummary, ShardTimeline, Verdict
 from farm.embedded import LocalWorkers
 from farm.errors import (
     CollectionError,
@@ -350,6 +350,23 @@ class RunDriver:
         )
         results = tuple(final[n] for n in collected if n in final)
         self.store.update_history(self.project, list(results))
+        shards = tuple(
+            ShardTimeline(
+                s.shard_id,
+                s.test_count,
+                s.worker or "",
+                s.machine or "",
+                s.started_at or 0.0,
+                s.finished_at or 0.0,
+            )
+            for s in self.store.get_shards(self.run_id)
+        )
+        code = self.code
+        info = None
+        if code is not None:
+            info = CodeInfo(
+                code.digest, code.size_bytes, code.uploaded_bytes, code.pack_s, code.upload_s
+            )
         summary = RunSummary(
             run_id=self.run_id,
             verdict=decision.verdict,
@@ -362,6 +379,8 @@ class RunDriver:
             message=decision.message,
             started_at=self.started_at,
             finished_at=time.time(),
+            shards=shards,
+            code=info,
         )
         return Finished(summary, self.estimates_s)
 

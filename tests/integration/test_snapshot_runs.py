@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -142,10 +143,19 @@ def test_workers_run_the_snapshot_of_the_working_tree_and_fetch_it_once(
     assert isinstance(tests, list) and len(tests) == 9
     assert {str(t["worker"]).split(":")[0] for t in tests} == {"alpha"}
     assert len(worker.events("snapshot.fetched")) == 1
+    snapshot = report["snapshot"]
+    assert isinstance(snapshot, dict) and snapshot["uploaded_bytes"] > 0
+    shards = report["shards"]
+    assert isinstance(shards, list) and shards
+    assert {s["host"] for s in shards} == {socket.gethostname()}
+    assert all(str(s["worker"]).startswith("alpha:") and s["started_at"] for s in shards)
+    assert "tests by host:" in done.stdout
 
-    again, _ = submit(suite, redis_url, env, tmp_path)
+    again, report = submit(suite, redis_url, env, tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert len(worker.events("snapshot.fetched")) == 1  # the second run downloaded nothing
+    assert report["snapshot"]["uploaded_bytes"] == 0  # type: ignore[index]
+    assert report["snapshot"]["digest"] == snapshot["digest"]  # type: ignore[index]
 
     listed = run_farm("workers", "--broker", redis_url, "--json", cwd=tmp_path, env=env)
     assert listed.returncode == 0, listed.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from farm.domain import Outcome, RunSummary, TestResult, Verdict
+from farm.domain import CodeInfo, Outcome, RunSummary, ShardTimeline, TestResult, Verdict
 from farm.json_report import FORMAT_VERSION, report_dict, write_json_report
 
 
@@ -102,6 +102,8 @@ def test_report_has_every_documented_key(tmp_path: Path) -> None:
             },
         ],
         "missing": ["t.py::c"],
+        "shards": [],
+        "snapshot": None,
     }
 
 
@@ -142,3 +144,25 @@ def test_each_test_carries_its_times_for_timelines() -> None:
     timed = result("t.py::a", started_at=1_700_000_001.5, finished_at=1_700_000_002.0)
     test = report_dict(summary(timed))["tests"][0]
     assert (test["started_at"], test["finished_at"]) == (1_700_000_001.5, 1_700_000_002.0)
+
+
+def test_shards_say_which_machine_ran_them_and_the_snapshot_its_cost() -> None:
+    run = summary(
+        result("t.py::a"),
+        shards=(
+            ShardTimeline(0, 1, "h1:41", "h1", 1_700_000_001.0, 1_700_000_002.5),
+            ShardTimeline(1, 4, "", "", 0.0, 0.0),  # never started
+        ),
+        code=CodeInfo("ab" * 32, 2048, 0, 0.12, 0.0),
+    )
+    data = report_dict(run)
+    assert data["shards"] == [
+        {"shard": 0, "tests": 1, "worker": "h1:41", "host": "h1",
+         "started_at": 1_700_000_001.0, "finished_at": 1_700_000_002.5},
+        {"shard": 1, "tests": 4, "worker": "", "host": "", "started_at": None,
+         "finished_at": None},
+    ]  # fmt: skip
+    assert data["snapshot"] == {
+        "digest": "ab" * 32, "size_bytes": 2048, "uploaded_bytes": 0, "pack_s": 0.12,
+        "upload_s": 0.0,
+    }  # fmt: skip

@@ -8,7 +8,7 @@ import re
 
 from helpers import make_result
 
-from farm.domain import Outcome, RunSummary, TestResult, Verdict
+from farm.domain import CodeInfo, Outcome, RunSummary, ShardTimeline, TestResult, Verdict
 from farm.report import Progress, format_duration, format_summary, summary_counts, terminal_safe
 
 ANSI = re.compile("\x1b\\[[0-9;]*[A-Za-z]")
@@ -24,8 +24,12 @@ def summary(
     verdict: Verdict = Verdict.FAILED,
     message: str = "",
     makespan_s: float = 24.1,
+    shards: tuple[ShardTimeline, ...] = (),
+    code: CodeInfo | None = None,
 ) -> RunSummary:
     return RunSummary(
+        shards=shards,
+        code=code,
         run_id="r1",
         verdict=verdict,
         collected=len(results) + len(missing),
@@ -301,3 +305,19 @@ def test_long_run_and_no_tests_summary_lines() -> None:
     text = format_summary(empty, estimates={}, color=False)
     assert text.splitlines()[-1].startswith("=") and "no tests ran in" in text
     assert "verdict NO_TESTS" in text
+
+
+def test_a_farm_elsewhere_says_which_hosts_ran_what_and_the_snapshot() -> None:
+    shards = (
+        ShardTimeline(0, 30, "a:1", "host-a", 1.0, 2.0),
+        ShardTimeline(1, 12, "b:7", "host-b", 1.0, 2.0),
+        ShardTimeline(2, 5, "a:2", "host-a", 1.0, 2.0),
+    )
+    run = summary(result("t.py::a"), shards=shards, code=CodeInfo("cd" * 32, 4096, 4096, 0.1, 0.2))
+    text = format_summary(run, estimates={}, color=False)
+    assert (
+        "snapshot cdcdcdcdcdcd (4 KiB, uploaded 4 KiB); tests by host: host-a (35), host-b (12)"
+        in text
+    )
+    local = format_summary(summary(result("t.py::a"), shards=shards), estimates={}, color=False)
+    assert "tests by host" not in local  # workers on the submitter's disk: one machine
