@@ -253,7 +253,10 @@ class RunDriver:
         self.project = self.settings.project or self._project_name(collection)
         plan = self._plan(collection.node_ids)
         self.run_id = self.store.create_run(
-            project=self.project, trigger="cli", settings=self._settings_record()
+            project=self.project,
+            trigger="cli",
+            settings=self._settings_record(),
+            snapshot_digest=self.code.digest if self.code is not None else None,
         )
         tasks = self._tasks(plan, collection)
         self.store.start_run(
