@@ -13,7 +13,9 @@ Topology: one Linux bridge in the root namespace holding the gateway address
 root end on the bridge and the other end (``eth0``) in the host's namespace with
 10.X.Y.(10+i)/24 and a default route via the gateway. Nothing is routed outward
 and no global setting is changed, so the harness cannot touch the machine's real
-network.
+network. It is no firewall, though: the gateway is the root namespace, so a host
+reaches any root-namespace server listening on all addresses (or on another
+network's gateway); only loopback-bound servers are out of its reach.
 
 Everything it makes is named ``<prefix>...`` (``fm`` + 6 hex digits by default)
 and is guarded by a lock file held for the network's lifetime, so two test
@@ -307,10 +309,11 @@ def _kill_recorded_redis(prefix: str) -> None:
         pid = int(path.read_text().strip())
     except (OSError, ValueError):
         return
-    # Only the server this harness started: its --dir names the prefix.
+    # Only the server this harness started. redis-server rewrites its title to
+    # "redis-server ADDR:PORT", dropping --dir, but its working folder names the prefix.
     with contextlib.suppress(OSError):
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        if b"redis-server" in cmdline and f"farm-netns-{prefix}-".encode() in cmdline:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+        if f"/farm-netns-{prefix}-" in cwd:
             os.kill(pid, signal.SIGKILL)
     path.unlink(missing_ok=True)
 
