@@ -5,8 +5,11 @@ submitter (local workers). A task with one names an archive by digest: the worke
 takes the unpacked tree from its cache, or fetches the archive from the artifact
 store, verifies it, unpacks it into the cache (see :mod:`worker.cache`) and then
 runs the tests there. One pool process fetches a digest while the others wait on
-its lock, so a worker downloads each snapshot once. Compiled bytecode goes under
-the cache, not into the tree, so a tree stays what its digest says.
+its lock, so a worker downloads each snapshot once. Tests run in the tree as they
+would in a checkout: Python writes its ``__pycache__`` folders there, which later
+shards of the same snapshot reuse. (``PYTHONPYCACHEPREFIX`` would keep the tree
+pristine, but it also hides the installed packages' bytecode from Python, and
+every test process then compiles pytest and the standard library again.)
 
 Everything that can go wrong here (a missing or tampered archive, an entry that
 would land outside the tree, a failing setup command) is a :class:`WorkspaceError`:
@@ -96,7 +99,6 @@ class Workspaces:
             raise WorkspaceError(str(e)) from e
         except OSError as e:
             raise WorkspaceError(f"cannot prepare snapshot {task.snapshot[:12]}: {e}") from e
-        env["PYTHONPYCACHEPREFIX"] = str(self.config.cache_dir / "pycache" / task.snapshot)
         return Workspace(rootdir, inifile, python, env, fetched)
 
     def _tree(self, task: ShardTask) -> tuple[Path, int]:
