@@ -6,7 +6,11 @@ entry, told apart by ``type``:
 
 - ``shard_start``: ``{type, run_id, shard_id, lease, worker, at, host}``
 - ``result``: a :class:`farm.domain.TestResult` as a dict (``outcome`` as its value)
-- ``shard_end``: ``{type, run_id, shard_id, lease, worker, at, exit_code, message, fatal}``;
+- ``heartbeat``: ``{type, run_id, shard_id, lease, worker, at}``, every ``heartbeat_s``
+  while a shard runs: it renews the shard's lease
+- ``shard_end``: ``{type, run_id, shard_id, lease, worker, at, exit_code, message, fatal,
+  retry}``; ``retry`` means this worker could not run the shard for a reason of its own
+  (it is stopping, its disk is full, a fetch failed): the scheduler sends it elsewhere;
   ``fatal`` means the worker could not run the shard at all for a reason no other
   worker would escape (a refused snapshot, a failing setup command): the run ends
   with an error verdict instead of waiting for results that will never come
@@ -65,6 +69,9 @@ class ShardTask:
     snapshot_max_bytes: int = SNAPSHOT_MAX_BYTES
     setup_command: str = ""
     setup_files: tuple[str, ...] = ()
+    heartbeat_s: float = 5.0
+    test_timeout_s: float = 900.0
+    memory_limit_bytes: int = 0
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -94,6 +101,13 @@ class ShardTask:
                 else SNAPSHOT_MAX_BYTES,
                 setup_command=_str(data, "setup_command") if "setup_command" in data else "",
                 setup_files=tuple(_str_list(data, "setup_files")) if "setup_files" in data else (),
+                heartbeat_s=_float(data, "heartbeat_s") if "heartbeat_s" in data else 5.0,
+                test_timeout_s=_float(data, "test_timeout_s")
+                if "test_timeout_s" in data
+                else 900.0,
+                memory_limit_bytes=_int(data, "memory_limit_bytes")
+                if "memory_limit_bytes" in data
+                else 0,
             )
         except KeyError as e:
             raise MessageError(f"shard task lacks field {e}") from None
@@ -124,6 +138,18 @@ class ShardEnd:
     exit_code: int
     message: str = ""
     fatal: bool = False
+    retry: bool = False
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """A worker still runs the shard under this lease."""
+
+    run_id: str
+    shard_id: int
+    lease: int
+    worker: str
+    at: float
 
 
 @dataclass(frozen=True)
@@ -148,9 +174,10 @@ class CollectFailed:
     longrepr: str
 
 
-Event = ShardStart | ShardEnd | TestResult | ModuleCollected | CollectFailed
+Event = ShardStart | ShardEnd | Heartbeat | TestResult | ModuleCollected | CollectFailed
 _KINDS: dict[type, str] = {
     ShardStart: "shard_start",
+    Heartbeat: "heartbeat",
     ShardEnd: "shard_end",
     ModuleCollected: "collected",
     CollectFailed: "collect_error",
@@ -197,6 +224,15 @@ def decode_event(raw: str | bytes) -> Event:
                 _int(data, "exit_code"),
                 str(data.get("message", "")),
                 data.get("fatal") is True,
+                data.get("retry") is True,
+            )
+        if kind == "heartbeat":
+            return Heartbeat(
+                _str(data, "run_id"),
+                _int(data, "shard_id"),
+                _int(data, "lease"),
+                _str(data, "worker"),
+                _float(data, "at"),
             )
         if kind == "collected":
             return ModuleCollected(

@@ -75,6 +75,16 @@ class Settings:
     setup_timeout_s: float = 1800.0
     cache_dir: Path = dataclasses.field(default_factory=_default_cache_dir)  # worker's cache
     cache_max_bytes: int = 10 << 30  # unpacked snapshots a worker keeps
+    # Nothing lost: a running shard's lease is renewed by its worker's heartbeat; a
+    # shard whose lease lapses goes back to the queue for another worker.
+    lease_s: float = 30.0
+    heartbeat_s: float = 5.0
+    test_timeout_s: float = 900.0  # per test, unless its timeout marker says otherwise
+    test_memory_limit_bytes: int = 0  # address space of a test process; 0 is no limit
+    stall_timeout_s: float = 120.0  # no event and no live worker this long ends the run
+    worker_max_failures: int = 3  # shards in a row a worker may fail before it stops
+    run_deadline_s: float = 60.0  # a run whose scheduler is silent this long is abandoned
+    redis_outage_s: float = 120.0  # how long the scheduler waits for Redis to come back
 
     def snapshots_on(self, *, rev: str | None = None) -> bool:
         """Whether a run packs its code: always for a revision, by default only for a
@@ -129,6 +139,12 @@ def _path(name: str, value: object) -> Path:
     return Path(_text(name, value)).expanduser()
 
 
+def _non_negative_int(name: str, value: object) -> int:
+    if str(value).strip() == "0":
+        return 0
+    return _positive_int(name, value)
+
+
 def _snapshot_mode(name: str, value: object) -> str:
     text = _text(name, value).strip().lower()
     if text not in ("auto", "on", "off"):
@@ -177,6 +193,14 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "setup_timeout_s": _positive_float,
     "cache_dir": _path,
     "cache_max_bytes": _positive_int,
+    "lease_s": _positive_float,
+    "heartbeat_s": _positive_float,
+    "test_timeout_s": _positive_float,
+    "test_memory_limit_bytes": _non_negative_int,
+    "stall_timeout_s": _positive_float,
+    "worker_max_failures": _positive_int,
+    "run_deadline_s": _positive_float,
+    "redis_outage_s": _positive_float,
 }
 
 
@@ -227,4 +251,11 @@ def load_settings(
         if value is not None:
             merged[key] = value
     parsed = {key: _PARSERS[key](key, value) for key, value in merged.items()}
-    return Settings(**parsed)
+    settings = Settings(**parsed)
+    if settings.heartbeat_s * 2 > settings.lease_s:
+        # One late heartbeat must not cost a healthy worker its shard.
+        raise SettingsError(
+            f"setting heartbeat_s ({settings.heartbeat_s:g}) must be at most half of "
+            f"lease_s ({settings.lease_s:g})"
+        )
+    return settings

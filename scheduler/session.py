@@ -3,18 +3,34 @@
 The loop is exposed as :meth:`RunSession.step`, so tests drive it without sleeping.
 Results are written to the store in batches (every ``flush_interval_s`` or
 ``flush_results`` results), never held back past the end of the run.
+
+Nothing a dispatched shard owes may be lost, so each step also hands out again:
+
+- shards whose lease expired (see :mod:`scheduler.tracker`): their worker is gone;
+- shards a worker handed back (it is stopping, or could not prepare them);
+- every unfinished shard, when the broker's Redis came back as a new server (it
+  was restarted, and with no persistence its queue and streams are gone): the
+  tracker, fed from the database's view of the run, knows what is still owed.
+
+A shard handed out ``max_reissues`` times gives up: its owed tests get error
+results saying why, so a test that kills every worker cannot keep a run alive.
+While Redis cannot be reached the session waits, up to ``redis_outage_s``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
+import redis
+
 from farm.domain import TestResult
-from farm.errors import InfrastructureError
-from farm.messages import CollectFailed, ModuleCollected, ShardEnd, ShardStart, ShardTask
+from farm.errors import BrokerUnavailable, InfrastructureError
+from farm.messages import CollectFailed, Event, ModuleCollected, ShardEnd, ShardStart, ShardTask
 from scheduler.ingest import EventReader
 from scheduler.tracker import RunTracker
 
@@ -32,6 +48,8 @@ class ResultSink(Protocol):
 
     def shard_finished(self, run_id: str, shard_id: int, *, finished_at: float) -> None: ...
 
+    def shard_reissued(self, run_id: str, shard_id: int, *, lease: int) -> None: ...
+
 
 class ProgressView(Protocol):
     """What the session tells the user as results arrive."""
@@ -43,6 +61,16 @@ class ProgressView(Protocol):
 
 class Sender(Protocol):
     def send(self, tasks: Sequence[ShardTask]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """How a session recovers what workers and the broker lose."""
+
+    lease_s: float = 30.0
+    max_reissues: int = 3
+    redis_outage_s: float = 120.0
+    server_check_s: float = 1.0  # how often to ask Redis whether it is still the same server
 
 
 class RunSession:
@@ -58,6 +86,9 @@ class RunSession:
         progress: ProgressView,
         estimates_s: dict[str, float],
         settled: bool = True,
+        recovery: Recovery = Recovery(),
+        server_id: Callable[[], str] | None = None,
+        on_reissue: Callable[[int, int], None] = lambda shard_id, lease: None,
         liveness: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -66,6 +97,10 @@ class RunSession:
         min_step_s: float = 0.05,
     ) -> None:
         self.tasks = tasks
+        self.task_of = {t.shard_id: t for t in tasks}
+        self.recovery = recovery
+        self.server_id = server_id
+        self.on_reissue = on_reissue
         self.run_id = tasks[0].run_id if tasks else ""
         self.tracker = RunTracker(
             self.run_id, ((t.shard_id, t.node_ids) for t in tasks), settled=settled
@@ -86,6 +121,11 @@ class RunSession:
         self._starts: list[ShardStart] = []
         self._ends: list[ShardEnd] = []
         self._flushed_at = clock()
+        self.progress_at = clock()  # the last time a worker said anything of this run
+        self._outage_since: float | None = None
+        self._reissues: list[tuple[int, int]] = []
+        self._server: str | None = None
+        self._server_checked_at = float("-inf")
 
     @property
     def complete(self) -> bool:
@@ -98,6 +138,7 @@ class RunSession:
         """Dispatch more shards of this run (tests the speculative plan did not know)."""
         self.tracker.add_shards((t.shard_id, t.node_ids) for t in tasks)
         self.tasks = [*self.tasks, *tasks]
+        self.task_of.update((t.shard_id, t) for t in tasks)
         self.sender.send(tasks)
 
     def settle(self, collected: Sequence[str]) -> None:
@@ -116,25 +157,91 @@ class RunSession:
             self.sleep(wait_s)
         self._stepped_at = self.clock()
         self.liveness()
-        accepted = self.tracker.feed(self.reader.read(block_ms=block_ms))
+        events = self._read(block_ms)
+        now = self.clock()
+        accepted = self.tracker.feed(events, now)
         for reason in accepted.ignored:
             log.warning("ignored an event of run %s: %s", self.run_id, reason)
-        self._pending.extend(accepted.results)
+        if accepted.renewed:
+            self.progress_at = now
+        self._accept(accepted.results)
         self._starts.extend(accepted.started)
         self._ends.extend(accepted.ended)
-        for result in accepted.results:
-            self.progress.add(result, self.estimates_s.get(result.node_id, 0.0))
         for end in accepted.ended:
             if end.fatal:
                 raise InfrastructureError(f"shard {end.shard_id} cannot run: {end.message}")
-        now = self.clock()
+        for end in accepted.handed_back:
+            self._reissue(end.shard_id, f"handed back by {end.worker}: {end.message}")
+        for shard_id in self.tracker.expired(now, self.recovery.lease_s):
+            self._reissue(shard_id, f"lease not renewed for {self.recovery.lease_s:g}s")
         self.progress.render(now)
         due = now - self._flushed_at >= self.flush_interval_s
         if self.complete or due or len(self._pending) >= self.flush_results:
             self.flush(now)
         return accepted.collected
 
+    def _accept(self, results: Sequence[TestResult]) -> None:
+        self._pending.extend(results)
+        for result in results:
+            self.progress.add(result, self.estimates_s.get(result.node_id, 0.0))
+
+    def _read(self, block_ms: int) -> list[Event]:
+        """The next events; none while Redis is down, and everything unfinished handed
+        out again when it comes back as a new, empty server."""
+        try:
+            events = self.reader.read(block_ms=block_ms)
+            self._check_server()
+        except redis.RedisError as e:
+            now = self.clock()
+            if self._outage_since is None:
+                self._outage_since = now
+                log.warning("run %s: Redis unreachable (%s); waiting for it", self.run_id, e)
+            if now - self._outage_since > self.recovery.redis_outage_s:
+                raise BrokerUnavailable(
+                    f"Redis unreachable for {self.recovery.redis_outage_s:g}s: {e}"
+                ) from e
+            self.sleep(min(0.5, self.recovery.redis_outage_s / 10))
+            return []
+        self._outage_since = None
+        return events
+
+    def _check_server(self) -> None:
+        now = self.clock()
+        if self.server_id is None or now - self._server_checked_at < self.recovery.server_check_s:
+            return
+        self._server_checked_at = now
+        server = self.server_id()
+        if self._server is not None and server != self._server:
+            log.warning("run %s: Redis restarted; sending what the run still owes", self.run_id)
+            for shard_id in self.tracker.unfinished():
+                self._reissue(shard_id, "Redis restarted")
+        self._server = server
+
+    def _reissue(self, shard_id: int, why: str) -> None:
+        """Hand the shard's owed tests out again under a new lease, or give up on it."""
+        task = self.task_of[shard_id]
+        if self.tracker.reissued(shard_id) >= self.recovery.max_reissues:
+            message = f"{why}; gave up after handing it out {self.recovery.max_reissues + 1} times"
+            end = ShardEnd(self.run_id, shard_id, task.lease, "", time.time(), -1, message)
+            self._accept(self.tracker.fail_shard(end))
+            self._ends.append(end)
+            return
+        lease, owed = self.tracker.reissue(shard_id)
+        log.warning(
+            "run %s: shard %d handed out again (lease %d, %d tests): %s",
+            self.run_id, shard_id, lease, len(owed), why,
+        )  # fmt: skip
+        if owed:
+            again = dataclasses.replace(task, lease=lease, node_ids=owed)
+            self.task_of[shard_id] = again
+            self._reissues.append((shard_id, lease))
+            self.on_reissue(shard_id, lease)
+            self.sender.send([again])
+
     def flush(self, now: float) -> None:
+        for shard_id, lease in self._reissues:
+            self.store.shard_reissued(self.run_id, shard_id, lease=lease)
+        self._reissues = []
         for start in self._starts:
             self.store.shard_started(
                 self.run_id,

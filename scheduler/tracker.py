@@ -5,6 +5,14 @@ results to store and whether the run is complete. A shard that ends with tests
 still lacking a result gets an ``error`` result for each of them, carrying the
 worker's reason, so a lost test is never taken for a pass.
 
+A running shard holds a *lease*, a number that grows each time the shard is handed
+out again. Its worker renews it by heartbeat; a lease not renewed within
+``lease_s`` (the worker was killed, its machine died, its network was cut) has
+expired, and :meth:`RunTracker.reissue` hands the shard's tests that still lack a
+result out again under the next lease. Events carrying any other lease than the
+shard's current one are dropped (fencing), so a worker that comes back late can
+neither duplicate nor overwrite a result.
+
 A run may start *speculatively*, from shards planned on the last collection of
 the same request, while pytest collects again. Until :meth:`RunTracker.settle`
 is told what was really collected, the run cannot be complete; afterwards it
@@ -18,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from farm.domain import Outcome, TestResult
-from farm.messages import CollectFailed, Event, ModuleCollected, ShardEnd, ShardStart
+from farm.messages import CollectFailed, Event, Heartbeat, ModuleCollected, ShardEnd, ShardStart
 
 
 @dataclass
@@ -27,6 +35,9 @@ class _ShardState:
     worker: str = ""
     started_at: float | None = None
     ended: bool = False
+    lease: int = 1
+    seen_at: float | None = None  # on the scheduler's clock: when its lease was last renewed
+    reissued: int = 0
 
 
 @dataclass
@@ -36,6 +47,8 @@ class Accepted:
     results: list[TestResult] = field(default_factory=list)
     started: list[ShardStart] = field(default_factory=list)
     ended: list[ShardEnd] = field(default_factory=list)
+    handed_back: list[ShardEnd] = field(default_factory=list)  # worker said: run it elsewhere
+    renewed: int = 0  # events that renewed a lease
     collected: list[ModuleCollected | CollectFailed] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # why each ignored event was dropped
 
@@ -57,6 +70,7 @@ class RunTracker:
         self.add_shards(shards)
         self.owed: frozenset[str] | None = None
         self._missing = 0  # owed tests without a final result, once settled
+        self.ever_started = False
         if settled:
             self.settle(self.shard_of)
 
@@ -100,7 +114,48 @@ class RunTracker:
     @property
     def any_started(self) -> bool:
         """Whether any worker has taken a shard of this run yet."""
-        return any(state.started_at is not None for state in self.shards.values())
+        return self.ever_started
+
+    def expired(self, now: float, lease_s: float) -> list[int]:
+        """Running shards whose lease was not renewed within ``lease_s`` of ``now``."""
+        return [
+            shard_id
+            for shard_id, state in self.shards.items()
+            if not state.ended
+            and state.started_at is not None
+            and state.seen_at is not None
+            and now - state.seen_at > lease_s
+        ]
+
+    def unfinished(self) -> list[int]:
+        """Shards that have not ended: queued or running."""
+        return [shard_id for shard_id, state in self.shards.items() if not state.ended]
+
+    def reissue(self, shard_id: int) -> tuple[int, tuple[str, ...]]:
+        """Supersede the shard's lease: the new lease, and the tests it still owes.
+
+        From now on only events of the new lease count. A shard that owes nothing
+        more is ended instead (its lease is still superseded).
+        """
+        state = self.shards[shard_id]
+        state.lease += 1
+        state.reissued += 1
+        state.worker, state.started_at, state.seen_at = "", None, None
+        owed = tuple(
+            node_id
+            for node_id in state.node_ids
+            if node_id not in self.final and self.shard_of.get(node_id) == shard_id
+        )
+        if not owed:
+            state.ended = True
+        return state.lease, owed
+
+    def reissued(self, shard_id: int) -> int:
+        return self.shards[shard_id].reissued
+
+    def fail_shard(self, end: ShardEnd) -> list[TestResult]:
+        """End a shard that cannot be handed out again: its owed tests get errors."""
+        return self._close(end, self.shards[end.shard_id])
 
     def done_but_not_ended(self) -> dict[int, float]:
         """Started shards not yet said to have ended whose tests all have results from
@@ -118,7 +173,8 @@ class RunTracker:
     def shards_left(self) -> int:
         return sum(1 for state in self.shards.values() if not state.ended)
 
-    def feed(self, events: Iterable[Event]) -> Accepted:
+    def feed(self, events: Iterable[Event], now: float = 0.0) -> Accepted:
+        """Account for ``events``, read at ``now`` (the scheduler's clock, for leases)."""
         accepted = Accepted()
         for event in events:
             if event.run_id != self.run_id:
@@ -128,14 +184,32 @@ class RunTracker:
             if state is None:
                 accepted.ignored.append(f"event for unknown shard {event.shard_id}")
                 continue
+            if isinstance(event, ModuleCollected | CollectFailed):
+                # What a module holds does not depend on who collected it.
+                accepted.collected.append(event)
+                continue
+            if event.lease != state.lease or state.ended:
+                accepted.ignored.append(
+                    f"{type(event).__name__} of shard {event.shard_id} under lease "
+                    f"{event.lease}, superseded by lease {state.lease}"
+                    if event.lease != state.lease
+                    else f"{type(event).__name__} of ended shard {event.shard_id}"
+                )
+                continue
+            state.seen_at = now
+            accepted.renewed += 1
             if isinstance(event, ShardStart):
                 state.worker, state.started_at = event.worker, event.at
+                self.ever_started = True
                 accepted.started.append(event)
+            elif isinstance(event, Heartbeat):
+                pass
             elif isinstance(event, ShardEnd):
-                accepted.results.extend(self._close(event, state))
-                accepted.ended.append(event)
-            elif isinstance(event, ModuleCollected | CollectFailed):
-                accepted.collected.append(event)
+                if event.retry:
+                    accepted.handed_back.append(event)
+                else:
+                    accepted.results.extend(self._close(event, state))
+                    accepted.ended.append(event)
             elif self.shard_of.get(event.node_id) != event.shard_id:
                 accepted.ignored.append(f"result for {event.node_id!r} not in shard")
             else:

@@ -221,6 +221,16 @@ class ResultStore:
                 {"state": ShardState.FINISHED, "finished_at": finished_at},
             )
 
+    def shard_reissued(self, run_id: str, shard_id: int, *, lease: int) -> None:
+        """Record that the shard's lease lapsed and its owed tests went out under ``lease``."""
+        with self._transaction("record a reissued shard") as connection:
+            self._update_shard(
+                connection,
+                run_id,
+                shard_id,
+                {"state": ShardState.LOST, "lease": lease, "worker": None, "machine": None},
+            )
+
     def finish_run(
         self,
         run_id: str,

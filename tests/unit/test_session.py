@@ -24,6 +24,7 @@ class RecordingStore:
         self.results: list[list[str]] = []
         self.started: list[int] = []
         self.finished: list[int] = []
+        self.reissued: list[tuple[int, int]] = []
 
     def record_results(self, results: Sequence[TestResult]) -> None:
         self.results.append([r.node_id for r in results])
@@ -35,6 +36,9 @@ class RecordingStore:
 
     def shard_finished(self, run_id: str, shard_id: int, *, finished_at: float) -> None:
         self.finished.append(shard_id)
+
+    def shard_reissued(self, run_id: str, shard_id: int, *, lease: int) -> None:
+        self.reissued.append((shard_id, lease))
 
 
 class RecordingSender:
