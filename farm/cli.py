@@ -209,6 +209,7 @@ def worker(concurrency: int | None, name: str | None, local: bool, **flags: Any)
         queue=settings.queue,
         key_prefix=settings.key_prefix,
         run_ttl_s=settings.run_ttl_s,
+        max_failures=settings.worker_max_failures,
     )
     app = make_app(config)
     argv = [

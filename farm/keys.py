@@ -15,6 +15,9 @@ key                                    type    lifetime and meaning
 ``{p}run:{run_id}:cancel``             string  run TTL. Set to ``1`` when the run is
                                                cancelled; workers skip its shards and
                                                stop a shard that is running.
+``{p}run:{run_id}:lease:{shard}``      string  run TTL. The shard's current lease, set
+                                               when it is handed out again: a worker
+                                               skips a redelivered task of an older one.
 ``{p}workers``                         hash    no TTL; field per worker name: a JSON
                                                :class:`farm.registry.WorkerInfo`,
                                                re-announced every few seconds and
@@ -50,6 +53,9 @@ class Keys:
 
     def cancel(self, run_id: str) -> str:
         return self._run(run_id, "cancel")
+
+    def lease(self, run_id: str, shard_id: int) -> str:
+        return self._run(run_id, f"lease:{shard_id}")
 
     def workers(self) -> str:
         return f"{self.prefix}workers"

@@ -43,6 +43,7 @@ class CodeRef:
     uploaded_bytes: int
     pack_s: float
     upload_s: float
+    archive: Path  # the submitter's copy, kept for the run: see republish
 
 
 def snapshot_root(cwd: Path, rootdir: Path | None) -> Path:
@@ -62,6 +63,7 @@ def publish(
     started = time.monotonic()
     scratch = settings.state_dir / "snapshots"
     snapshot = pack(root, scratch, rev=rev, state_dir_name=settings.state_dir.name)
+    done = False
     try:
         packed_s = time.monotonic() - started
         if snapshot.size_bytes > settings.snapshot_max_bytes:
@@ -79,9 +81,11 @@ def publish(
         uploaded = 0 if store.has(snapshot.digest) else store.put(snapshot.digest, snapshot.path)
         if rev is not None:
             _checkout(settings, snapshot.path, snapshot.digest)
+        done = True
     finally:
-        with contextlib.suppress(OSError):
-            snapshot.path.unlink()
+        if not done:
+            with contextlib.suppress(OSError):
+                snapshot.path.unlink()
     return CodeRef(
         digest=snapshot.digest,
         location=store.location,
@@ -91,7 +95,24 @@ def publish(
         uploaded_bytes=uploaded,
         pack_s=packed_s,
         upload_s=time.monotonic() - started - packed_s,
+        archive=snapshot.path,
     )
+
+
+def republish(code: CodeRef, *, settings: Settings, client: redis.Redis) -> None:
+    """Put the run's archive back in a store that lost it (Redis restarted empty)."""
+    store = open_artifacts(
+        settings.artifacts, redis_client=client, key_prefix=settings.key_prefix,
+        ttl_s=settings.run_ttl_s,
+    )  # fmt: skip
+    if not store.has(code.digest):
+        store.put(code.digest, code.archive)
+
+
+def discard(code: CodeRef) -> None:
+    """Remove the submitter's copy of the archive once the run is over."""
+    with contextlib.suppress(OSError):
+        code.archive.unlink()
 
 
 def checkout_dir(settings: Settings, digest: str) -> Path:

@@ -37,16 +37,15 @@ from farm.errors import (
     InfrastructureError,
     NoTestsCollected,
     UsageError,
-    WorkerLost,
 )
 from farm.keys import Keys
 from farm.messages import ShardTask
-from farm.publish import CodeRef, publish, relative_to_code, snapshot_root
-from farm.registry import WorkerRegistry
+from farm.publish import CodeRef, discard, publish, relative_to_code, snapshot_root
 from farm.report import Progress
 from farm.settings import Settings
 from farm.store import ResultStore, ShardRecord
 from farm.store.collections import load_collection, request_key, save_collection
+from farm.supervise import Supervision
 from farm.verdict import decide
 from farm.verify import Verifier
 from scheduler.collect import collect
@@ -54,7 +53,7 @@ from scheduler.dispatch import Dispatcher
 from scheduler.estimate import estimate
 from scheduler.ingest import EventReader
 from scheduler.plan import Plan, make_plan
-from scheduler.session import RunSession
+from scheduler.session import Recovery, RunSession
 
 
 @dataclass(frozen=True)
@@ -129,6 +128,9 @@ class RunDriver:
         self.next_shard_id = 0
         self.started_at = time.time()
         self.code: CodeRef | None = None
+        self.supervision = Supervision(
+            settings, client=client, store=store, local=local, clock=clock
+        )
 
     def execute(self, pool: ThreadPoolExecutor) -> Finished:
         if self.request.rev is not None:
@@ -155,6 +157,10 @@ class RunDriver:
             save_collection(self.store, key, collection)
             return self._finish(collection, plan, session)
         finally:
+            if self.run_id:
+                self.supervision.end()
+            if self.code is not None:
+                discard(self.code)
             self.dispatcher.close()
 
     def _publish_revision(self) -> None:
@@ -234,6 +240,12 @@ class RunDriver:
                 setup_command=settings.setup_command,
                 setup_files=settings.setup_files if settings.setup_command else (),
             )
+        template = dataclasses.replace(
+            template,
+            heartbeat_s=self.settings.heartbeat_s,
+            test_timeout_s=self.settings.test_timeout_s,
+            memory_limit_bytes=self.settings.test_memory_limit_bytes,
+        )
         tasks = []
         for shard in plan.shards:
             tasks.append(
@@ -281,11 +293,18 @@ class RunDriver:
             progress=self.progress,
             estimates_s=self.estimates_s,
             settled=settled,
-            liveness=self._liveness,
+            recovery=Recovery(
+                lease_s=self.settings.lease_s, redis_outage_s=self.settings.redis_outage_s
+            ),
+            server_id=self.supervision.server_id,
+            on_server_change=self.supervision.on_server_change,
+            on_reissue=self.supervision.on_reissue,
+            liveness=self.supervision.liveness,
             clock=self.clock,
         )
         self.begun_at = self.clock()
         self.session = session
+        self.supervision.begin(self.run_id, session, self.code)
         session.start()
         return plan, session
 
@@ -295,22 +314,6 @@ class RunDriver:
             rel = Path(collection.rootdir).resolve().relative_to(self.code.local_root)
             return (self.code.root / rel).name
         return Path(collection.rootdir).name
-
-    def _liveness(self) -> None:
-        """Fail the run rather than wait forever for workers that are not there."""
-        if self.local is not None:
-            self.local.check_alive()
-        session = self.session
-        waited_s = self.clock() - self.begun_at
-        if waited_s > self.settings.worker_start_timeout_s and not session.tracker.any_started:
-            where = "local workers" if self.local is not None else "workers on the broker"
-            live = WorkerRegistry(self.client, self.keys).live(self.settings.queue)
-            seen = f"{len(live)} live worker(s) on it" if live else "no live worker on it"
-            raise WorkerLost(
-                f"no shard was taken by {where} within {self.settings.worker_start_timeout_s:g}s "
-                f"(queue {self.settings.queue!r}, {seen}); start workers with "
-                "farm worker --broker URL, or run without --broker"
-            )
 
     def dispatch_more(
         self, session: RunSession, node_ids: Sequence[str], where: Collection

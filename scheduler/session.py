@@ -88,6 +88,7 @@ class RunSession:
         settled: bool = True,
         recovery: Recovery = Recovery(),
         server_id: Callable[[], str] | None = None,
+        on_server_change: Callable[[], None] = lambda: None,
         on_reissue: Callable[[int, int], None] = lambda shard_id, lease: None,
         liveness: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
@@ -100,6 +101,7 @@ class RunSession:
         self.task_of = {t.shard_id: t for t in tasks}
         self.recovery = recovery
         self.server_id = server_id
+        self.on_server_change = on_server_change
         self.on_reissue = on_reissue
         self.run_id = tasks[0].run_id if tasks else ""
         self.tracker = RunTracker(
@@ -213,6 +215,7 @@ class RunSession:
         server = self.server_id()
         if self._server is not None and server != self._server:
             log.warning("run %s: Redis restarted; sending what the run still owes", self.run_id)
+            self.on_server_change()
             for shard_id in self.tracker.unfinished():
                 self._reissue(shard_id, "Redis restarted")
         self._server = server

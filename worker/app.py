@@ -14,9 +14,9 @@ shards go back to the queue for other workers (tasks are acknowledged late).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -29,12 +29,12 @@ from celery import Celery, signals
 from farm.broker import celery_config, redis_py_url
 from farm.keys import Keys
 from farm.logs import event
-from farm.messages import TASK_NAME, ShardEnd, ShardStart, ShardTask, encode_event
+from farm.messages import TASK_NAME, ShardTask
 from farm.registry import ANNOUNCE_INTERVAL_S, WorkerInfo, WorkerRegistry
-from worker.runner import ShardRunner, scrubbed_env
-from worker.sink import RedisSink
+from worker.job import Breaker, Slot, run_job
+from worker.runner import scrubbed_env
 from worker.spawn import Spawner
-from worker.workspace import WorkspaceConfig, WorkspaceError, Workspaces
+from worker.workspace import WorkspaceConfig, Workspaces
 
 log = logging.getLogger("farm.worker")
 
@@ -50,6 +50,12 @@ class WorkerConfig:
     queue: str = "farm"
     key_prefix: str = "farm:"
     run_ttl_s: int = 24 * 3600
+    max_failures: int = 3  # shards in a row a slot may fail for its own reasons
+
+
+def _stop_worker(why: str) -> None:
+    """Ask the main worker process for a warm shutdown: no new shard, then exit."""
+    os.kill(os.getppid(), signal.SIGTERM)
 
 
 def make_app(config: WorkerConfig) -> Celery:
@@ -61,68 +67,32 @@ def make_app(config: WorkerConfig) -> Celery:
     app.conf.update(worker_hijack_root_logger=False, worker_redirect_stdouts=False)
     keys = Keys(config.key_prefix)
     host = socket.gethostname()
-    clients: dict[int, redis.Redis] = {}
-    slots: dict[int, tuple[Spawner, Workspaces]] = {}
+    slots: dict[int, Slot] = {}
 
-    def client() -> redis.Redis:
-        # One client per pool process: a connection must not cross a fork.
-        pid = os.getpid()
-        if pid not in clients:
-            clients[pid] = redis.Redis.from_url(redis_py_url(config.broker_url))
-        return clients[pid]
-
-    def slot() -> tuple[Spawner, Workspaces]:
-        # One spare pytest process and one view of the cache per pool process.
+    def slot() -> Slot:
+        # One Redis client, spare pytest process, cache view and breaker per pool
+        # process: none of them may cross a fork.
         pid = os.getpid()
         if pid not in slots:
             env = scrubbed_env(os.environ)
-            workspaces = Workspaces(config.workspace, client=client, base_env=env)
-            slots[pid] = (Spawner(env=env), workspaces)
+            client = redis.Redis.from_url(redis_py_url(config.broker_url))
+            slots[pid] = Slot(
+                name=f"{config.name}:{pid}",
+                host=host,
+                client=client,
+                keys=keys,
+                spawner=Spawner(env=env),
+                workspaces=Workspaces(config.workspace, client=lambda: client, base_env=env),
+                breaker=Breaker(config.max_failures),
+                queue_key=config.key_prefix + config.queue,  # kombu's list, under its prefix
+                run_ttl_s=config.run_ttl_s,
+                stop_worker=_stop_worker,
+            )
         return slots[pid]
 
     @app.task(name=TASK_NAME, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
     def run_shard(payload: dict[str, Any]) -> None:
-        task = ShardTask.from_json(payload)
-        sink = RedisSink(client(), keys, task.run_id, ttl_s=config.run_ttl_s)
-        me = f"{config.name}:{os.getpid()}"
-        if sink.cancelled():
-            return
-        start = ShardStart(task.run_id, task.shard_id, task.lease, me, time.time(), host)
-        sink.send([encode_event(start)])
-        event(log, "shard.start", run_id=task.run_id, shard=task.shard_id, tests=len(task.node_ids))
-        spawner, workspaces = slot()
-        fatal, exit_code = False, 0
-        try:
-            where = workspaces.prepare(task)
-        except WorkspaceError as e:
-            fatal, message = True, f"{me}: {e}"
-            event(log, "shard.refused", level=logging.ERROR, run_id=task.run_id, error=str(e))
-        else:
-            local_task = dataclasses.replace(task, rootdir=where.rootdir, inifile=where.inifile)
-            queue_key = config.key_prefix + config.queue  # kombu's list, under its key prefix
-
-            def more_work() -> bool:
-                return bool(client().llen(queue_key))
-
-            runner = ShardRunner(
-                local_task,
-                sink,
-                worker=me,
-                python=where.python,
-                spawner=spawner,
-                more_work=more_work,
-                extra_env=where.env,
-            )
-            try:
-                message = runner.run()
-            except Exception as e:
-                message = f"worker failed: {type(e).__name__}: {e}"
-            exit_code = runner.last_exit_code
-        end = ShardEnd(
-            task.run_id, task.shard_id, task.lease, me, time.time(), exit_code, message, fatal
-        )
-        sink.send([encode_event(end)])
-        event(log, "shard.end", run_id=task.run_id, shard=task.shard_id, message=message)
+        run_job(ShardTask.from_json(payload), slot())
 
     _announce_while_running(config, host)
     return app

@@ -1,4 +1,9 @@
-"""Forwards a shard's events to the run's Redis stream, checking for cancellation."""
+"""Forwards a shard's events to the run's Redis stream, checking for cancellation.
+
+A send that cannot reach Redis is retried with backoff for up to ``outage_s``: a
+restart or a short network cut should not throw away the results of a shard
+(the scheduler fences whatever it has meanwhile handed out again).
+"""
 
 from __future__ import annotations
 
@@ -23,19 +28,36 @@ class RedisSink:
         run_id: str,
         *,
         ttl_s: int,
+        outage_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.client = client
         self.stream = keys.events(run_id)
         self.cancel_key = keys.cancel(run_id)
         self.ttl_s = ttl_s
+        self.outage_s = outage_s
         self.clock = clock
+        self.sleep = sleep
         self._checked_at = float("-inf")
         self._cancelled = False
         self._expired_at = float("-inf")
 
-    def send(self, payloads: Sequence[str | bytes]) -> None:
+    def send(self, payloads: Sequence[str | bytes], *, retry: bool = True) -> None:
         """Append encoded events (see :func:`farm.messages.encode_event`)."""
+        deadline = self.clock() + (self.outage_s if retry else 0.0)
+        pause_s = 0.2
+        while True:
+            try:
+                self._send(payloads)
+                return
+            except (redis.ConnectionError, redis.TimeoutError):
+                if self.clock() + pause_s > deadline:
+                    raise
+                self.sleep(pause_s)
+                pause_s = min(pause_s * 2, 5.0)
+
+    def _send(self, payloads: Sequence[str | bytes]) -> None:
         pipe = self.client.pipeline(transaction=False)
         for payload in payloads:
             pipe.xadd(self.stream, {"m": payload})

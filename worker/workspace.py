@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 
 import redis
 
-from farm.artifacts import ArtifactError, ArtifactStore, open_artifacts
+from farm.artifacts import ArtifactError, ArtifactMissing, ArtifactStore, open_artifacts
 from farm.errors import InfrastructureError
 from farm.logs import event
 from farm.messages import ShardTask
@@ -43,7 +43,12 @@ log = logging.getLogger(__name__)
 
 
 class WorkspaceError(InfrastructureError):
-    """The shard cannot run on any worker: its code or environment is unusable."""
+    """The shard cannot run here. With ``retry`` another worker may do better (this
+    one's disk or network failed); without, no worker can (the code is refused)."""
+
+    def __init__(self, message: str, *, retry: bool = False) -> None:
+        super().__init__(message)
+        self.retry = retry
 
 
 @dataclass(frozen=True)
@@ -95,10 +100,16 @@ class Workspaces:
                 built = self.envs.prepare(tree, task.setup_command, task.setup_files)
                 python, env = built.python, dict(built.env)
                 env["PYTHONPATH"] = code_path(tree)
+        except ArtifactMissing as e:
+            # Gone from the store (it expired, or Redis restarted empty): the
+            # submitter puts it back, so another try may find it.
+            raise WorkspaceError(str(e), retry=True) from e
         except (ArtifactError, SnapshotError, SetupError) as e:
-            raise WorkspaceError(str(e)) from e
-        except OSError as e:
-            raise WorkspaceError(f"cannot prepare snapshot {task.snapshot[:12]}: {e}") from e
+            raise WorkspaceError(str(e), retry=_transient(e)) from e
+        except (OSError, redis.RedisError) as e:
+            raise WorkspaceError(
+                f"cannot prepare snapshot {task.snapshot[:12]}: {e}", retry=True
+            ) from e
         return Workspace(rootdir, inifile, python, env, fetched)
 
     def _tree(self, task: ShardTask) -> tuple[Path, int]:
@@ -152,6 +163,13 @@ class Workspaces:
         with open(locks / digest, "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
+
+
+def _transient(error: Exception) -> bool:
+    """Whether the error came from the network or the disk, not from the code."""
+    return isinstance(error.__cause__, OSError | redis.RedisError) or isinstance(
+        error.__context__, OSError | redis.RedisError
+    )
 
 
 def _inside(tree: Path, relative: str, what: str) -> str:
