@@ -63,12 +63,14 @@ def _common(func: Any) -> Any:
     help="Pack the code for the workers [auto: only with --broker].",
 )
 @click.option("--artifacts", help="Where snapshots go: redis, a folder, s3://bucket/prefix.")
+@click.option("--resume", "resume_id", help="Continue run RUN_ID, whose scheduler died.")
 @click.option("--junit-xml", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write a JSON report.")
 @_common
 def run(
     paths: tuple[str, ...],
     rev: str | None,
+    resume_id: str | None,
     junit_xml: str | None,
     json_path: str | None,
     **flags: Any,
@@ -77,6 +79,10 @@ def run(
     from farm.embedded import broker_for_run
 
     settings = _settings(**flags)
+    if resume_id and (paths or rev or _pytest_args()):
+        raise SettingsError(
+            "--resume continues a run as it was: give no paths, --rev or -- options"
+        )
     env = dict(os.environ)
     worker_env = {**env, "FARM_KEY_PREFIX": settings.key_prefix, "FARM_QUEUE": settings.queue}
     # Local workers keep what they fetch (with --rev or --snapshot on) in the state folder.
@@ -91,8 +97,13 @@ def run(
         from farm.run import RunRequest, execute
         from farm.verdict import exit_code
 
-        request = RunRequest(paths, _pytest_args(), Path.cwd(), env, rev)
-        outcome = execute(settings, request, url=url, local=local)
+        if resume_id:
+            from farm.resume import resume
+
+            outcome = resume(settings, resume_id, url=url, local=local)
+        else:
+            request = RunRequest(paths, _pytest_args(), Path.cwd(), env, rev)
+            outcome = execute(settings, request, url=url, local=local)
     summary = outcome.summary
     if junit_xml:
         write_junit_xml(Path(junit_xml), summary)

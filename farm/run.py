@@ -45,6 +45,7 @@ from farm.report import Progress
 from farm.settings import Settings
 from farm.store import ResultStore, ShardRecord
 from farm.store.collections import load_collection, request_key, save_collection
+from farm.store.recovery import mark_abandoned, save_shard_tests
 from farm.supervise import Supervision
 from farm.verdict import decide
 from farm.verify import Verifier
@@ -93,6 +94,7 @@ def execute(
         client = broker.connect(url, timeout_s=settings.broker_timeout_s)
         try:
             with ResultStore.open(settings.database_url_or_default) as store:
+                mark_abandoned(store, deadline_s=settings.run_deadline_s)
                 driver = RunDriver(settings, request, store, client, url, local, out, clock)
                 return driver.execute(pool)
         finally:
@@ -267,7 +269,7 @@ class RunDriver:
         self.run_id = self.store.create_run(
             project=self.project,
             trigger="cli",
-            settings=self._settings_record(),
+            settings=self._settings_record(collection),
             snapshot_digest=self.code.digest if self.code is not None else None,
         )
         tasks = self._tasks(plan, collection)
@@ -277,9 +279,15 @@ class RunDriver:
             estimated_makespan_s=plan.estimated_makespan_s,
             shards=self._records(plan, tasks),
         )
+        save_shard_tests(self.store, self.run_id, {t.shard_id: t.node_ids for t in tasks})
+        session = self._open_session(tasks, total=len(collection.node_ids), settled=settled)
+        session.start()
+        return plan, session
+
+    def _open_session(self, tasks: Sequence[ShardTask], *, total: int, settled: bool) -> RunSession:
         self.progress = Progress(
             stream=self.out,
-            total=len(collection.node_ids),
+            total=total,
             estimated_total_s=sum(self.estimates_s.values()),
             workers=self.settings.workers,
             is_tty=self.out.isatty(),
@@ -305,8 +313,7 @@ class RunDriver:
         self.begun_at = self.clock()
         self.session = session
         self.supervision.begin(self.run_id, session, self.code)
-        session.start()
-        return plan, session
+        return session
 
     def _project_name(self, collection: Collection) -> str:
         # A revision's checkout is named by digest; its history is the project's own.
@@ -323,6 +330,7 @@ class RunDriver:
         tasks = self._tasks(plan, where)
         total = len(session.tracker.shard_of) + len(node_ids)
         self.store.add_shards(self.run_id, self._records(plan, tasks), total_tests=total)
+        save_shard_tests(self.store, self.run_id, {t.shard_id: t.node_ids for t in tasks})
         session.add_tasks(tasks)
 
     def _finish(
@@ -390,10 +398,16 @@ class RunDriver:
         )
         return Finished(summary, self.estimates_s)
 
-    def _settings_record(self) -> dict[str, object]:
-        """What the store keeps of a run's settings: no URLs, so no credentials."""
+    def _settings_record(self, collection: Collection | None = None) -> dict[str, object]:
+        """What the store keeps of a run's settings: no URLs, so no credentials; with
+        what ``--resume`` needs to dispatch its shards again."""
         code = self.code
         return {
+            "cwd": str(self.request.cwd),
+            "rootdir": collection.rootdir if collection else None,
+            "inifile": collection.inifile if collection else None,
+            "code_root": str(code.local_root) if code else None,
+            "artifacts": code.location if code else None,
             "rev": self.request.rev,
             "snapshot": code.digest if code else None,
             "snapshot_bytes": code.size_bytes if code else None,

@@ -71,7 +71,8 @@ class Supervision:
 
     def liveness(self) -> None:
         now = self.clock()
-        if now - self._beat_at >= HEARTBEAT_EVERY_S:
+        # Often enough that a live run is never taken for an abandoned one.
+        if now - self._beat_at >= min(HEARTBEAT_EVERY_S, self.settings.run_deadline_s / 4):
             self._beat_at = now
             with contextlib.suppress(FarmError):  # the database's outage is the store's to report
                 self.store.heartbeat(self.run_id)

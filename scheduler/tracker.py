@@ -22,7 +22,7 @@ kept as attempts but owed by nobody.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from farm.domain import Outcome, TestResult
@@ -79,6 +79,20 @@ class RunTracker:
             self.shards[shard_id] = _ShardState(node_ids)
             for node_id in node_ids:
                 self.shard_of[node_id] = shard_id
+
+    def preload(
+        self, shards: Mapping[int, tuple[str, ...]], final: Mapping[str, TestResult]
+    ) -> None:
+        """What an earlier scheduler of this run dispatched and stored (``--resume``):
+        its shards are over, its results final. Tests already in one of this
+        session's shards stay owed by that shard."""
+        for shard_id, node_ids in shards.items():
+            self.shards[shard_id] = _ShardState(node_ids, ended=True)
+            for node_id in node_ids:
+                self.shard_of.setdefault(node_id, shard_id)
+        for result in final.values():
+            self._record(result)
+        self.ever_started = True
 
     def drop_shards(self, shard_ids: Iterable[int]) -> None:
         """Forget shards planned on a guess that proved wrong; their events are ignored."""

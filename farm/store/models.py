@@ -206,3 +206,14 @@ class CollectionCache(Base):
     inifile: Mapped[str] = mapped_column(Text)
     node_ids: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[float] = mapped_column(Double)
+
+
+class ShardTests(Base):
+    """The node ids one shard of a run was given (zlib-compressed JSON), so a run
+    whose scheduler died can be resumed from what the database holds."""
+
+    __tablename__ = "shard_tests"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    shard_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    node_ids: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,108 @@
+"""What the store keeps so that a run outlives the process supervising it.
+
+Each shard's node ids are saved as it is dispatched (``shard_tests``), and the
+scheduler writes a heartbeat into its run. A running run whose heartbeat is older
+than a deadline was abandoned: :func:`mark_abandoned` says so in the store, and
+``farm run --resume RUN_ID`` continues it from :func:`load_run_tests` (what it
+owes) and the final results already stored.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy import Table, and_, insert, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from farm.domain import RunState, Verdict
+from farm.errors import StoreError
+from farm.store.models import Run, ShardTests
+from farm.store.schema import describe_error
+from farm.store.store import ResultStore
+
+SHARD_TESTS: Table = ShardTests.__table__  # type: ignore[assignment]
+RUNS: Table = Run.__table__  # type: ignore[assignment]
+
+
+def save_shard_tests(store: ResultStore, run_id: str, shards: Mapping[int, Sequence[str]]) -> None:
+    rows = [
+        {
+            "run_id": run_id,
+            "shard_id": shard_id,
+            "node_ids": zlib.compress(json.dumps(list(node_ids)).encode(), 6),
+        }
+        for shard_id, node_ids in shards.items()
+    ]
+    if not rows:
+        return
+    try:
+        with store.engine.begin() as connection:
+            connection.execute(insert(SHARD_TESTS), rows)
+    except SQLAlchemyError as e:
+        raise StoreError(
+            f"results store {store.url}: cannot save the tests of run {run_id}'s shards: "
+            f"{describe_error(e)}"
+        ) from e
+
+
+def load_run_tests(store: ResultStore, run_id: str) -> dict[int, tuple[str, ...]]:
+    """Every shard's node ids, by shard id."""
+    query = (
+        select(SHARD_TESTS.c.shard_id, SHARD_TESTS.c.node_ids)
+        .where(SHARD_TESTS.c.run_id == run_id)
+        .order_by(SHARD_TESTS.c.shard_id)
+    )
+    try:
+        with store.engine.connect() as connection:
+            rows = connection.execute(query).all()
+    except SQLAlchemyError as e:
+        raise StoreError(
+            f"results store {store.url}: cannot read run {run_id}'s shards: {describe_error(e)}"
+        ) from e
+    return {row.shard_id: tuple(json.loads(zlib.decompress(row.node_ids))) for row in rows}
+
+
+def mark_abandoned(store: ResultStore, *, deadline_s: float, now: float | None = None) -> int:
+    """Mark running runs whose scheduler is silent for over ``deadline_s`` abandoned."""
+    cutoff = (time.time() if now is None else now) - deadline_s
+    silent = and_(
+        RUNS.c.state == RunState.RUNNING,
+        or_(
+            RUNS.c.heartbeat_at < cutoff,
+            and_(RUNS.c.heartbeat_at.is_(None), RUNS.c.created_at < cutoff),
+        ),
+    )
+    message = f"its scheduler stopped: no heartbeat for over {deadline_s:g}s"
+    try:
+        with store.engine.begin() as connection:
+            done = connection.execute(
+                update(RUNS)
+                .where(silent)
+                .values(state=RunState.ABANDONED, verdict=Verdict.ERROR, message=message)
+            )
+    except SQLAlchemyError as e:
+        raise StoreError(
+            f"results store {store.url}: cannot mark abandoned runs: {describe_error(e)}"
+        ) from e
+    return int(done.rowcount or 0)
+
+
+def reopen_run(store: ResultStore, run_id: str, *, now: float | None = None) -> None:
+    """Make an abandoned run running again, under a new scheduler."""
+    values = {
+        "state": RunState.RUNNING,
+        "verdict": None,
+        "message": "",
+        "finished_at": None,
+        "heartbeat_at": time.time() if now is None else now,
+    }
+    try:
+        with store.engine.begin() as connection:
+            connection.execute(update(RUNS).where(RUNS.c.id == run_id).values(**values))
+    except SQLAlchemyError as e:
+        raise StoreError(
+            f"results store {store.url}: cannot reopen run {run_id}: {describe_error(e)}"
+        ) from e
