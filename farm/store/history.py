@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Column, Connection, Table, Text, any_, bindparam, case, func, select
+from sqlalchemy import Column, Connection, Table, any_, bindparam, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 
@@ -231,7 +231,7 @@ def _read(
         if postgres:
             # One array parameter: psycopg prepares a statement run five times, and
             # PostgreSQL's generic plan for IN ($2, ..., $501) scans the whole table.
-            among = key == any_(bindparam("ids", list(chunk), type_=ARRAY(Text)))
+            among = key == any_(bindparam("ids", list(chunk), type_=ARRAY(key.type)))
         else:
             among = key.in_(chunk)
         for row in connection.execute(

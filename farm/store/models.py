@@ -72,6 +72,28 @@ class EnumText(TypeDecorator[E], Generic[E]):
         return None if value is None else self.enum_type(value)
 
 
+class NodeIdText(TypeDecorator[str]):
+    """A node id as TEXT, NUL characters escaped reversibly (PostgreSQL refuses NUL).
+
+    Node ids are keys, so unlike output they must come back exactly: ``\x00`` is
+    stored as U+E000 U+E002 and a U+E000 of the id as U+E000 U+E001 (private-use
+    characters), and undone on the way out.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return value.replace("\ue000", "\ue000\ue001").replace("\x00", "\ue000\ue002")
+
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return str(value).replace("\ue000\ue002", "\x00").replace("\ue000\ue001", "\ue000")
+
+
 # BIGINT on PostgreSQL, where attempts will number in the billions; SQLite only
 # autoincrements a column declared exactly INTEGER.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -143,7 +165,7 @@ class Attempt(Base):
     # the plan never had; the run is what every attempt must belong to.
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
     shard_id: Mapped[int] = mapped_column(Integer)
-    node_id: Mapped[str] = mapped_column(Text)
+    node_id: Mapped[str] = mapped_column(NodeIdText)
     attempt: Mapped[int] = mapped_column(Integer)
     lease: Mapped[int] = mapped_column(Integer)
     outcome: Mapped[Outcome] = mapped_column(EnumText(Outcome))
@@ -168,7 +190,7 @@ class TestHistory(Base):
     __tablename__ = "test_history"
 
     project: Mapped[str] = mapped_column(String(255), primary_key=True)
-    node_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    node_id: Mapped[str] = mapped_column(NodeIdText, primary_key=True)
     duration_s: Mapped[float] = mapped_column(Double)
     last_duration_s: Mapped[float] = mapped_column(Double)
     samples: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))

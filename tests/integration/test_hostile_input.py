@@ -295,20 +295,12 @@ def test_hostile_node_ids_and_output_are_stored_and_reported_as_text(
 
 
 def test_a_nul_in_a_node_id_is_stored(
-    request: pytest.FixtureRequest, tmp_path: Path, redis_url: str, key_prefix: str, db_url: str
+    tmp_path: Path, redis_url: str, key_prefix: str, db_url: str
 ) -> None:
-    if db_url.startswith("postgresql"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=NUL_NODE_ID_BUG))
+    # PostgreSQL refuses NUL in text: the store escapes it in node ids, reversibly.
     report, stored, _ = run_hostile_suite(tmp_path, redis_url, key_prefix, db_url, ["nul\x00id"])
     assert [t["node_id"] for t in report["tests"]] == ["test_hostile.py::test_hostile[nul\x00id]"]
     assert list(stored) == ["test_hostile.py::test_hostile[nul\x00id]"]
-
-
-NUL_NODE_ID_BUG = (
-    "PostgreSQL refuses NUL in text: ResultStore escapes it in longrepr and output "
-    "(clip_text) but not in node ids, so recording the attempts and then update_history "
-    "fail and the run ends 'farm: error: ... cannot update history' (exit 3, no reports)"
-)
 
 
 def test_malformed_stream_entries_are_skipped_and_the_run_goes_on(

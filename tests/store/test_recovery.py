@@ -28,10 +28,7 @@ def started_run(store: ResultStore) -> str:
 
 def test_shard_tests_round_trip_with_hostile_names(store: ResultStore) -> None:
     run_id = started_run(store)
-    names = (
-        "t.py::a[\x00<b>é]",
-        "t.py::b[\udcff]".encode("utf-8", "surrogatepass").decode("utf-8", "replace"),
-    )
+    names = ("t.py::a[\x00<b>é]", "t.py::b[\ufffd\ue000]")
     save_shard_tests(store, run_id, {0: names, 1: ("u.py::c",)})
     assert load_run_tests(store, run_id) == {0: names, 1: ("u.py::c",)}
 
@@ -50,3 +47,16 @@ def test_a_silent_scheduler_makes_its_run_abandoned_and_resume_reopens_it(
     reopen_run(store, silent, now=1200.0)
     again = store.get_run(silent)
     assert (again.state, again.verdict, again.heartbeat_at) == (RunState.RUNNING, None, 1200.0)
+
+
+def test_node_ids_with_nul_come_back_exactly(store: ResultStore) -> None:
+    from farm.domain import Outcome, TestResult
+
+    run_id = started_run(store)
+    ids = ["a[\x00]", "b[\ue000\x00]", "c[\ue000\ue002]", "d[\ue000\ue001]"]
+    store.record_results(
+        [TestResult(run_id, 0, 1, node_id, Outcome.PASSED, 0.1) for node_id in ids]
+    )
+    assert sorted(store.final_results(run_id)) == sorted(ids)
+    store.update_history("p", list(store.final_results(run_id).values()))
+    assert sorted(store.history("p").test_duration_s) == sorted(ids)
