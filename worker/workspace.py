@@ -83,10 +83,21 @@ class Workspaces:
     ) -> None:
         self.config = config
         self.client = client
-        root = config.cache_dir
-        self.trees = SnapshotCache(root / "trees", max_bytes=config.cache_max_bytes)
-        self.envs = Environments(root / "envs", base_env=base_env, timeout_s=config.setup_timeout_s)
+        self._trees: SnapshotCache | None = None
+        self.envs = Environments(
+            config.cache_dir / "envs", base_env=base_env, timeout_s=config.setup_timeout_s
+        )
         self.stores: dict[str, ArtifactStore] = {}
+
+    @property
+    def trees(self) -> SnapshotCache:
+        # Made on first use, so a cache folder that cannot be made fails a shard
+        # (and counts against the worker) rather than every task before it starts.
+        if self._trees is None:
+            self._trees = SnapshotCache(
+                self.config.cache_dir / "trees", max_bytes=self.config.cache_max_bytes
+            )
+        return self._trees
 
     def prepare(self, task: ShardTask) -> Workspace:
         if not task.snapshot:
