@@ -13,17 +13,24 @@ Each process has two pipes: the *command* pipe, on which it receives its shard a
 one line of JSON, and the *report* pipe, on which it writes its results. Its
 output goes to a log file that is unlinked as soon as it is open, so nothing is
 left on disk even when the worker is killed.
+
+Each process leads a process group of its own, so that killing it (a test over its
+time limit, a cancelled run) also kills what its tests started. With a memory
+limit, the process and its children run under ``RLIMIT_AS`` of that size.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import resource
+import signal
+import stat
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -36,6 +43,9 @@ class TestProcess:
     command_fd: int
     report_fd: int
     log_fd: int  # read end of the process's output, already unlinked
+    # The runner's own descriptions of the files pytest captures the running test's
+    # stdout and stderr in: what a test printed survives the process's death.
+    capture_fds: dict[str, int] = field(default_factory=dict)
 
     def give(self, shard: bytes) -> bool:
         """Hand the process its shard (one line of JSON); False if it is already gone.
@@ -53,22 +63,96 @@ class TestProcess:
             self.command_fd = -1
         return True
 
-    def tail(self, limit_bytes: int) -> str:
-        """The last ``limit_bytes`` of what the process printed."""
-        size = os.fstat(self.log_fd).st_size
-        data = os.pread(self.log_fd, limit_bytes, max(0, size - limit_bytes))
-        return data.decode("utf-8", "replace")
+    def tail(self, limit_bytes: int, *, start: int = 0, end: int | None = None) -> str:
+        """The last ``limit_bytes`` of what the process printed (from ``start`` to ``end``)."""
+        return _read_tail(self.log_fd, limit_bytes, start, end)
 
-    def discard(self) -> None:
-        """Kill the process if it still runs, close its pipes and remove its log."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        for fd in (self.command_fd, self.report_fd, self.log_fd):
+    def log_size(self) -> int:
+        return os.fstat(self.log_fd).st_size
+
+    def keep_captures(self, fds: Mapping[str, int]) -> None:
+        """Open the process's capture files (its fds ``fds``) through ``/proc``.
+
+        Only while the process lives can they be opened; a file that is not regular
+        (the process is untrusted: a FIFO would block the read) is not kept.
+        """
+        for name, fd in fds.items():
+            try:
+                own_fd = os.open(
+                    f"/proc/{self.process.pid}/fd/{int(fd)}", os.O_RDONLY | os.O_NONBLOCK
+                )
+            except (OSError, ValueError):
+                continue
+            if stat.S_ISREG(os.fstat(own_fd).st_mode) and name not in self.capture_fds:
+                self.capture_fds[name] = own_fd
+            else:
+                os.close(own_fd)
+
+    def captured(self, limit_bytes: int) -> str | None:
+        """What the running test printed and pytest has not read yet (None: unknown).
+
+        pytest empties its capture files at the end of each phase of a test, so this
+        is the in-flight phase's output.
+        """
+        if not self.capture_fds:
+            return None
+        return "".join(
+            f"--- Captured {name} ---\n{text}\n"
+            for name, fd in self.capture_fds.items()
+            if (text := _read_tail(fd, limit_bytes))
+        )
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the process alone (not its group), if it is not reaped."""
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signum)
+
+    def kill(self) -> None:
+        """SIGKILL the process and its process group: what its tests started, too.
+
+        Only while the process is not yet reaped: until then its pid, which names
+        the group, cannot have been reused.
+        """
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.kill()  # should a test have moved it to another group
+
+    def close_fds(self) -> None:
+        for fd in (self.command_fd, self.report_fd, self.log_fd, *self.capture_fds.values()):
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self.command_fd = self.report_fd = self.log_fd = -1
+        self.capture_fds = {}
+
+    def discard(self) -> None:
+        """Kill the process if it still runs, close its pipes and remove its log."""
+        self.kill()
+        self.process.wait()
+        self.close_fds()
+
+
+def _read_tail(fd: int, limit_bytes: int, start: int = 0, end: int | None = None) -> str:
+    """The last ``limit_bytes`` of the file ``fd`` between offsets ``start`` and ``end``."""
+    end = os.fstat(fd).st_size if end is None else end
+    begin = max(start, end - limit_bytes)
+    data = os.pread(fd, max(0, end - begin), begin)
+    return data.decode("utf-8", "replace")
+
+
+def limit_memory(pid: int, limit_bytes: int) -> None:
+    """Put process ``pid`` under an address-space limit of ``limit_bytes``.
+
+    Soft and hard both, so the untrusted process cannot raise it again; never above
+    the worker's own hard limit, which an unprivileged process may not exceed.
+    """
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit_bytes = min(limit_bytes, hard)
+    with contextlib.suppress(ProcessLookupError):
+        resource.prlimit(pid, resource.RLIMIT_AS, (limit_bytes, limit_bytes))
 
 
 class Spawner:
@@ -96,10 +180,12 @@ class Spawner:
         command: Sequence[str],
         cwd: str,
         extra_env: Mapping[str, str] | None = None,
+        *,
+        memory_limit_bytes: int = 0,
     ) -> TestProcess:
         """A process for ``key``: the spare if it is alive and fits, else a new one.
 
-        ``key`` must tell apart everything ``command``, ``cwd`` and ``extra_env`` do.
+        ``key`` must tell apart everything the other arguments do.
         """
         self.reap()
         if self.spare is not None:
@@ -108,7 +194,7 @@ class Spawner:
             if spare_key == key and spare.process.poll() is None:
                 return spare
             spare.discard()
-        return self.start(command, cwd, extra_env)
+        return self.start(command, cwd, extra_env, memory_limit_bytes=memory_limit_bytes)
 
     def prepare(
         self,
@@ -116,15 +202,24 @@ class Spawner:
         command: Sequence[str],
         cwd: str,
         extra_env: Mapping[str, str] | None = None,
+        *,
+        memory_limit_bytes: int = 0,
     ) -> None:
         """Start the spare for the next shard of ``key``."""
         if self.spare is not None:
             self.spare[1].discard()
-        self.spare = (key, self.start(command, cwd, extra_env))
+        test = self.start(command, cwd, extra_env, memory_limit_bytes=memory_limit_bytes)
+        self.spare = (key, test)
 
     def start(
-        self, command: Sequence[str], cwd: str, extra_env: Mapping[str, str] | None = None
+        self,
+        command: Sequence[str],
+        cwd: str,
+        extra_env: Mapping[str, str] | None = None,
+        *,
+        memory_limit_bytes: int = 0,
     ) -> TestProcess:
+        """Start a process; ``memory_limit_bytes`` > 0 caps its address space."""
         command_read, command_write = os.pipe()
         report_read, report_write = os.pipe()
         log_fd, log_name = tempfile.mkstemp(prefix="farm-pytest-", suffix=".log")
@@ -145,6 +240,8 @@ class Spawner:
                 stdout=log_fd,
                 stderr=subprocess.STDOUT,
                 pass_fds=(command_read, report_write),
+                # setsid in the child, without a preexec_fn: see TestProcess.kill
+                start_new_session=True,
             )
         except BaseException:
             for fd in (command_write, report_read, log_read_fd):
@@ -153,14 +250,23 @@ class Spawner:
         finally:
             for fd in (command_read, report_write, log_fd):
                 os.close(fd)
-        return TestProcess(process, command_write, report_read, log_read_fd)
+        test = TestProcess(process, command_write, report_read, log_read_fd)
+        if memory_limit_bytes > 0:
+            # Set from here rather than in a preexec_fn, which is unsafe in a process
+            # with threads (a Celery worker has several) and makes subprocess fork
+            # where it could vfork. Popen returns once exec succeeded: the child is
+            # only starting the interpreter, no test code (conftest files included)
+            # has run, and the limit binds everything after.
+            try:
+                limit_memory(process.pid, memory_limit_bytes)
+            except BaseException:
+                test.discard()
+                raise
+        return test
 
     def retire(self, test: TestProcess) -> None:
         """Let a process whose session has ended exit in its own time."""
-        for fd in (test.command_fd, test.report_fd, test.log_fd):
-            if fd >= 0:
-                os.close(fd)
-        test.command_fd = test.report_fd = test.log_fd = -1
+        test.close_fds()
         self.exiting.append((self.clock(), test))
 
     def reap(self) -> None:
