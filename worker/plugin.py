@@ -14,6 +14,19 @@ it writes one line per event to a file descriptor that the trusted runner
   test pytest kept from that module, whether or not this shard runs it.
 - ``F`` + JSON exit status, when the session ends normally: a process that stops
   without it died (a crash, a kill), and the test it was running is to blame.
+- ``T`` + JSON ``{index: seconds}``, once after collection, just before ``O``, if
+  any test of the order has a ``timeout`` marker (``@pytest.mark.timeout(N)`` or
+  ``timeout=N``): its own time limit (see :mod:`worker.deadline`).
+- ``K`` + JSON ``{"stdout": fd, "stderr": fd}``, once the shard has arrived: the
+  descriptors of the files pytest captures output in (fd capture only), which the
+  runner opens through ``/proc`` so that what a test printed survives a crash.
+- ``P`` + JSON ``{"index", "output"}``, only when the runner asks by
+  :data:`~worker.deadline.OUTPUT_SIGNAL` (the test is over its time limit): what
+  the test in flight (index in the order, -1 for none) printed so far, null if
+  output is not captured. The process then waits to be killed.
+
+A faulthandler for :data:`~worker.deadline.STACK_SIGNAL` writes every thread's
+stack to the process's original stderr (its log), for the runner to read.
 
 The process is started before its shard is known (see :mod:`worker.spawn`): it
 waits in its collection hook for its shard, one line of JSON on
@@ -25,18 +38,32 @@ attempt), then collects those modules and runs the shard. With no shard after
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import json
+import math
 import os
 import select
+import signal
 import time
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
 
 from farm.domain import module_of
+from worker.deadline import OUTPUT_SIGNAL, STACK_SIGNAL, truncate
 
 _LIMIT_BYTES = 64 * 1024
+_PARK_S = 60.0  # how long a test over its limit waits to be killed before it exits
+_PARKED_EXIT_CODE = 70
+
+# Taken at import, when ``-p`` loads this plugin: pytest has not yet pointed fd 2 at
+# its capture file, so this is the process's log, where the stack dump belongs.
+_STACK_FD: int | None = None
+with contextlib.suppress(OSError):
+    _STACK_FD = os.dup(2)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,6 +75,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Known with or without pytest-timeout (which registers it too, and keeps
+    # enforcing it from inside if installed: farm leaves it alone).
+    config.addinivalue_line(
+        "markers", "timeout(seconds): this test's time limit, instead of the run's"
+    )
     command_fd = config.getoption("farm_command_fd")
     report_fd = config.getoption("farm_report_fd")
     if command_fd is not None and report_fd is not None:
@@ -56,8 +88,12 @@ def pytest_configure(config: pytest.Config) -> None:
             report_fd,
             config.getoption("farm_limit_bytes"),
             config.getoption("farm_idle_s"),
+            config,
         )
         config.pluginmanager.register(reporter, "farm-shard")
+        if _STACK_FD is not None:
+            faulthandler.register(STACK_SIGNAL, file=_STACK_FD, all_threads=True)
+        signal.signal(OUTPUT_SIGNAL, reporter.on_output_signal)
 
 
 def _wait_for_line(fd: int, idle_s: float) -> str | None:
@@ -75,19 +111,52 @@ def _wait_for_line(fd: int, idle_s: float) -> str | None:
     return data.decode("utf-8").strip()
 
 
-def truncate(text: str, limit_bytes: int) -> str:
-    """Cut ``text`` to about ``limit_bytes`` of UTF-8, saying how much was cut."""
-    data = text.encode("utf-8", "surrogateescape")
-    if len(data) <= limit_bytes:
-        return text
-    kept = data[:limit_bytes].decode("utf-8", "ignore")
-    return f"{kept}\n[farm: truncated {len(data) - limit_bytes} of {len(data)} bytes]"
+def _marker_timeout_s(item: pytest.Item) -> float | None:
+    """The item's ``timeout`` marker in seconds; None without a usable positive one."""
+    marker = item.get_closest_marker("timeout")
+    if marker is None:
+        return None
+    value: Any = marker.args[0] if marker.args else marker.kwargs.get("timeout")
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds > 0 and math.isfinite(seconds) else None
+
+
+def _capture_fds(config: pytest.Config) -> dict[str, int]:
+    """The descriptors of pytest's fd-capture files (none under ``-s`` or sys capture).
+
+    Reaches into pytest's capture manager, best effort: without them a crashed
+    test's output is only what reached the log.
+    """
+    capman = config.pluginmanager.getplugin("capturemanager")
+    multi = getattr(capman, "_global_capturing", None)
+    fds = {}
+    for name, attr in (("stdout", "out"), ("stderr", "err")):
+        tmpfile = getattr(getattr(multi, attr, None), "tmpfile", None)
+        try:
+            fds[name] = int(tmpfile.fileno())  # type: ignore[union-attr]
+        except (AttributeError, OSError, ValueError):
+            continue  # in-memory capture: no file to share
+    return fds
+
+
+def _park() -> None:
+    """Hold the main thread until the runner's SIGKILL; exit should it never come."""
+    until = time.monotonic() + _PARK_S
+    while time.monotonic() < until:
+        time.sleep(0.5)
+    os._exit(_PARKED_EXIT_CODE)
 
 
 class ShardReporter:
     """Orders the collected items as the shard says and streams their reports."""
 
-    def __init__(self, command_fd: int, fd: int, limit_bytes: int, idle_s: float) -> None:
+    def __init__(
+        self, command_fd: int, fd: int, limit_bytes: int, idle_s: float, config: pytest.Config
+    ) -> None:
+        self.config = config
         self.command_fd = command_fd
         self.idle_s = idle_s
         self.order: list[str] = []
@@ -97,13 +166,61 @@ class ShardReporter:
         self.limit_bytes = limit_bytes
         self.phases: dict[str, dict[str, Any]] = {}
         self.last_module = ""
+        self.item: pytest.Item | None = None  # the test in flight
+        self.phase = "setup"
+        self.writing = False
+        self.output_wanted = False
 
     def _emit(self, kind: str, data: object, prefix: str = "") -> None:
         text = kind + prefix + json.dumps(data, separators=(",", ":")) + "\n"
         line = text.encode("utf-8", "surrogateescape")
-        while line:
-            written = os.write(self.fd, line)
-            line = line[written:]
+        self.writing = True
+        try:
+            while line:
+                written = os.write(self.fd, line)
+                line = line[written:]
+        finally:
+            self.writing = False
+        if self.output_wanted:
+            self._send_output()
+
+    def on_output_signal(self, signum: int, frame: FrameType | None) -> None:
+        """The runner wants the in-flight test's output: it is over its time limit."""
+        if self.writing:
+            # A signal handler runs between any two bytecodes: finish the line being
+            # written first, or the two would interleave on the pipe.
+            self.output_wanted = True
+            return
+        self._send_output()
+
+    def _send_output(self) -> None:
+        self.output_wanted = False
+        item = self.item
+        index = self.index.get(item.nodeid, -1) if item is not None else -1
+        self._emit("P", {"index": index, "output": self._output_so_far(item)})
+        _park()  # the runner kills the process on that line: the test must not go on
+
+    def _output_so_far(self, item: pytest.Item | None) -> str | None:
+        capman = self.config.pluginmanager.getplugin("capturemanager")
+        if item is None or capman is None or not capman.is_globally_capturing():
+            return None  # under -s, the output went to the log, which the runner has
+        try:
+            sections = [(when, key, text) for when, key, text in item._report_sections]
+            out, err = capman.read_global_capture()
+            sections += [(self.phase, "stdout", out), (self.phase, "stderr", err)]
+            fixture = capman._capture_fixture
+            if fixture is not None:
+                out, err = fixture.readouterr()
+                sections += [(self.phase, "stdout", out), (self.phase, "stderr", err)]
+        except Exception:
+            # The handler may have interrupted pytest's capture machinery itself.
+            return None
+        text = "".join(
+            f"--- Captured {key} {when} ---\n{content}\n"
+            for when, key, content in sections
+            if content
+        )
+        return truncate(text, self.limit_bytes)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection(self, session: pytest.Session) -> bool:
@@ -117,6 +234,9 @@ class ShardReporter:
         # collection) must not stop the shard's other modules from running: pytest
         # refuses the whole collection for one path that does not exist.
         here = Path(session.config.invocation_params.dir)
+        fds = _capture_fds(session.config)
+        if fds:
+            self._emit("K", fds)
         session.perform_collect([m for m in shard["modules"] if (here / m).exists()])
         return True
 
@@ -137,6 +257,13 @@ class ShardReporter:
             config.hook.pytest_deselected(items=dropped)
         items[:] = chosen
         self.index = {item.nodeid: i for i, item in enumerate(chosen)}
+        limits_s = {
+            str(i): seconds
+            for i, item in enumerate(chosen)
+            if (seconds := _marker_timeout_s(item)) is not None
+        }
+        if limits_s:
+            self._emit("T", limits_s)
         self._emit("O", [item.nodeid for item in chosen])
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
@@ -148,6 +275,19 @@ class ShardReporter:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         self._emit("F", int(exitstatus))
 
+    # The test in flight and its phase, for the output of a test over its time limit.
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        self.item, self.phase = item, "setup"
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> None:
+        self.phase = "call"
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        self.phase = "teardown"
+
     def pytest_runtest_logstart(self, nodeid: str, location: object) -> None:
         self.phases[nodeid] = {"started_at": time.time()}
 
@@ -155,6 +295,7 @@ class ShardReporter:
         state = self.phases.setdefault(report.nodeid, {"started_at": time.time()})
         state[report.when] = report
         if report.when == "teardown":
+            self.item = None
             index = self.index.get(report.nodeid, -1)
             self._emit("R", self._result(report.nodeid, state), f"{index}\t")
             del self.phases[report.nodeid]
