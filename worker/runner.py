@@ -7,9 +7,11 @@ does not see broker or database credentials.
 
 If the pytest process dies in the middle of a test (``os._exit``, a segfault, the
 kernel's OOM killer), that test is reported ``crashed`` with what the process
-printed, and the rest of the shard goes on in a fresh process. Tests that pytest
-never ran (not collected on the worker, an import error) are reported ``error``
-with the reason: a test without a result is never silently dropped.
+printed, and the rest of the shard goes on in a fresh process. A test that runs past
+its time limit is stopped from here, with its stack and output, and reported
+``timeout`` (see :mod:`worker.deadline`); the shard goes on the same way. Tests that
+pytest never ran (not collected on the worker, an import error) are reported
+``error`` with the reason: a test without a result is never silently dropped.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import selectors
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,11 +28,13 @@ from typing import Any, Protocol
 from farm.domain import Outcome, TestResult, module_of
 from farm.messages import CollectFailed, ModuleCollected, ShardTask, encode_event
 from farm.pytest_command import pytest_command
-from worker.spawn import Spawner
+from worker.deadline import OUTPUT_SIGNAL, STACK_SIGNAL, Overrun, Stopwatch, truncate
+from worker.spawn import Spawner, TestProcess
 
 _POLL_S = 0.5
 _BATCH_S = 0.05
 _TAIL_BYTES = 8 * 1024
+_STACK_BYTES = 1 << 20  # faulthandler's dump: at most 100 frames of 100 threads
 _SECRET_PREFIXES = ("FARM_", "CELERY_")
 
 
@@ -56,13 +59,25 @@ class _Attempt:
     exit_status: int | None = None
     collect_errors: list[str] = field(default_factory=list)
     on_collected: Callable[[], None] | None = None
+    watch: Stopwatch = field(default_factory=lambda: Stopwatch(0.0))
+    captured: str | None = None  # what the in-flight test printed, read after the end
+    cursor: int = 0  # every test of the order before it has a result
+
+    @property
+    def in_flight_index(self) -> int | None:
+        """The index of the running test: the first of the order without a result."""
+        if self.finished or self.order is None:
+            return None
+        # Results come in order: moving a cursor keeps this linear over the shard.
+        while self.cursor < len(self.order) and self.order[self.cursor] in self.reported:
+            self.cursor += 1
+        return self.cursor if self.cursor < len(self.order) else None
 
     @property
     def in_flight(self) -> str | None:
-        """The test running when the process died: the first of its order without result."""
-        if self.finished or self.order is None:
-            return None
-        return next((n for n in self.order if n not in self.reported), None)
+        """The test running when the process died."""
+        index = self.in_flight_index
+        return None if index is None or self.order is None else self.order[index]
 
 
 def scrubbed_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -119,9 +134,17 @@ class ShardRunner:
                 return "run cancelled"
             attempt, tail = self._run_process(remaining)
             left = [n for n in remaining if n not in attempt.reported]
+            overrun = attempt.watch.overrun
+            if overrun is not None and overrun.node_id in left:
+                self._send_timeout(overrun, attempt.captured, tail)
+                left.remove(overrun.node_id)
+                message = f"{overrun.node_id} timed out after {overrun.ran_s:.1f}s"
+                remaining = left
+                continue
             culprit = attempt.in_flight
             if culprit is not None and culprit in left:
-                self._send_synthetic(culprit, Outcome.CRASHED, self._crash_text(tail))
+                output = truncate(attempt.captured or "", self.task.result_limit_bytes)
+                self._send_synthetic(culprit, Outcome.CRASHED, self._crash_text(tail), output)
                 left.remove(culprit)
                 message = f"pytest died with code {self.last_exit_code} in {culprit}"
                 remaining = left
@@ -163,94 +186,147 @@ class ShardRunner:
         """What a spare must match to serve this shard: same run, same options."""
         task = self.task
         limit = str(task.result_limit_bytes)
-        return (task.run_id, self.python, task.rootdir, task.inifile, limit, *task.pytest_args)
+        memory = str(task.memory_limit_bytes)
+        return (
+            task.run_id,
+            self.python,
+            task.rootdir,
+            task.inifile,
+            limit,
+            memory,
+            *task.pytest_args,
+        )
 
     def _run_process(self, node_ids: list[str]) -> tuple[_Attempt, str]:
         shard = self._shard(node_ids)
         command, key, cwd = self._command(), self._key(), self.task.rootdir
-        test = self.spawner.take(key, command, cwd, self.extra_env)
+        memory_limit_bytes = self.task.memory_limit_bytes
+        test = self.spawner.take(
+            key, command, cwd, self.extra_env, memory_limit_bytes=memory_limit_bytes
+        )
         if not test.give(shard):
             test.discard()  # the spare died waiting: start one now
-            test = self.spawner.start(command, cwd, self.extra_env)
+            test = self.spawner.start(
+                command, cwd, self.extra_env, memory_limit_bytes=memory_limit_bytes
+            )
             test.give(shard)
-        attempt = _Attempt()
+        attempt = _Attempt(watch=Stopwatch(self.task.test_timeout_s))
         if self.keep_spare and self.spawner.spare is None:
             # Start the spare once this process has collected: starting both at once
             # would slow this shard's start by as much as the spare gains the next.
             # With no shard waiting in the queue, a spare would only burn a core.
             def prepare() -> None:
                 if self.more_work():
-                    self.spawner.prepare(key, command, cwd, self.extra_env)
+                    self.spawner.prepare(
+                        key, command, cwd, self.extra_env, memory_limit_bytes=memory_limit_bytes
+                    )
 
             attempt.on_collected = prepare
         try:
-            self._pump(test.report_fd, attempt, test.process)
+            self._pump(test, attempt)
         finally:
-            tail = test.tail(_TAIL_BYTES)
-            if attempt.finished and attempt.exit_status is not None:
+            overrun = attempt.watch.overrun
+            if attempt.finished and attempt.exit_status is not None and overrun is None:
+                tail = test.tail(_TAIL_BYTES)
                 # The session is over and every result is in: let the process exit on
                 # its own (atexit hooks, coverage files) while the next shard starts.
                 self.last_exit_code = attempt.exit_status
                 self.spawner.retire(test)
             else:
-                if test.process.poll() is None:
-                    test.process.kill()
+                test.kill()
                 self.last_exit_code = test.process.wait()
+                limit_bytes = self.task.result_limit_bytes
+                if overrun is not None:
+                    # The log holds what the process printed, then the stack dump.
+                    tail = test.tail(_TAIL_BYTES, end=overrun.log_offset)
+                    overrun.stack = test.tail(_STACK_BYTES, start=overrun.log_offset)
+                else:
+                    tail = test.tail(_TAIL_BYTES)
+                attempt.captured = test.captured(limit_bytes)
                 test.discard()
         return attempt, tail
 
-    def _pump(self, read_fd: int, attempt: _Attempt, process: subprocess.Popen[bytes]) -> None:
+    def _pump(self, test: TestProcess, attempt: _Attempt) -> None:
         """Forward events until the test process closes its end of the pipe.
 
         Results are sent at most ``_BATCH_S`` after their test finished; a suite of
         very fast tests then costs one Redis round trip per batch, not per test.
+        The in-flight test's time limit is checked here too: the wait for the next
+        line never outlasts it, and stopping a test never sleeps.
         """
         buffer = b""
         pending: list[bytes] = []
         oldest = 0.0
         with selectors.DefaultSelector() as selector:
-            selector.register(read_fd, selectors.EVENT_READ)
+            selector.register(test.report_fd, selectors.EVENT_READ)
             while True:
-                timeout = _POLL_S if not pending else max(0.0, oldest + _BATCH_S - self.clock())
+                now = self.clock()
+                wake_at = self._watch(test, attempt, now)
+                if attempt.watch.done(now):
+                    break
+                timeout = _POLL_S if not pending else max(0.0, oldest + _BATCH_S - now)
+                if wake_at is not None:
+                    timeout = min(timeout, max(0.0, wake_at - now))
                 if not selector.select(timeout=timeout):
                     if pending:
                         self.sink.send(pending)
                         pending = []
                     elif self.sink.cancelled():
-                        process.kill()
+                        test.kill()
                         return
                     continue
-                chunk = os.read(read_fd, 1 << 16)
+                chunk = os.read(test.report_fd, 1 << 16)
                 if not chunk:
-                    if pending:
-                        self.sink.send(pending)
-                    return
+                    break
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
-                events = [e for e in (self._line(line, attempt) for line in lines) if e]
+                events = [e for e in (self._line(line, attempt, test) for line in lines) if e]
                 if events and not pending:
                     oldest = self.clock()
                 pending.extend(events)
-                if attempt.finished:
-                    if pending:
-                        self.sink.send(pending)
-                    return
+                if attempt.finished and attempt.watch.overrun is None:
+                    break
                 if pending and self.clock() - oldest >= _BATCH_S:
                     self.sink.send(pending)
                     pending = []
+        if pending:
+            self.sink.send(pending)
 
-    def _line(self, line: bytes, attempt: _Attempt) -> bytes | None:
+    def _watch(self, test: TestProcess, attempt: _Attempt, now: float) -> float | None:
+        """Start stopping the in-flight test once past its limit; when to look again."""
+        watch, index = attempt.watch, attempt.in_flight_index
+        deadline = watch.deadline(index)
+        if watch.overrun is None and deadline is not None and now >= deadline:
+            assert index is not None and attempt.order is not None
+            watch.stop(attempt.order[index], index, now, test.log_size())
+            # Stack first, output second: see worker.deadline for why this order holds.
+            test.signal(STACK_SIGNAL)
+            test.signal(OUTPUT_SIGNAL)
+        return watch.wake_at(index)
+
+    def _line(self, line: bytes, attempt: _Attempt, test: TestProcess) -> bytes | None:
         """Account for one line of the plugin; returns a result to forward, as is."""
         kind, rest = line[:1], line[1:]
         if kind == b"R":
             index, payload = rest.split(b"\t", 1)
             order = attempt.order or []
             position = int(index)
+            overrun = attempt.watch.overrun
+            if overrun is not None and position == overrun.index:
+                return None  # it finished, but only after the runner stopped it
             if 0 <= position < len(order):
                 attempt.reported.add(order[position])
+            attempt.watch.since = self.clock()  # the next test starts now
             return payload
-        if kind == b"O":
+        if kind == b"T":
+            attempt.watch.marker_s = {int(i): float(s) for i, s in json.loads(rest).items()}
+        elif kind == b"K":
+            test.keep_captures({str(k): int(v) for k, v in json.loads(rest).items()})
+        elif kind == b"P":
+            attempt.watch.answer(json.loads(rest))
+        elif kind == b"O":
             attempt.order = json.loads(rest)
+            attempt.watch.since = self.clock()
             if attempt.on_collected is not None:
                 attempt.on_collected()
                 attempt.on_collected = None
@@ -280,7 +356,9 @@ class ShardRunner:
             return encode_event(failed).encode()
         return None
 
-    def _send_synthetic(self, node_id: str, outcome: Outcome, text: str) -> None:
+    def _send_synthetic(
+        self, node_id: str, outcome: Outcome, text: str, output: str = "", duration_s: float = 0.0
+    ) -> None:
         now = self.clock()
         self.sink.send(
             [
@@ -291,15 +369,21 @@ class ShardRunner:
                         lease=self.task.lease,
                         node_id=node_id,
                         outcome=outcome,
-                        duration_s=0.0,
+                        duration_s=duration_s,
                         worker=self.worker,
-                        longrepr=text,
-                        started_at=now,
+                        longrepr=truncate(text, self.task.result_limit_bytes),
+                        output=output,  # truncated by the caller
+                        started_at=now - duration_s,
                         finished_at=now,
                     )
                 )
             ]
         )
+
+    def _send_timeout(self, overrun: Overrun, captured: str | None, tail: str) -> None:
+        output = overrun.output_text(captured, tail, self.task.result_limit_bytes)
+        node_id, ran_s = overrun.node_id, overrun.ran_s
+        self._send_synthetic(node_id, Outcome.TIMEOUT, overrun.longrepr(), output, ran_s)
 
     def _crash_text(self, tail: str) -> str:
         code = self.last_exit_code
