@@ -19,6 +19,7 @@ While Redis cannot be reached the session waits, up to ``redis_outage_s``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import redis
+from kombu.exceptions import OperationalError
 
 from farm.domain import TestResult
 from farm.errors import BrokerUnavailable, InfrastructureError
@@ -126,6 +128,7 @@ class RunSession:
         self.progress_at = clock()  # the last time a worker said anything of this run
         self._outage_since: float | None = None
         self._reissues: list[tuple[int, int]] = []
+        self._unsent: list[ShardTask] = []
         self._server: str | None = None
         self._server_checked_at = float("-inf")
 
@@ -174,8 +177,10 @@ class RunSession:
                 raise InfrastructureError(f"shard {end.shard_id} cannot run: {end.message}")
         for end in accepted.handed_back:
             self._reissue(end.shard_id, f"handed back by {end.worker}: {end.message}")
-        for shard_id in self.tracker.expired(now, self.recovery.lease_s):
-            self._reissue(shard_id, f"lease not renewed for {self.recovery.lease_s:g}s")
+        if self._outage_since is None:
+            # While Redis is away no worker can renew a lease: none lapses meanwhile.
+            for shard_id in self.tracker.expired(now, self.recovery.lease_s):
+                self._reissue(shard_id, f"lease not renewed for {self.recovery.lease_s:g}s")
         self.progress.render(now)
         due = now - self._flushed_at >= self.flush_interval_s
         if self.complete or due or len(self._pending) >= self.flush_results:
@@ -204,8 +209,24 @@ class RunSession:
                 ) from e
             self.sleep(min(0.5, self.recovery.redis_outage_s / 10))
             return []
-        self._outage_since = None
+        if self._outage_since is not None:
+            log.warning("run %s: Redis is back", self.run_id)
+            self.tracker.renew_running(self.clock())
+            self._outage_since = None
+        if self._unsent:
+            unsent, self._unsent = self._unsent, []
+            self._send(unsent)
         return events
+
+    def _send(self, tasks: Sequence[ShardTask]) -> None:
+        """Dispatch ``tasks``, keeping them to send again if the broker is away."""
+        try:
+            self.sender.send(tasks)
+        except (OperationalError, redis.RedisError) as e:
+            log.warning("run %s: cannot dispatch %d shard(s) yet: %s", self.run_id, len(tasks), e)
+            self._unsent.extend(tasks)
+            if self._outage_since is None:
+                self._outage_since = self.clock()
 
     def _check_server(self) -> None:
         now = self.clock()
@@ -239,7 +260,7 @@ class RunSession:
             self.task_of[shard_id] = again
             self._reissues.append((shard_id, lease))
             self.on_reissue(shard_id, lease)
-            self.sender.send([again])
+            self._send([again])
 
     def flush(self, now: float) -> None:
         for shard_id, lease in self._reissues:
@@ -258,7 +279,8 @@ class RunSession:
         for end in self._ends:
             self.store.shard_finished(self.run_id, end.shard_id, finished_at=end.at)
         self._pending, self._starts, self._ends = [], [], []
-        self.reader.trim()
+        with contextlib.suppress(redis.RedisError):  # only tidying: the next flush trims again
+            self.reader.trim()
         self._flushed_at = now
 
     def run(self) -> dict[str, TestResult]:

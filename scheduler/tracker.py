@@ -141,6 +141,13 @@ class RunTracker:
             and now - state.seen_at > lease_s
         ]
 
+    def renew_running(self, now: float) -> None:
+        """Count every running shard's lease as renewed at ``now`` (Redis is back: its
+        workers could not renew while it was away)."""
+        for state in self.shards.values():
+            if state.started_at is not None and not state.ended:
+                state.seen_at = now
+
     def unfinished(self) -> list[int]:
         """Shards that have not ended: queued or running."""
         return [shard_id for shard_id, state in self.shards.items() if not state.ended]

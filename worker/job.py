@@ -4,7 +4,9 @@ Around the runner (:mod:`worker.runner`), a job keeps the promises the scheduler
 relies on to lose nothing:
 
 - it skips a shard whose run is over or whose lease was superseded (the Celery
-  message was redelivered after the scheduler had handed the tests out again);
+  message was redelivered after the scheduler had handed the tests out again),
+  and hands back one whose lease another slot already claimed (Celery redelivers
+  the task of a slot that died at once, under the same lease);
 - it renews the shard's lease with a heartbeat every ``task.heartbeat_s`` while
   the shard runs, from a thread, so a test that blocks the runner cannot starve it;
 - a shard this worker cannot prepare for a reason of its own (a full disk, an
@@ -72,6 +74,17 @@ def run_job(task: ShardTask, slot: Slot) -> None:
     if sink.cancelled() or _superseded(task, slot):
         event(log, "shard.skipped", run_id=task.run_id, shard=task.shard_id, lease=task.lease)
         return
+    if not _claim(task, slot):
+        # Celery gave us a task whose slot died running it (it redelivers those at
+        # once): its lease may already hold results. Hand it back, so the scheduler
+        # sends only what is still owed, under a new lease.
+        end = ShardEnd(
+            task.run_id, task.shard_id, task.lease, slot.name, time.time(), 0,
+            "redelivered after its worker died", retry=True,
+        )  # fmt: skip
+        sink.send([encode_event(end)])
+        event(log, "shard.redelivered", run_id=task.run_id, shard=task.shard_id, lease=task.lease)
+        return
     start = ShardStart(task.run_id, task.shard_id, task.lease, slot.name, time.time(), slot.host)
     sink.send([encode_event(start)])
     event(log, "shard.start", run_id=task.run_id, shard=task.shard_id, tests=len(task.node_ids))
@@ -129,6 +142,12 @@ def _run(task: ShardTask, slot: Slot, sink: RedisSink) -> tuple[ShardEnd, bool]:
     except Exception as e:
         return end(f"{slot.name}: worker failed: {type(e).__name__}: {e}", retry=True), True
     return end(message, exit_code=runner.last_exit_code), False
+
+
+def _claim(task: ShardTask, slot: Slot) -> bool:
+    """Whether this is the first slot to run the shard under its lease."""
+    key = slot.keys.lease(task.run_id, task.shard_id) + f":claimed:{task.lease}"
+    return bool(slot.client.set(key, slot.name, nx=True, ex=slot.run_ttl_s))
 
 
 def _superseded(task: ShardTask, slot: Slot) -> bool:

@@ -225,13 +225,6 @@ def shard_of_worker(run: Submission, name: str, at_least: int) -> tuple[int, set
     return shards[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a killed pool process's task is requeued at once (task_reject_on_worker_lost "
-    "in farm/broker.py) and redelivered under the same lease; worker/job.py skips only older "
-    "leases and RunTracker.feed records a result for a test that already has one, so the "
-    "shard's finished tests run again and are stored twice",
-)
 def test_a_killed_slot_keeps_its_results_and_its_other_tests_run_elsewhere(
     tmp_path: Path, redis_url: str, key_prefix: str
 ) -> None:
@@ -353,26 +346,11 @@ def start_redis(port: int, folder: Path) -> subprocess.Popen[bytes]:
         time.sleep(0.02)
 
 
-TRIM_BUG = (
-    "bug: RunSession.flush calls EventReader.trim outside the outage handling "
-    "(scheduler/session.py), so Redis down past one flush (0.5 s) ends the run with an "
-    "internal ConnectionError"
-)
-PUBLISH_BUG = (
-    "and: leases lapse while Redis is down (no worker can renew them), and "
-    "RunSession._reissue's Celery publish raises kombu's OperationalError, which is no "
-    "redis.RedisError, so an outage longer than lease_s ends the run"
-)
-
-
 @pytest.mark.parametrize(
     "outage_s",
     [
-        pytest.param(1.0, marks=pytest.mark.xfail(strict=True, reason=TRIM_BUG)),
-        pytest.param(
-            LEASE_S + 2,
-            marks=pytest.mark.xfail(strict=True, reason=f"{TRIM_BUG}; {PUBLISH_BUG}"),
-        ),
+        pytest.param(1.0),
+        pytest.param(LEASE_S + 2),
     ],
     ids=["short", "past-the-lease"],
 )

@@ -172,3 +172,35 @@ def test_the_session_waits_out_a_short_outage_and_gives_up_on_a_long_one() -> No
     with pytest.raises(BrokerUnavailable, match="unreachable for 10s"):
         for _ in range(100):
             world.session.step()
+
+
+def test_leases_do_not_lapse_while_redis_is_away() -> None:
+    world = World(lease_s=10, redis_outage_s=60)
+    world.step(ShardStart("r", 0, 1, "w1", 1.0))
+    world.reader.batches = [redis.ConnectionError("refused")] * 40  # 20 s away at 0.5 s a try
+    for _ in range(40):
+        world.session.step()
+    world.step()  # back: the worker gets a full lease to say it is alive
+    world.step(after_s=5)
+    assert world.sender.sent == []
+    world.step(after_s=6)
+    assert [(t.shard_id, t.lease) for t in world.sender.sent] == [(0, 2)]
+
+
+def test_a_shard_the_broker_refused_is_sent_again_when_it_is_back() -> None:
+    from kombu.exceptions import OperationalError
+
+    world = World(lease_s=10)
+    refusals = [OperationalError("connection refused")]
+
+    def flaky_send(tasks: Sequence[ShardTask]) -> None:
+        if refusals:
+            raise refusals.pop()
+        world.sender.sent.extend(tasks)
+
+    world.session.sender = type("S", (), {"send": staticmethod(flaky_send)})()
+    world.step(ShardStart("r", 0, 1, "w1", 1.0))
+    world.step(after_s=11)  # lapsed; the first send is refused
+    assert world.sender.sent == []
+    world.step()
+    assert [(t.shard_id, t.lease, t.node_ids) for t in world.sender.sent] == [(0, 2, ("a", "b"))]
