@@ -78,6 +78,8 @@ def test_a_run_whose_scheduler_died_is_abandoned_then_resumed(
             "run", "--broker", redis_url, "--resume", str(run_id), "--json", str(report),
             cwd=tmp_path, env=env,
         )  # fmt: skip
+        again = run_farm("run", "--broker", redis_url, "--resume", str(run_id), cwd=suite, env=env)
+        assert again.returncode == 4 and "is finished (verdict passed)" in again.stderr
     finally:
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
