@@ -131,6 +131,7 @@ class RunSession:
         self._unsent: list[ShardTask] = []
         self._server: str | None = None
         self._server_checked_at = float("-inf")
+        self._expiry_checked_at = float("-inf")
 
     @property
     def complete(self) -> bool:
@@ -177,8 +178,11 @@ class RunSession:
                 raise InfrastructureError(f"shard {end.shard_id} cannot run: {end.message}")
         for end in accepted.handed_back:
             self._reissue(end.shard_id, f"handed back by {end.worker}: {end.message}")
-        if self._outage_since is None:
-            # While Redis is away no worker can renew a lease: none lapses meanwhile.
+        # While Redis is away no worker can renew a lease: none lapses meanwhile. The
+        # scan covers every shard, so it runs a few times a lease, not every step.
+        expiry_due = now - self._expiry_checked_at >= self.recovery.lease_s / 10
+        if self._outage_since is None and expiry_due:
+            self._expiry_checked_at = now
             for shard_id in self.tracker.expired(now, self.recovery.lease_s):
                 self._reissue(shard_id, f"lease not renewed for {self.recovery.lease_s:g}s")
         self.progress.render(now)
