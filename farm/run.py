@@ -40,8 +40,8 @@ from farm.errors import (
 )
 from farm.keys import Keys
 from farm.messages import ShardTask
+from farm.progress import Progress
 from farm.publish import CodeRef, discard, publish, relative_to_code, snapshot_root
-from farm.report import Progress
 from farm.settings import Settings
 from farm.store import ResultStore, ShardRecord
 from farm.store.collections import load_collection, request_key, save_collection
