@@ -190,10 +190,10 @@ class Spawner:
         self.reap()
         if self.spare is not None:
             spare_key, spare = self.spare
-            self.spare = None
             if spare_key == key and spare.process.poll() is None:
+                self.spare = None
                 return spare
-            spare.discard()
+            self._drop_spare()
         return self.start(command, cwd, extra_env, memory_limit_bytes=memory_limit_bytes)
 
     def prepare(
@@ -206,10 +206,15 @@ class Spawner:
         memory_limit_bytes: int = 0,
     ) -> None:
         """Start the spare for the next shard of ``key``."""
-        if self.spare is not None:
-            self.spare[1].discard()
+        self._drop_spare()
         test = self.start(command, cwd, extra_env, memory_limit_bytes=memory_limit_bytes)
         self.spare = (key, test)
+
+    def _drop_spare(self) -> None:
+        if self.spare is not None:
+            _, spare = self.spare
+            self.spare = None
+            spare.discard()
 
     def start(
         self,
@@ -282,9 +287,7 @@ class Spawner:
         self.exiting = still
 
     def close(self, *, grace_s: float = 5.0) -> None:
-        if self.spare is not None:
-            self.spare[1].discard()
-            self.spare = None
+        self._drop_spare()
         for _, test in self.exiting:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 test.process.wait(timeout=grace_s)
