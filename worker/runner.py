@@ -29,7 +29,7 @@ from farm.domain import Outcome, TestResult, module_of
 from farm.messages import CollectFailed, ModuleCollected, ShardTask, encode_event
 from farm.pytest_command import pytest_command
 from worker.deadline import OUTPUT_SIGNAL, STACK_SIGNAL, Overrun, Stopwatch, truncate
-from worker.spawn import Spawner, TestProcess
+from worker.spawn import Launch, Spawner, TestProcess
 
 _POLL_S = 0.5
 _BATCH_S = 0.05
@@ -182,44 +182,23 @@ class ShardRunner:
             command += ["-c", self.task.inifile]
         return command + list(self.task.pytest_args)
 
-    def _key(self) -> tuple[str, ...]:
-        """What a spare must match to serve this shard: same run, same options."""
-        task = self.task
-        limit = str(task.result_limit_bytes)
-        memory = str(task.memory_limit_bytes)
-        return (
-            task.run_id,
-            self.python,
-            task.rootdir,
-            task.inifile,
-            limit,
-            memory,
-            *task.pytest_args,
-        )
-
     def _run_process(self, node_ids: list[str]) -> tuple[_Attempt, str]:
         shard = self._shard(node_ids)
-        command, key, cwd = self._command(), self._key(), self.task.rootdir
-        memory_limit_bytes = self.task.memory_limit_bytes
-        test = self.spawner.take(
-            key, command, cwd, self.extra_env, memory_limit_bytes=memory_limit_bytes
-        )
+        task = self.task
+        launch = Launch(self._command(), task.rootdir, self.extra_env, task.memory_limit_bytes)
+        test = self.spawner.take(task.run_id, launch)
         if not test.give(shard):
             test.discard()  # the spare died waiting: start one now
-            test = self.spawner.start(
-                command, cwd, self.extra_env, memory_limit_bytes=memory_limit_bytes
-            )
+            test = self.spawner.start(launch)
             test.give(shard)
-        attempt = _Attempt(watch=Stopwatch(self.task.test_timeout_s))
+        attempt = _Attempt(watch=Stopwatch(task.test_timeout_s))
         if self.keep_spare and self.spawner.spare is None:
             # Start the spare once this process has collected: starting both at once
             # would slow this shard's start by as much as the spare gains the next.
             # With no shard waiting in the queue, a spare would only burn a core.
             def prepare() -> None:
                 if self.more_work():
-                    self.spawner.prepare(
-                        key, command, cwd, self.extra_env, memory_limit_bytes=memory_limit_bytes
-                    )
+                    self.spawner.prepare(task.run_id, launch)
 
             attempt.on_collected = prepare
         try:

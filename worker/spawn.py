@@ -155,8 +155,19 @@ def limit_memory(pid: int, limit_bytes: int) -> None:
         resource.prlimit(pid, resource.RLIMIT_AS, (limit_bytes, limit_bytes))
 
 
+@dataclass(frozen=True)
+class Launch:
+    """How to start a test process. A spare serves a shard only if its run and its
+    launch are the shard's: equal launches start processes that behave the same."""
+
+    command: Sequence[str]
+    cwd: str
+    extra_env: Mapping[str, str] = field(default_factory=dict)  # over the spawner's env
+    memory_limit_bytes: int = 0  # > 0: caps the process's address space
+
+
 class Spawner:
-    """Starts pytest processes for shards, keeping one spare for the same key."""
+    """Starts pytest processes for shards, keeping one spare for the same run and launch."""
 
     def __init__(
         self,
@@ -170,45 +181,27 @@ class Spawner:
         self.idle_s = idle_s
         self.exit_grace_s = exit_grace_s
         self.clock = clock
-        self.spare: tuple[tuple[str, ...], TestProcess] | None = None
+        self.spare: tuple[tuple[str, Launch], TestProcess] | None = None
         # Done with their shard, not yet exited, with the time they were retired.
         self.exiting: list[tuple[float, TestProcess]] = []
 
-    def take(
-        self,
-        key: tuple[str, ...],
-        command: Sequence[str],
-        cwd: str,
-        extra_env: Mapping[str, str] | None = None,
-        *,
-        memory_limit_bytes: int = 0,
-    ) -> TestProcess:
-        """A process for ``key``: the spare if it is alive and fits, else a new one.
-
-        ``key`` must tell apart everything the other arguments do.
-        """
+    def take(self, run_id: str, launch: Launch) -> TestProcess:
+        """A process for ``launch``: the spare if it is alive and was started for the
+        same run and launch, else a new one."""
         self.reap()
         if self.spare is not None:
             spare_key, spare = self.spare
-            if spare_key == key and spare.process.poll() is None:
+            if spare_key == (run_id, launch) and spare.process.poll() is None:
                 self.spare = None
                 return spare
             self._drop_spare()
-        return self.start(command, cwd, extra_env, memory_limit_bytes=memory_limit_bytes)
+        return self.start(launch)
 
-    def prepare(
-        self,
-        key: tuple[str, ...],
-        command: Sequence[str],
-        cwd: str,
-        extra_env: Mapping[str, str] | None = None,
-        *,
-        memory_limit_bytes: int = 0,
-    ) -> None:
-        """Start the spare for the next shard of ``key``."""
+    def prepare(self, run_id: str, launch: Launch) -> None:
+        """Start the spare for the next shard of ``run_id`` with ``launch``."""
         self._drop_spare()
-        test = self.start(command, cwd, extra_env, memory_limit_bytes=memory_limit_bytes)
-        self.spare = (key, test)
+        test = self.start(launch)
+        self.spare = ((run_id, launch), test)
 
     def _drop_spare(self) -> None:
         if self.spare is not None:
@@ -216,22 +209,15 @@ class Spawner:
             self.spare = None
             spare.discard()
 
-    def start(
-        self,
-        command: Sequence[str],
-        cwd: str,
-        extra_env: Mapping[str, str] | None = None,
-        *,
-        memory_limit_bytes: int = 0,
-    ) -> TestProcess:
-        """Start a process; ``memory_limit_bytes`` > 0 caps its address space."""
+    def start(self, launch: Launch) -> TestProcess:
+        """Start a process for ``launch``, without a shard yet."""
         command_read, command_write = os.pipe()
         report_read, report_write = os.pipe()
         log_fd, log_name = tempfile.mkstemp(prefix="farm-pytest-", suffix=".log")
         log_read_fd = os.open(log_name, os.O_RDONLY)
         os.unlink(log_name)
         full = [
-            *command,
+            *launch.command,
             "--farm-command-fd", str(command_read),
             "--farm-report-fd", str(report_write),
             "--farm-idle-s", str(self.idle_s),
@@ -239,8 +225,8 @@ class Spawner:
         try:
             process = subprocess.Popen(
                 full,
-                cwd=cwd,
-                env={**self.env, **(extra_env or {})},
+                cwd=launch.cwd,
+                env={**self.env, **launch.extra_env},
                 stdin=subprocess.DEVNULL,
                 stdout=log_fd,
                 stderr=subprocess.STDOUT,
@@ -256,14 +242,14 @@ class Spawner:
             for fd in (command_read, report_write, log_fd):
                 os.close(fd)
         test = TestProcess(process, command_write, report_read, log_read_fd)
-        if memory_limit_bytes > 0:
+        if launch.memory_limit_bytes > 0:
             # Set from here rather than in a preexec_fn, which is unsafe in a process
             # with threads (a Celery worker has several) and makes subprocess fork
             # where it could vfork. Popen returns once exec succeeded: the child is
             # only starting the interpreter, no test code (conftest files included)
             # has run, and the limit binds everything after.
             try:
-                limit_memory(process.pid, memory_limit_bytes)
+                limit_memory(process.pid, launch.memory_limit_bytes)
             except BaseException:
                 test.discard()
                 raise

@@ -15,7 +15,7 @@ from farm.domain import Outcome, TestResult
 from farm.messages import Event, ShardTask, decode_event
 from scheduler.collect import collect
 from worker.runner import ShardRunner
-from worker.spawn import Spawner
+from worker.spawn import Launch, Spawner
 
 pytestmark = pytest.mark.integration
 
@@ -218,7 +218,7 @@ def test_a_spare_nobody_takes_exits_by_itself(tmp_path: Path) -> None:
     spawner = Spawner(env={"PATH": "/usr/bin:/bin"}, idle_s=0.5)
     command = [sys.executable, "-c", "import sys; sys.path.pop(0); import pytest; "
                "sys.exit(int(pytest.main()))", "-p", "worker.plugin"]  # fmt: skip
-    spawner.prepare(("k",), command, str(tmp_path))
+    spawner.prepare("k", Launch(command, str(tmp_path)))
     assert spawner.spare is not None
     assert spawner.spare[1].process.wait(timeout=20) == 0
     spawner.close()
