@@ -53,7 +53,7 @@ class WorkerConfig:
     max_failures: int = 3  # shards in a row a slot may fail for its own reasons
 
 
-def _stop_worker(why: str) -> None:
+def _stop_worker() -> None:
     """Ask the main worker process for a warm shutdown: no new shard, then exit."""
     os.kill(os.getppid(), signal.SIGTERM)
 

@@ -66,7 +66,7 @@ class Slot:
     breaker: Breaker
     queue_key: str  # kombu's list of the queue, for "is more work waiting?"
     run_ttl_s: int
-    stop_worker: Callable[[str], None]  # asks the worker to stop taking work, saying why
+    stop_worker: Callable[[], None]  # asks the worker to stop taking work
 
 
 def run_job(task: ShardTask, slot: Slot) -> None:
@@ -109,7 +109,7 @@ def run_job(task: ShardTask, slot: Slot) -> None:
             f"last: {end.message}"
         )
         event(log, "worker.circuit_open", level=logging.ERROR, slot=slot.name, reason=why)
-        slot.stop_worker(why)
+        slot.stop_worker()
 
 
 def _run(task: ShardTask, slot: Slot, sink: RedisSink) -> tuple[ShardEnd, bool]:
