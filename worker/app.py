@@ -82,7 +82,7 @@ def make_app(config: WorkerConfig) -> Celery:
                 client=client,
                 keys=keys,
                 spawner=Spawner(env=env),
-                workspaces=Workspaces(config.workspace, client=lambda: client, base_env=env),
+                workspaces=Workspaces(config.workspace, client=client, base_env=env),
                 breaker=Breaker(config.max_failures),
                 queue_key=config.key_prefix + config.queue,  # kombu's list, under its prefix
                 run_ttl_s=config.run_ttl_s,

@@ -25,7 +25,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -78,7 +78,7 @@ class Workspaces:
         self,
         config: WorkspaceConfig,
         *,
-        client: Callable[[], redis.Redis],
+        client: redis.Redis,
         base_env: dict[str, str],
     ) -> None:
         self.config = config
@@ -161,7 +161,7 @@ class Workspaces:
         if location not in self.stores:
             self.stores[location] = open_artifacts(
                 location or "redis",
-                redis_client=self.client(),
+                redis_client=self.client,
                 key_prefix=self.config.key_prefix,
                 ttl_s=self.config.artifact_ttl_s,
             )
