@@ -78,11 +78,7 @@ def run_job(task: ShardTask, slot: Slot) -> None:
         # Celery gave us a task whose slot died running it (it redelivers those at
         # once): its lease may already hold results. Hand it back, so the scheduler
         # sends only what is still owed, under a new lease.
-        end = ShardEnd(
-            task.run_id, task.shard_id, task.lease, slot.name, time.time(), 0,
-            "redelivered after its worker died", retry=True,
-        )  # fmt: skip
-        sink.send([encode_event(end)])
+        sink.send([encode_event(_end(task, slot, "redelivered after its worker died", retry=True))])
         event(log, "shard.redelivered", run_id=task.run_id, shard=task.shard_id, lease=task.lease)
         return
     start = ShardStart(task.run_id, task.shard_id, task.lease, slot.name, time.time(), slot.host)
@@ -114,20 +110,11 @@ def run_job(task: ShardTask, slot: Slot) -> None:
 
 def _run(task: ShardTask, slot: Slot, sink: RedisSink) -> tuple[ShardEnd, bool]:
     """Prepare and run the shard: its end event, and whether it failed for our reasons."""
-
-    def end(
-        message: str, *, exit_code: int = 0, fatal: bool = False, retry: bool = False
-    ) -> ShardEnd:
-        return ShardEnd(
-            task.run_id, task.shard_id, task.lease, slot.name, time.time(), exit_code, message,
-            fatal, retry,
-        )  # fmt: skip
-
     try:
         where = slot.workspaces.prepare(task)
     except WorkspaceError as e:
         event(log, "shard.refused", level=logging.ERROR, run_id=task.run_id, error=str(e))
-        return end(f"{slot.name}: {e}", fatal=not e.retry, retry=e.retry), e.retry
+        return _end(task, slot, f"{slot.name}: {e}", fatal=not e.retry, retry=e.retry), e.retry
     local = dataclasses.replace(task, rootdir=where.rootdir, inifile=where.inifile)
     runner = ShardRunner(
         local, sink, worker=slot.name, python=where.python, spawner=slot.spawner,
@@ -138,10 +125,21 @@ def _run(task: ShardTask, slot: Slot, sink: RedisSink) -> tuple[ShardEnd, bool]:
     except redis.RedisError as e:
         # The results did not get through; the scheduler hands the shard out again
         # when its lease lapses (or at once, should this end event get through).
-        return end(f"{slot.name}: lost Redis: {e}", retry=True), True
+        return _end(task, slot, f"{slot.name}: lost Redis: {e}", retry=True), True
     except Exception as e:
-        return end(f"{slot.name}: worker failed: {type(e).__name__}: {e}", retry=True), True
-    return end(message, exit_code=runner.last_exit_code), False
+        why = f"{slot.name}: worker failed: {type(e).__name__}: {e}"
+        return _end(task, slot, why, retry=True), True
+    return _end(task, slot, message, exit_code=runner.last_exit_code), False
+
+
+def _end(
+    task: ShardTask, slot: Slot, message: str, *, exit_code: int = 0, fatal: bool = False,
+    retry: bool = False,
+) -> ShardEnd:  # fmt: skip
+    return ShardEnd(
+        task.run_id, task.shard_id, task.lease, slot.name, time.time(), exit_code, message,
+        fatal, retry,
+    )  # fmt: skip
 
 
 def _claim(task: ShardTask, slot: Slot) -> bool:
