@@ -59,7 +59,6 @@ class Workspace:
     inifile: str
     python: str
     env: dict[str, str] = field(default_factory=dict)  # added to the test process's
-    fetched_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -103,7 +102,7 @@ class Workspaces:
         if not task.snapshot:
             return Workspace(task.rootdir, task.inifile, sys.executable)
         try:
-            tree, fetched = self._tree(task)
+            tree = self._tree(task)
             rootdir = _inside(tree, task.rootdir, "rootdir")
             inifile = _inside(tree, task.inifile, "inifile") if task.inifile else ""
             python, env = sys.executable, {}
@@ -121,17 +120,17 @@ class Workspaces:
             raise WorkspaceError(
                 f"cannot prepare snapshot {task.snapshot[:12]}: {e}", retry=True
             ) from e
-        return Workspace(rootdir, inifile, python, env, fetched)
+        return Workspace(rootdir, inifile, python, env)
 
-    def _tree(self, task: ShardTask) -> tuple[Path, int]:
+    def _tree(self, task: ShardTask) -> Path:
         digest = task.snapshot
         cached = self.trees.path_for(digest)
         if cached is not None:
-            return cached, 0
+            return cached
         with self._locked(digest):
             cached = self.trees.path_for(digest)  # fetched by another slot meanwhile
             if cached is not None:
-                return cached, 0
+                return cached
             started = time.monotonic()
             downloads = self.config.cache_dir / "downloads"
             downloads.mkdir(parents=True, exist_ok=True)
@@ -155,7 +154,7 @@ class Workspaces:
             fetch_s=round(fetched_s, 3),
             total_s=round(time.monotonic() - started, 3),
         )
-        return tree, size
+        return tree
 
     def _store(self, location: str) -> ArtifactStore:
         if location not in self.stores:
