@@ -11,9 +11,12 @@ shards of the same snapshot reuse. (``PYTHONPYCACHEPREFIX`` would keep the tree
 pristine, but it also hides the installed packages' bytecode from Python, and
 every test process then compiles pytest and the standard library again.)
 
-Everything that can go wrong here (a missing or tampered archive, an entry that
-would land outside the tree, a failing setup command) is a :class:`WorkspaceError`:
-no worker could run the shard, so the run ends with an error verdict naming it.
+Everything that can go wrong here is a :class:`WorkspaceError`. When no worker
+could run the shard (a tampered archive, an entry that would land outside the
+tree, a failing setup command), the shard ends fatal and the run with an error
+verdict naming it; when the fault is this worker's (its disk, its network) or the
+archive is missing from the store (the submitter puts it back), the shard is
+handed back (``retry``) for another try.
 """
 
 from __future__ import annotations
