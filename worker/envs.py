@@ -89,9 +89,13 @@ class Environments:
         with self._locked(key):
             if not (home / _READY).is_file():
                 self._build(home, tree, setup_command)
-        bin_dir = home / "venv" / "bin"
-        env = {"VIRTUAL_ENV": str(home / "venv"), "PATH": f"{bin_dir}:{self.base_env['PATH']}"}
-        return Environment(key, str(bin_dir / "python"), env)
+        venv_dir = home / "venv"
+        return Environment(key, str(venv_dir / "bin" / "python"), self._activated(venv_dir))
+
+    def _activated(self, venv_dir: Path) -> dict[str, str]:
+        """What activating the virtual environment ``venv_dir`` sets."""
+        path = self.base_env.get("PATH", os.defpath)
+        return {"VIRTUAL_ENV": str(venv_dir), "PATH": f"{venv_dir / 'bin'}:{path}"}
 
     def _build(self, home: Path, tree: Path, setup_command: str) -> None:
         started = time.monotonic()
@@ -104,11 +108,9 @@ class Environments:
             raise SetupError(f"cannot create a virtual environment in {venv_dir}: {e}") from e
         python = venv_dir / "bin" / "python"
         self._link_plugin(home, python)
-        bin_dir = str(venv_dir / "bin")
         env = {
             **self.base_env,
-            "VIRTUAL_ENV": str(venv_dir),
-            "PATH": f"{bin_dir}:{self.base_env.get('PATH', os.defpath)}",
+            **self._activated(venv_dir),
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         }
         env.pop("PYTHONHOME", None)
