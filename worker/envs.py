@@ -57,7 +57,6 @@ class SetupError(InfrastructureError):
 class Environment:
     """A built environment: its interpreter, and what the tests' environment adds."""
 
-    key: str
     python: str
     env: dict[str, str]
 
@@ -90,7 +89,7 @@ class Environments:
             if not (home / _READY).is_file():
                 self._build(home, tree, setup_command)
         venv_dir = home / "venv"
-        return Environment(key, str(venv_dir / "bin" / "python"), self._activated(venv_dir))
+        return Environment(str(venv_dir / "bin" / "python"), self._activated(venv_dir))
 
     def _activated(self, venv_dir: Path) -> dict[str, str]:
         """What activating the virtual environment ``venv_dir`` sets."""
