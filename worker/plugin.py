@@ -292,7 +292,9 @@ class ShardReporter:
         self.phases[nodeid] = {"started_at": time.time()}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        state = self.phases.setdefault(report.nodeid, {"started_at": time.time()})
+        state = self.phases.get(report.nodeid)
+        if state is None:  # no logstart first: some plugin reported this test itself
+            state = self.phases[report.nodeid] = {"started_at": time.time()}
         state[report.when] = report
         if report.when == "teardown":
             self.item = None
