@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from farm.domain import Outcome, TestResult
+
+if TYPE_CHECKING:
+    from netns_hosts import Host
 
 ROOT = Path(__file__).resolve().parent.parent
 MAKE_SUITE = ROOT / "bench" / "make_suite.py"
@@ -42,6 +49,49 @@ def run_farm(
         timeout=timeout_s,
         stdin=subprocess.DEVNULL,
     )
+
+
+class WorkerProcess:
+    """``farm worker ARGS`` leading a session of its own, its output (JSON log lines)
+    kept in ``log_path``; here, or on ``host`` unable to see the folders in ``hide``."""
+
+    def __init__(
+        self,
+        log_path: Path,
+        *args: str,
+        cwd: Path,
+        env: Mapping[str, str],
+        host: Host | None = None,
+        hide: Sequence[Path] = (),
+    ) -> None:
+        self.log_path = log_path
+        argv = [sys.executable, "-m", "farm", "worker", *args]
+        with open(log_path, "wb") as log:
+            if host is None:
+                self.process: subprocess.Popen[bytes] = subprocess.Popen(
+                    argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=log,
+                    stderr=subprocess.STDOUT, start_new_session=True,
+                )  # fmt: skip
+            else:
+                self.process = host.popen(
+                    argv, cwd=cwd, env=env, hide=hide, stdout=log, stderr=subprocess.STDOUT
+                )
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """The log records of event ``name`` so far, oldest first."""
+        found = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict) and record.get("event") == name:
+                    found.append(record)
+        return found
+
+    def kill(self) -> None:
+        """SIGKILL its whole process group (the main process and its pool), then reap it."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
 
 
 def make_result(

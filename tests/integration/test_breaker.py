@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from helpers import farm_env, run_farm
+from helpers import WorkerProcess, farm_env, run_farm
 
 pytestmark = pytest.mark.integration
 
@@ -30,28 +25,22 @@ def test_a_failing_worker_stops_and_the_run_ends_instead_of_hanging(
         FARM_KEY_PREFIX=key_prefix, FARM_QUEUE=key_prefix + "q", FARM_WORKER_MAX_FAILURES="2",
         FARM_STALL_TIMEOUT_S="3",
     )  # fmt: skip
-    log = tmp_path / "worker.log"
-    with open(log, "wb") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "farm", "worker", "--broker", redis_url, "-c", "1",
-             "--cache", str(blocker / "cache"), "--name", "broken"],
-            env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    worker = WorkerProcess(
+        tmp_path / "worker.log", "--broker", redis_url, "-c", "1",
+        "--cache", str(blocker / "cache"), "--name", "broken", cwd=tmp_path, env=env,
+    )  # fmt: skip
     try:
         started = time.monotonic()
         done = run_farm(
             "run", "--broker", redis_url, "-n", "4", "--state-dir", str(tmp_path / "state"),
             cwd=suite, env=env, timeout_s=90,
         )  # fmt: skip
-        assert worker.wait(timeout=30) == 0  # it stopped by itself
+        assert worker.process.wait(timeout=30) == 0  # it stopped by itself
     finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+        worker.kill()
     assert done.returncode == 3, done.stdout + done.stderr
     assert "no live worker" in done.stdout and "still owed" in done.stdout
     assert time.monotonic() - started < 60
-    events = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-    opened = [e for e in events if e.get("event") == "worker.circuit_open"]
+    opened = worker.events("worker.circuit_open")
     assert len(opened) == 1 and "2 shards in a row failed" in str(opened[0]["reason"])
     assert "not-a-folder" in str(opened[0]["reason"])

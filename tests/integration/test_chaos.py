@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import farm_env
+from helpers import WorkerProcess, farm_env
 from netns_hosts import Host, Network, namespaces_unavailable
 
 from farm.embedded import find_redis_server
@@ -74,36 +74,18 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-class Worker:
-    """One ``farm worker -c 1``: its JSON log kept in a file, killable with all it started."""
+class Worker(WorkerProcess):
+    """One ``farm worker -c 1``, killable with all it started, its test processes too."""
 
     def __init__(
         self, home: Path, name: str, env: Mapping[str, str], host: Host | None = None
     ) -> None:
         home.mkdir(parents=True)
-        self.log_path = home / "worker.log"
-        argv = [sys.executable, "-m", "farm", "worker", "-c", "1", "--name", name,
-                "--cache", str(home / "cache")]  # fmt: skip
-        with open(self.log_path, "wb") as log:
-            if host is None:
-                self.process = subprocess.Popen(
-                    argv, cwd=home, env=dict(env), stdin=subprocess.DEVNULL, stdout=log,
-                    stderr=subprocess.STDOUT, start_new_session=True,
-                )  # fmt: skip
-            else:
-                self.process = host.popen(
-                    argv, cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT
-                )
+        super().__init__(
+            home / "worker.log", "-c", "1", "--name", name, "--cache", str(home / "cache"),
+            cwd=home, env=env, host=host,
+        )  # fmt: skip
         self.strays: list[int] = []  # what a killed slot left running, for cleanup
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        found = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            with contextlib.suppress(ValueError):
-                record = json.loads(line)
-                if isinstance(record, dict) and record.get("event") == name:
-                    found.append(record)
-        return found
 
     def kill_slot(self) -> int:
         """SIGKILL the pool process (the one slot of ``-c 1``), as the OOM killer would."""
@@ -122,12 +104,11 @@ class Worker:
         return slots[0]
 
     def kill(self) -> None:
+        # Test processes lead sessions of their own: the group kill misses them.
         for pid in [*descendants(self.process.pid), *self.strays]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
+        super().kill()
 
 
 class Submission:

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import redis
-from helpers import farm_env, run_farm
+from helpers import WorkerProcess, farm_env, run_farm
 
 from farm.broker import redis_py_url
 from farm.domain import TestResult
@@ -42,25 +42,18 @@ LIMIT_BYTES = 4096
 @contextmanager
 def farm_worker(tmp: Path, env: dict[str, str], *, name: str = "hostile") -> Iterator[Path]:
     """A one-slot ``farm worker`` for the duration of the block; yields its log file."""
-    log_path = tmp / f"worker-{name}.log"
     home = tmp / f"home-{name}"
     home.mkdir()
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "farm", "worker", "-c", "1", "--name", name,
-             "--cache", str(tmp / f"cache-{name}")],
-            env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+    worker = WorkerProcess(
+        tmp / f"worker-{name}.log", "-c", "1", "--name", name,
+        "--cache", str(tmp / f"cache-{name}"), cwd=home, env=env,
+    )  # fmt: skip
     try:
-        yield log_path
+        yield worker.log_path
         # Hostile input must not have taken the worker down with it.
-        assert process.poll() is None, log_path.read_text(errors="replace")[-4000:]
+        assert worker.process.poll() is None, worker.log_path.read_text(errors="replace")[-4000:]
     finally:
-        # The whole group: pytest processes (spares included) outlive a killed worker.
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
+        worker.kill()
 
 
 def farm_envs(

@@ -9,13 +9,11 @@ a snapshot. Skips, saying why, where namespaces cannot be made (not root).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers import farm_env, make_suite, run_farm
+from helpers import WorkerProcess, farm_env, make_suite, run_farm
 from netns_hosts import Host, Network, namespaces_unavailable
 from sqlalchemy import create_engine, text
 
@@ -26,25 +24,12 @@ pytestmark = [
 ]
 
 
-def start_worker(host: Host, home: Path, broker_url: str, hide: Path) -> subprocess.Popen[bytes]:
+def start_worker(host: Host, home: Path, broker_url: str, hide: Path) -> WorkerProcess:
     home.mkdir()
-    with open(home / "worker.log", "wb") as log:
-        return host.popen(
-            [sys.executable, "-m", "farm", "worker", "-c", "2", "--cache", str(home / "cache"),
-             "--name", host.name],
-            cwd=home, env=farm_env(FARM_BROKER_URL=broker_url), hide=[hide],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-
-def fetches(home: Path) -> int:
-    count = 0
-    for line in (home / "worker.log").read_text().splitlines():
-        try:
-            count += json.loads(line).get("event") == "snapshot.fetched"
-        except ValueError:
-            continue
-    return count
+    return WorkerProcess(
+        home / "worker.log", "-c", "2", "--cache", str(home / "cache"), "--name", host.name,
+        cwd=home, env=farm_env(FARM_BROKER_URL=broker_url), host=host, hide=[hide],
+    )  # fmt: skip
 
 
 def attempts_per_test(state: Path, run_id: str) -> Counter[str]:
@@ -77,9 +62,10 @@ def test_a_suite_runs_once_across_hosts_that_never_see_the_submitters_disk(
     )
     state = tmp_path / "state"
     with Network(3) as net:
-        homes = {host.name: tmp_path / host.name for host in net.hosts}
-        for host in net.hosts:
-            start_worker(host, homes[host.name], net.broker_url, hide=submitter)
+        workers = {
+            host.name: start_worker(host, tmp_path / host.name, net.broker_url, hide=submitter)
+            for host in net.hosts
+        }
         hidden = net.hosts[0].run(
             ["ls", "-A", str(submitter)], cwd=Path("/"), env=farm_env(), hide=[submitter]
         )
@@ -96,9 +82,9 @@ def test_a_suite_runs_once_across_hosts_that_never_see_the_submitters_disk(
             return data
 
         first = submit()
-        fetched = {name: fetches(home) for name, home in homes.items()}
+        fetched = {name: len(w.events("snapshot.fetched")) for name, w in workers.items()}
         second = submit()
-        fetched_again = {name: fetches(home) for name, home in homes.items()}
+        fetched_again = {name: len(w.events("snapshot.fetched")) for name, w in workers.items()}
 
     tests = first["tests"]
     assert isinstance(tests, list)

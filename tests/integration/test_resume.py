@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import farm_env, run_farm
+from helpers import WorkerProcess, farm_env, run_farm
 
 pytestmark = pytest.mark.integration
 
@@ -44,11 +44,9 @@ def test_a_run_whose_scheduler_died_is_abandoned_then_resumed(
         FARM_KEY_PREFIX=key_prefix, FARM_QUEUE=key_prefix + "q", FARM_RUN_DEADLINE_S="2",
         FARM_STATE_DIR=str(state),
     )  # fmt: skip
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "farm", "worker", "--broker", redis_url, "-c", "2",
-         "--cache", str(tmp_path / "cache")],
-        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    worker = WorkerProcess(
+        tmp_path / "worker.log", "--broker", redis_url, "-c", "2",
+        "--cache", str(tmp_path / "cache"), cwd=tmp_path, env=env,
     )  # fmt: skip
     try:
         submitter = subprocess.Popen(
@@ -81,8 +79,7 @@ def test_a_run_whose_scheduler_died_is_abandoned_then_resumed(
         again = run_farm("run", "--broker", redis_url, "--resume", str(run_id), cwd=suite, env=env)
         assert again.returncode == 4 and "is finished (verdict passed)" in again.stderr
     finally:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
+        worker.kill()
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     tests = json.loads(report.read_text())["tests"]
     assert sorted(t["node_id"] for t in tests) == sorted(

@@ -19,40 +19,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import farm_env, run_farm
+from helpers import WorkerProcess, farm_env, run_farm
 
 pytestmark = pytest.mark.integration
 
 PYTEST_SITE = str(Path(pytest.__file__).resolve().parent.parent)
 
 
-class Worker:
-    """A ``farm worker`` subprocess whose JSON log lines are kept in a file."""
+class Worker(WorkerProcess):
+    """A two-slot ``farm worker`` with a cache and a home folder of its own."""
 
     def __init__(self, tmp: Path, name: str, env: dict[str, str], broker: str) -> None:
         self.name = name
         self.cache = tmp / f"cache-{name}"
-        self.log_path = tmp / f"worker-{name}.log"
         home = tmp / f"home-{name}"
         home.mkdir()
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "farm", "worker", "--broker", broker, "-c", "2",
-                 "--cache", str(self.cache), "--name", name],
-                env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
-
-    def events(self, name: str) -> list[dict[str, object]]:
-        found = []
-        for line in self.log_path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if record.get("event") == name:
-                found.append(record)
-        return found
+        super().__init__(
+            tmp / f"worker-{name}.log", "--broker", broker, "-c", "2",
+            "--cache", str(self.cache), "--name", name, cwd=home, env=env,
+        )  # fmt: skip
 
     def stop(self) -> int:
         """SIGTERM, as a service manager stops it; its exit code."""
@@ -64,11 +49,6 @@ class Worker:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         return self.process.returncode
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
 
 
 @pytest.fixture
