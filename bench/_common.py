@@ -88,17 +88,26 @@ def import_history(suite: Path, state_dir: Path) -> None:
         fail("farm history import", done, "could not import history.json")
 
 
-def run_farm(suite: Path, workers: int, state_dir: Path, report: Path, tests: int) -> Timing:
-    """Time ``farm run . -n workers``; check the verdict is passed for all ``tests``."""
-    command = [script("farm"), "run", ".", "-n", str(workers), "--state-dir", str(state_dir)]
-    wall_s, done = timed([*command, "--json", str(report)], suite)
+def passed_report(
+    done: subprocess.CompletedProcess[str], report: Path, tests: int
+) -> dict[str, Any]:
+    """The JSON ``report`` of ``farm run`` (``done``), read then removed; ends the
+    benchmark unless the run's verdict is passed for all ``tests``."""
     if not report.exists():
         fail("farm run", done, "no JSON report was written")
-    data = json.loads(report.read_text())
+    data: dict[str, Any] = json.loads(report.read_text())
     report.unlink()
     passed = data["counts"]["passed"]
     if done.returncode != 0 or data["verdict"] != "passed" or passed != tests:
         fail("farm run", done, f"verdict {data['verdict']}, {passed} of {tests} tests passed")
+    return data
+
+
+def run_farm(suite: Path, workers: int, state_dir: Path, report: Path, tests: int) -> Timing:
+    """Time ``farm run . -n workers``; check the verdict is passed for all ``tests``."""
+    command = [script("farm"), "run", ".", "-n", str(workers), "--state-dir", str(state_dir)]
+    wall_s, done = timed([*command, "--json", str(report)], suite)
+    data = passed_report(done, report, tests)
     return Timing(wall_s, float(data["makespan_s"]))
 
 
