@@ -166,6 +166,17 @@ def cell(value: float | None, form: str) -> str:
     return format(value, form)
 
 
+def summary_cells(row: Mapping[str, Any], ratios: Sequence[str]) -> list[str]:
+    """A ``summary_row`` as table cells: command, wall, each of ``ratios``, makespan, runs."""
+    return [
+        row["command"],
+        f"{row['wall_s']:.2f}",
+        *(f"{row[name]:.2f}" for name in ratios),
+        cell(row["makespan_s"], ".2f"),
+        " ".join(f"{s:.2f}" for s in row["runs_wall_s"]),
+    ]
+
+
 def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """Print ``rows`` under ``header``: the first column left-aligned, the rest right."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]

@@ -37,7 +37,6 @@ from typing import Any
 
 from _common import (
     Timing,
-    cell,
     import_history,
     load_average,
     lower_bound_s,
@@ -46,6 +45,7 @@ from _common import (
     print_table,
     run_farm,
     run_pytest,
+    summary_cells,
     summary_row,
 )
 
@@ -120,17 +120,7 @@ def main() -> None:
     print_table(
         ["command", "wall s", "x lower bound", "x worksteal", "farm makespan s", "runs (wall s)"],
         [["lower bound", f"{bound_s:.2f}", "1.00", "-", "-", "-"]]
-        + [
-            [
-                r["command"],
-                f"{r['wall_s']:.2f}",
-                f"{r['ratio_lower_bound']:.2f}",
-                f"{r['ratio_worksteal']:.2f}",
-                cell(r["makespan_s"], ".2f"),
-                " ".join(f"{s:.2f}" for s in r["runs_wall_s"]),
-            ]
-            for r in rows
-        ],
+        + [summary_cells(r, ["ratio_lower_bound", "ratio_worksteal"]) for r in rows],
     )
     farm = rows[1] if len(runs["farm"]) > 1 else rows[0]
     met = farm["ratio_lower_bound"] <= TARGET_RATIO and farm["ratio_worksteal"] < 1.0

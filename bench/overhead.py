@@ -32,7 +32,6 @@ from typing import Any
 
 from _common import (
     Timing,
-    cell,
     import_history,
     load_average,
     make_suite,
@@ -40,6 +39,7 @@ from _common import (
     print_table,
     run_farm,
     run_pytest,
+    summary_cells,
     summary_row,
 )
 
@@ -103,16 +103,7 @@ def main() -> None:
     )
     print_table(
         ["command", "wall s", "x serial", "farm makespan s", "runs (wall s)"],
-        [
-            [
-                r["command"],
-                f"{r['wall_s']:.2f}",
-                f"{r['ratio_serial']:.2f}",
-                cell(r["makespan_s"], ".2f"),
-                " ".join(f"{s:.2f}" for s in r["runs_wall_s"]),
-            ]
-            for r in rows
-        ],
+        [summary_cells(r, ["ratio_serial"]) for r in rows],
     )
     farm = rows[-1]
     met = farm["ratio_serial"] <= TARGET_RATIO
