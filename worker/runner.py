@@ -134,27 +134,26 @@ class ShardRunner:
                 return "run cancelled"
             attempt, tail = self._run_process(remaining)
             left = [n for n in remaining if n not in attempt.reported]
-            overrun = attempt.watch.overrun
+            overrun, culprit = attempt.watch.overrun, attempt.in_flight
             if overrun is not None and overrun.node_id in left:
                 self._send_timeout(overrun, attempt.captured, tail)
-                left.remove(overrun.node_id)
-                message = f"{overrun.node_id} timed out after {overrun.ran_s:.1f}s"
-                remaining = left
-                continue
-            culprit = attempt.in_flight
-            if culprit is not None and culprit in left:
+                stopped = overrun.node_id
+                message = f"{stopped} timed out after {overrun.ran_s:.1f}s"
+            elif culprit is not None and culprit in left:
                 output = truncate(attempt.captured or "", self.task.result_limit_bytes)
                 self._send_synthetic(culprit, Outcome.CRASHED, self._crash_text(tail), output)
-                left.remove(culprit)
+                stopped = culprit
                 message = f"pytest died with code {self.last_exit_code} in {culprit}"
-                remaining = left
-                continue
-            if left:
-                reason = self._missing_text(attempt, tail)
-                for node_id in left:
-                    self._send_synthetic(node_id, Outcome.ERROR, reason)
-                message = f"{len(left)} test(s) not run: {reason.splitlines()[0]}"
-            remaining = []
+            else:
+                if left:
+                    reason = self._missing_text(attempt, tail)
+                    for node_id in left:
+                        self._send_synthetic(node_id, Outcome.ERROR, reason)
+                    message = f"{len(left)} test(s) not run: {reason.splitlines()[0]}"
+                break
+            # The rest of the shard goes on in a fresh process.
+            left.remove(stopped)
+            remaining = left
         return message
 
     def _shard(self, node_ids: list[str]) -> bytes:
