@@ -24,6 +24,7 @@ from pathlib import Path
 import redis
 
 from farm.artifacts import open_artifacts
+from farm.domain import CodeInfo
 from farm.errors import UsageError
 from farm.settings import Settings
 from farm.snapshot import git_toplevel, pack, unpack
@@ -44,6 +45,12 @@ class CodeRef:
     pack_s: float
     upload_s: float
     archive: Path  # the submitter's copy, kept for the run: see republish
+
+    def info(self) -> CodeInfo:
+        """What the reports say of the snapshot."""
+        return CodeInfo(
+            self.digest, self.size_bytes, self.uploaded_bytes, self.pack_s, self.upload_s
+        )
 
 
 def snapshot_root(cwd: Path, rootdir: Path | None) -> Path:

@@ -29,7 +29,7 @@ from farm.run import Finished, RunDriver, RunRequest
 from farm.settings import Settings
 from farm.store import ResultStore
 from farm.store.records import RunRecord
-from farm.store.recovery import load_run_tests, mark_abandoned, reopen_run, save_shard_tests
+from farm.store.recovery import load_run_tests, mark_abandoned, reopen_run
 
 
 def resume(
@@ -106,10 +106,7 @@ class ResumedRun(RunDriver):
             plan = self._plan(owed if owed else collected[:1])
             tasks = self._tasks(plan, collection) if owed else []
             if tasks:
-                self.store.add_shards(
-                    run.run_id, self._records(plan, tasks), total_tests=len(collected)
-                )
-                save_shard_tests(self.store, run.run_id, {t.shard_id: t.node_ids for t in tasks})
+                self._add_shards(plan, tasks, total_tests=len(collected))
             session = self._open_session(tasks, total=len(collected), settled=False)
             for shard_id in shards:
                 # The dead scheduler's shards still queued are not worth running now.

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,7 +28,7 @@ from typing import TextIO
 import redis
 
 from farm import broker
-from farm.domain import CodeInfo, Collection, RunState, RunSummary, ShardTimeline, Verdict
+from farm.domain import Collection, RunState, RunSummary, Verdict
 from farm.embedded import LocalWorkers
 from farm.errors import (
     CollectionError,
@@ -41,9 +40,10 @@ from farm.errors import (
 from farm.keys import Keys
 from farm.messages import ShardTask
 from farm.progress import Progress
-from farm.publish import CodeRef, discard, publish, relative_to_code, snapshot_root
+from farm.publish import CodeRef, discard, publish, snapshot_root
+from farm.run_records import settings_record, shard_records, shard_tasks, shard_timeline
 from farm.settings import Settings
-from farm.store import ResultStore, ShardRecord
+from farm.store import ResultStore
 from farm.store.collections import load_collection, request_key, save_collection
 from farm.store.recovery import mark_abandoned, save_shard_tests
 from farm.supervise import Supervision
@@ -200,7 +200,7 @@ class RunDriver:
             self.run_id = self.store.create_run(
                 project=self.settings.project or self.request.cwd.name,
                 trigger="cli",
-                settings=self._settings_record(),
+                settings=settings_record(self.settings, self.request, None, self.code),
             )
         else:
             self.client.set(self.keys.cancel(self.run_id), "1", ex=self.settings.run_ttl_s)
@@ -220,47 +220,22 @@ class RunDriver:
         return plan
 
     def _tasks(self, plan: Plan, collection: Collection) -> list[ShardTask]:
-        template = ShardTask(
-            run_id=self.run_id,
-            shard_id=0,
-            lease=1,
-            rootdir=collection.rootdir,
-            node_ids=(),
-            pytest_args=self.request.pytest_args,
-            inifile=collection.inifile,
-            result_limit_bytes=self.settings.result_limit_bytes,
+        tasks = shard_tasks(
+            self.settings,
+            self.run_id,
+            self.request.pytest_args,
+            collection,
+            self.code,
+            plan,
+            first_id=self.next_shard_id,
         )
-        if self.code is not None:
-            code, settings = self.code, self.settings
-            template = dataclasses.replace(
-                template,
-                rootdir=relative_to_code(code, collection.rootdir, "rootdir") or ".",
-                inifile=relative_to_code(code, collection.inifile, "ini file"),
-                snapshot=code.digest,
-                artifacts=code.location,
-                snapshot_max_bytes=settings.snapshot_max_bytes,
-                setup_command=settings.setup_command,
-                setup_files=settings.setup_files if settings.setup_command else (),
-            )
-        template = dataclasses.replace(
-            template,
-            heartbeat_s=self.settings.heartbeat_s,
-            test_timeout_s=self.settings.test_timeout_s,
-            memory_limit_bytes=self.settings.test_memory_limit_bytes,
-        )
-        tasks = []
-        for shard in plan.shards:
-            tasks.append(
-                dataclasses.replace(template, shard_id=self.next_shard_id, node_ids=shard.node_ids)
-            )
-            self.next_shard_id += 1
+        self.next_shard_id += len(tasks)
         return tasks
 
-    def _records(self, plan: Plan, tasks: list[ShardTask]) -> list[ShardRecord]:
-        return [
-            ShardRecord(task.shard_id, len(task.node_ids), shard.estimate_s)
-            for task, shard in zip(tasks, plan.shards, strict=True)
-        ]
+    def _add_shards(self, plan: Plan, tasks: Sequence[ShardTask], *, total_tests: int) -> None:
+        """Store shards added to a running run, with their tests."""
+        self.store.add_shards(self.run_id, shard_records(plan, tasks), total_tests=total_tests)
+        save_shard_tests(self.store, self.run_id, {t.shard_id: t.node_ids for t in tasks})
 
     def _begin(self, collection: Collection, *, settled: bool) -> tuple[Plan, RunSession]:
         self._publish_tree(collection)
@@ -269,7 +244,7 @@ class RunDriver:
         self.run_id = self.store.create_run(
             project=self.project,
             trigger="cli",
-            settings=self._settings_record(collection),
+            settings=settings_record(self.settings, self.request, collection, self.code),
             snapshot_digest=self.code.digest if self.code is not None else None,
         )
         tasks = self._tasks(plan, collection)
@@ -277,7 +252,7 @@ class RunDriver:
             self.run_id,
             total_tests=len(collection.node_ids),
             estimated_makespan_s=plan.estimated_makespan_s,
-            shards=self._records(plan, tasks),
+            shards=shard_records(plan, tasks),
         )
         save_shard_tests(self.store, self.run_id, {t.shard_id: t.node_ids for t in tasks})
         session = self._open_session(tasks, total=len(collection.node_ids), settled=settled)
@@ -328,9 +303,7 @@ class RunDriver:
         """Plan and dispatch tests the run's shards do not hold yet."""
         plan = self._plan(tuple(node_ids))
         tasks = self._tasks(plan, where)
-        total = len(session.tracker.shard_of) + len(node_ids)
-        self.store.add_shards(self.run_id, self._records(plan, tasks), total_tests=total)
-        save_shard_tests(self.store, self.run_id, {t.shard_id: t.node_ids for t in tasks})
+        self._add_shards(plan, tasks, total_tests=len(session.tracker.shard_of) + len(node_ids))
         session.add_tasks(tasks)
 
     def _finish(
@@ -364,23 +337,6 @@ class RunDriver:
         )
         results = tuple(final[n] for n in collected if n in final)
         self.store.update_history(self.project, list(results))
-        shards = tuple(
-            ShardTimeline(
-                s.shard_id,
-                s.test_count,
-                s.worker or "",
-                s.machine or "",
-                s.started_at or 0.0,
-                s.finished_at or 0.0,
-            )
-            for s in self.store.get_shards(self.run_id)
-        )
-        code = self.code
-        info = None
-        if code is not None:
-            info = CodeInfo(
-                code.digest, code.size_bytes, code.uploaded_bytes, code.pack_s, code.upload_s
-            )
         summary = RunSummary(
             run_id=self.run_id,
             verdict=decision.verdict,
@@ -393,29 +349,7 @@ class RunDriver:
             message=decision.message,
             started_at=self.started_at,
             finished_at=time.time(),
-            shards=shards,
-            code=info,
+            shards=shard_timeline(self.store.get_shards(self.run_id)),
+            code=self.code.info() if self.code is not None else None,
         )
         return Finished(summary, self.estimates_s)
-
-    def _settings_record(self, collection: Collection | None = None) -> dict[str, object]:
-        """What the store keeps of a run's settings: no URLs, so no credentials; with
-        what ``--resume`` needs to dispatch its shards again."""
-        code = self.code
-        return {
-            "cwd": str(self.request.cwd),
-            "rootdir": collection.rootdir if collection else None,
-            "inifile": collection.inifile if collection else None,
-            "code_root": str(code.local_root) if code else None,
-            "artifacts": code.location if code else None,
-            "rev": self.request.rev,
-            "snapshot": code.digest if code else None,
-            "snapshot_bytes": code.size_bytes if code else None,
-            "uploaded_bytes": code.uploaded_bytes if code else None,
-            "paths": list(self.request.paths),
-            "pytest_args": list(self.request.pytest_args),
-            "workers": self.settings.workers,
-            "strategy": self.settings.strategy,
-            "embedded_broker": self.settings.broker_url is None,
-            "pid": os.getpid(),
-        }
