@@ -4,7 +4,8 @@ The store is the source of truth for what a run still owes. It is opened from a 
 (``sqlite:///path/farm.db``, ``postgresql://user:pw@host/db``), which brings the
 schema to the newest migration; every method is one transaction. Every database
 failure is raised as :class:`farm.errors.StoreError` naming the URL with its password
-masked; an unknown run or shard id as :class:`farm.errors.UsageError`.
+masked; an unknown run or shard id as :class:`farm.errors.UsageError` (see
+:mod:`farm.store.connection`).
 """
 
 from __future__ import annotations
@@ -12,17 +13,15 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 
-from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, insert, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Engine, insert, select
 
 from farm.domain import History, RunState, TestResult, Verdict
-from farm.errors import StoreError, UsageError
+from farm.errors import UsageError
 from farm.store import history as history_queries
+from farm.store.connection import StoreConnection, connect
 from farm.store.records import ChangeInfo, RunRecord, ShardRecord, ShardState, ShardView
 from farm.store.rows import (
     ATTEMPTS,
@@ -36,13 +35,12 @@ from farm.store.rows import (
     shard_view,
     test_result,
 )
-from farm.store.schema import describe_error, make_engine, upgrade_to_head
-from farm.store.urls import database_url, mask_url
+from farm.store.urls import mask_url
 
 DEFAULT_EWMA_ALPHA = 0.3
 
 
-class ResultStore:
+class ResultStore(StoreConnection):
     """Runs, their shards and test attempts, and each project's duration history.
 
     ``ewma_alpha`` is the weight of a new sample in the duration estimates (see
@@ -59,8 +57,7 @@ class ResultStore:
         clock: Callable[[], float] = time.time,
     ) -> None:
         _check_alpha(ewma_alpha)
-        self._engine = engine
-        self._display_url = display_url
+        super().__init__(engine, display_url=display_url)
         self._alpha = ewma_alpha
         self._clock = clock
 
@@ -74,34 +71,8 @@ class ResultStore:
     ) -> ResultStore:
         """Connect to ``url`` and upgrade its schema to the newest migration."""
         _check_alpha(ewma_alpha)
-        masked = mask_url(url)
-        engine: Engine | None = None
-        try:
-            parsed = database_url(url)
-            engine = make_engine(parsed)
-            upgrade_to_head(engine)
-        except (SQLAlchemyError, CommandError, ImportError, OSError, ValueError) as e:
-            if engine is not None:
-                engine.dispose()
-            cause = describe_error(e)
-            password = _password_of(url)
-            if password:
-                cause = cause.replace(password, "***")
-            raise StoreError(f"cannot open results store {masked}: {cause}") from e
-        return cls(engine, display_url=masked, ewma_alpha=ewma_alpha, clock=clock)
-
-    @property
-    def engine(self) -> Engine:
-        return self._engine
-
-    @property
-    def url(self) -> str:
-        """The store's URL with its password masked, for messages."""
-        return self._display_url
-
-    def close(self) -> None:
-        """Close every pooled connection; the store is not usable afterwards."""
-        self._engine.dispose()
+        engine = connect(url)
+        return cls(engine, display_url=mask_url(url), ewma_alpha=ewma_alpha, clock=clock)
 
     def __enter__(self) -> ResultStore:
         return self
@@ -132,7 +103,7 @@ class ResultStore:
         run_id = uuid.uuid4().hex
         now = self._clock()
         settings_json = json.dumps(dict(settings), sort_keys=True, default=str)
-        with self._transaction("create a run") as connection:
+        with self.transaction("create a run") as connection:
             known_change = None if change is None else change_id(connection, change, now)
             connection.execute(
                 insert(RUNS).values(
@@ -161,7 +132,7 @@ class ResultStore:
     ) -> None:
         """Mark the run running with its plan: how many tests, in which shards."""
         now = self._clock()
-        with self._transaction("start a run") as connection:
+        with self.transaction("start a run") as connection:
             self._update_run(
                 connection,
                 run_id,
@@ -177,13 +148,13 @@ class ResultStore:
 
     def add_shards(self, run_id: str, shards: Sequence[ShardRecord], *, total_tests: int) -> None:
         """Add shards to a running run (tests found after a speculative start)."""
-        with self._transaction("add shards") as connection:
+        with self.transaction("add shards") as connection:
             self._update_run(connection, run_id, {"total_tests": total_tests})
             _insert_shards(connection, run_id, shards)
 
     def heartbeat(self, run_id: str, *, at: float | None = None) -> None:
         """Say the run's scheduler is alive (at ``at``, or now)."""
-        with self._transaction("record a heartbeat") as connection:
+        with self.transaction("record a heartbeat") as connection:
             self._update_run(
                 connection, run_id, {"heartbeat_at": self._clock() if at is None else at}
             )
@@ -198,7 +169,7 @@ class ResultStore:
         machine: str | None = None,
     ) -> None:
         """Record that ``worker`` (on ``machine``) began running the shard."""
-        with self._transaction("record a shard start") as connection:
+        with self.transaction("record a shard start") as connection:
             self._update_shard(
                 connection,
                 run_id,
@@ -213,7 +184,7 @@ class ResultStore:
 
     def shard_finished(self, run_id: str, shard_id: int, *, finished_at: float) -> None:
         """Record that the shard's worker reported its last test."""
-        with self._transaction("record a shard end") as connection:
+        with self.transaction("record a shard end") as connection:
             self._update_shard(
                 connection,
                 run_id,
@@ -223,7 +194,7 @@ class ResultStore:
 
     def shard_reissued(self, run_id: str, shard_id: int, *, lease: int) -> None:
         """Record that the shard's lease lapsed and its owed tests went out under ``lease``."""
-        with self._transaction("record a reissued shard") as connection:
+        with self.transaction("record a reissued shard") as connection:
             self._update_shard(
                 connection,
                 run_id,
@@ -240,7 +211,7 @@ class ResultStore:
         state: RunState = RunState.FINISHED,
     ) -> None:
         """Record the run's verdict and end (``state`` ABANDONED for a run given up on)."""
-        with self._transaction("finish a run") as connection:
+        with self.transaction("finish a run") as connection:
             self._update_run(
                 connection,
                 run_id,
@@ -259,7 +230,7 @@ class ResultStore:
             .outerjoin(CHANGES, RUNS.c.change_id == CHANGES.c.id)
             .where(RUNS.c.id == run_id)
         )
-        with self._transaction("read a run") as connection:
+        with self.transaction("read a run") as connection:
             row = connection.execute(query).first()
         if row is None:
             raise self._unknown_run(run_id)
@@ -268,7 +239,7 @@ class ResultStore:
     def get_shards(self, run_id: str) -> tuple[ShardView, ...]:
         """The run's shards by shard id; empty before the run started."""
         query = select(SHARDS).where(SHARDS.c.run_id == run_id).order_by(SHARDS.c.shard_id)
-        with self._transaction("read shards") as connection:
+        with self.transaction("read shards") as connection:
             return tuple(shard_view(row) for row in connection.execute(query))
 
     # -- attempts --------------------------------------------------------------------
@@ -295,7 +266,7 @@ class ResultStore:
             }
             for r in results
         ]
-        with self._transaction(f"record {len(rows)} results") as connection:
+        with self.transaction(f"record {len(rows)} results") as connection:
             connection.execute(insert(ATTEMPTS), rows)
 
     def final_results(self, run_id: str) -> dict[str, TestResult]:
@@ -303,7 +274,7 @@ class ResultStore:
         the one recorded last). Raises UsageError for an unknown run."""
         query = select(ATTEMPTS).where(ATTEMPTS.c.run_id == run_id).order_by(ATTEMPTS.c.id)
         final: dict[str, TestResult] = {}
-        with self._transaction("read results") as connection:
+        with self.transaction("read results") as connection:
             for row in connection.execute(query):
                 kept = final.get(row.node_id)
                 if kept is None or row.attempt >= kept.attempt:
@@ -316,76 +287,32 @@ class ResultStore:
 
     def update_history(self, project: str, results: Sequence[TestResult]) -> None:
         """Fold a run's attempts into the project's estimates (see history module)."""
-        with self._transaction("update history") as connection:
+        with self.transaction("update history") as connection:
             history_queries.update_history(
                 connection, project, results, alpha=self._alpha, now=self._clock()
             )
 
     def history(self, project: str) -> History:
         """Every estimate the project has, for planning."""
-        with self._transaction("read history") as connection:
+        with self.transaction("read history") as connection:
             return history_queries.read_history(connection, project)
 
     def import_durations(self, project: str, durations: Mapping[str, float]) -> int:
         """Set estimates from a durations file; returns how many were set."""
-        with self._transaction("import durations") as connection:
+        with self.transaction("import durations") as connection:
             return history_queries.import_durations(
                 connection, project, durations, now=self._clock()
             )
 
     def export_durations(self, project: str) -> dict[str, float]:
         """Node id to estimated seconds, ready for a pytest-split durations file."""
-        with self._transaction("export durations") as connection:
+        with self.transaction("export durations") as connection:
             return history_queries.export_durations(connection, project)
-
-    # -- helpers ---------------------------------------------------------------------
-
-    @contextmanager
-    def _transaction(self, action: str) -> Iterator[Connection]:
-        """One transaction; database errors become StoreError naming ``action``."""
-        try:
-            with self._engine.begin() as connection:
-                yield connection
-        except SQLAlchemyError as e:
-            raise StoreError(
-                f"results store {self._display_url}: cannot {action}: {describe_error(e)}"
-            ) from e
-
-    def _update_run(
-        self, connection: Connection, run_id: str, values: Mapping[str, object]
-    ) -> None:
-        result = connection.execute(update(RUNS).where(RUNS.c.id == run_id).values(values))
-        if result.rowcount == 0:
-            raise self._unknown_run(run_id)
-
-    def _update_shard(
-        self, connection: Connection, run_id: str, shard_id: int, values: Mapping[str, object]
-    ) -> None:
-        where = (SHARDS.c.run_id == run_id) & (SHARDS.c.shard_id == shard_id)
-        result = connection.execute(update(SHARDS).where(where).values(values))
-        if result.rowcount == 0:
-            if not self._run_exists(connection, run_id):
-                raise self._unknown_run(run_id)
-            raise UsageError(f"run {run_id} in {self._display_url} has no shard {shard_id}")
-
-    def _run_exists(self, connection: Connection, run_id: str) -> bool:
-        found = connection.execute(select(RUNS.c.id).where(RUNS.c.id == run_id)).first()
-        return found is not None
-
-    def _unknown_run(self, run_id: str) -> UsageError:
-        return UsageError(f"no run {run_id!r} in results store {self._display_url}")
 
 
 def _check_alpha(ewma_alpha: float) -> None:
     if not 0 < ewma_alpha <= 1:
         raise UsageError(f"EWMA alpha must be in (0, 1], not {ewma_alpha!r}")
-
-
-def _password_of(url: str) -> str | None:
-    try:
-        return database_url(url).password
-    except (SQLAlchemyError, ValueError):
-        return None
 
 
 def _insert_shards(connection: Connection, run_id: str, shards: Sequence[ShardRecord]) -> None:
