@@ -14,12 +14,9 @@ import zlib
 from collections.abc import Sequence
 
 from sqlalchemy import Table, delete, insert, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from farm.domain import Collection
-from farm.errors import StoreError
 from farm.store.models import CollectionCache
-from farm.store.schema import describe_error
 from farm.store.store import ResultStore
 
 CACHE: Table = CollectionCache.__table__  # type: ignore[assignment]
@@ -30,12 +27,8 @@ def request_key(cwd: str, paths: Sequence[str], pytest_args: Sequence[str]) -> s
 
 
 def load_collection(store: ResultStore, key: str) -> Collection | None:
-    try:
-        with store.engine.connect() as connection:
-            row = connection.execute(select(CACHE).where(CACHE.c.key == key)).first()
-    except SQLAlchemyError as e:
-        raise StoreError(f"results store {store.url}: cannot read the collection cache: "
-                         f"{describe_error(e)}") from e  # fmt: skip
+    with store.transaction("read the collection cache") as connection:
+        row = connection.execute(select(CACHE).where(CACHE.c.key == key)).first()
     if row is None:
         return None
     try:
@@ -49,18 +42,14 @@ def save_collection(
     store: ResultStore, key: str, collection: Collection, *, now: float | None = None
 ) -> None:
     blob = zlib.compress(json.dumps(list(collection.node_ids)).encode(), 6)
-    try:
-        with store.engine.begin() as connection:
-            connection.execute(delete(CACHE).where(CACHE.c.key == key))
-            connection.execute(
-                insert(CACHE).values(
-                    key=key,
-                    rootdir=collection.rootdir,
-                    inifile=collection.inifile,
-                    node_ids=blob,
-                    updated_at=time.time() if now is None else now,
-                )
+    with store.transaction("save the collection cache") as connection:
+        connection.execute(delete(CACHE).where(CACHE.c.key == key))
+        connection.execute(
+            insert(CACHE).values(
+                key=key,
+                rootdir=collection.rootdir,
+                inifile=collection.inifile,
+                node_ids=blob,
+                updated_at=time.time() if now is None else now,
             )
-    except SQLAlchemyError as e:
-        raise StoreError(f"results store {store.url}: cannot save the collection cache: "
-                         f"{describe_error(e)}") from e  # fmt: skip
+        )

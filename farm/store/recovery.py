@@ -15,16 +15,13 @@ import zlib
 from collections.abc import Mapping, Sequence
 
 from sqlalchemy import Table, and_, insert, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
 
 from farm.domain import RunState, Verdict
-from farm.errors import StoreError
-from farm.store.models import Run, ShardTests
-from farm.store.schema import describe_error
+from farm.store.models import ShardTests
+from farm.store.rows import RUNS
 from farm.store.store import ResultStore
 
 SHARD_TESTS: Table = ShardTests.__table__  # type: ignore[assignment]
-RUNS: Table = Run.__table__  # type: ignore[assignment]
 
 
 def save_shard_tests(store: ResultStore, run_id: str, shards: Mapping[int, Sequence[str]]) -> None:
@@ -38,14 +35,8 @@ def save_shard_tests(store: ResultStore, run_id: str, shards: Mapping[int, Seque
     ]
     if not rows:
         return
-    try:
-        with store.engine.begin() as connection:
-            connection.execute(insert(SHARD_TESTS), rows)
-    except SQLAlchemyError as e:
-        raise StoreError(
-            f"results store {store.url}: cannot save the tests of run {run_id}'s shards: "
-            f"{describe_error(e)}"
-        ) from e
+    with store.transaction(f"save the tests of run {run_id}'s shards") as connection:
+        connection.execute(insert(SHARD_TESTS), rows)
 
 
 def load_run_tests(store: ResultStore, run_id: str) -> dict[int, tuple[str, ...]]:
@@ -55,13 +46,8 @@ def load_run_tests(store: ResultStore, run_id: str) -> dict[int, tuple[str, ...]
         .where(SHARD_TESTS.c.run_id == run_id)
         .order_by(SHARD_TESTS.c.shard_id)
     )
-    try:
-        with store.engine.connect() as connection:
-            rows = connection.execute(query).all()
-    except SQLAlchemyError as e:
-        raise StoreError(
-            f"results store {store.url}: cannot read run {run_id}'s shards: {describe_error(e)}"
-        ) from e
+    with store.transaction(f"read run {run_id}'s shards") as connection:
+        rows = connection.execute(query).all()
     return {row.shard_id: tuple(json.loads(zlib.decompress(row.node_ids))) for row in rows}
 
 
@@ -76,17 +62,12 @@ def mark_abandoned(store: ResultStore, *, deadline_s: float, now: float | None =
         ),
     )
     message = f"its scheduler stopped: no heartbeat for over {deadline_s:g}s"
-    try:
-        with store.engine.begin() as connection:
-            done = connection.execute(
-                update(RUNS)
-                .where(silent)
-                .values(state=RunState.ABANDONED, verdict=Verdict.ERROR, message=message)
-            )
-    except SQLAlchemyError as e:
-        raise StoreError(
-            f"results store {store.url}: cannot mark abandoned runs: {describe_error(e)}"
-        ) from e
+    with store.transaction("mark abandoned runs") as connection:
+        done = connection.execute(
+            update(RUNS)
+            .where(silent)
+            .values(state=RunState.ABANDONED, verdict=Verdict.ERROR, message=message)
+        )
     return int(done.rowcount or 0)
 
 
@@ -99,10 +80,5 @@ def reopen_run(store: ResultStore, run_id: str, *, now: float | None = None) -> 
         "finished_at": None,
         "heartbeat_at": time.time() if now is None else now,
     }
-    try:
-        with store.engine.begin() as connection:
-            connection.execute(update(RUNS).where(RUNS.c.id == run_id).values(**values))
-    except SQLAlchemyError as e:
-        raise StoreError(
-            f"results store {store.url}: cannot reopen run {run_id}: {describe_error(e)}"
-        ) from e
+    with store.transaction(f"reopen run {run_id}") as connection:
+        connection.execute(update(RUNS).where(RUNS.c.id == run_id).values(**values))
