@@ -17,6 +17,7 @@ from sqlalchemy import Table, delete, insert, select
 
 from farm.domain import Collection
 from farm.store.models import CollectionCache
+from farm.store.rows import pack_node_ids, unpack_node_ids
 from farm.store.store import ResultStore
 
 CACHE: Table = CollectionCache.__table__  # type: ignore[assignment]
@@ -32,16 +33,15 @@ def load_collection(store: ResultStore, key: str) -> Collection | None:
     if row is None:
         return None
     try:
-        node_ids = json.loads(zlib.decompress(row.node_ids))
+        node_ids = unpack_node_ids(row.node_ids)
     except (zlib.error, ValueError):
         return None  # a damaged guess is no guess: collect as if it were not there
-    return Collection(row.rootdir, row.inifile, tuple(node_ids))
+    return Collection(row.rootdir, row.inifile, node_ids)
 
 
 def save_collection(
     store: ResultStore, key: str, collection: Collection, *, now: float | None = None
 ) -> None:
-    blob = zlib.compress(json.dumps(list(collection.node_ids)).encode(), 6)
     with store.transaction("save the collection cache") as connection:
         connection.execute(delete(CACHE).where(CACHE.c.key == key))
         connection.execute(
@@ -49,7 +49,7 @@ def save_collection(
                 key=key,
                 rootdir=collection.rootdir,
                 inifile=collection.inifile,
-                node_ids=blob,
+                node_ids=pack_node_ids(collection.node_ids),
                 updated_at=time.time() if now is None else now,
             )
         )

@@ -9,16 +9,14 @@ owes) and the final results already stored.
 
 from __future__ import annotations
 
-import json
 import time
-import zlib
 from collections.abc import Mapping, Sequence
 
 from sqlalchemy import Table, and_, insert, or_, select, update
 
 from farm.domain import RunState, Verdict
 from farm.store.models import ShardTests
-from farm.store.rows import RUNS
+from farm.store.rows import RUNS, pack_node_ids, unpack_node_ids
 from farm.store.store import ResultStore
 
 SHARD_TESTS: Table = ShardTests.__table__  # type: ignore[assignment]
@@ -29,7 +27,7 @@ def save_shard_tests(store: ResultStore, run_id: str, shards: Mapping[int, Seque
         {
             "run_id": run_id,
             "shard_id": shard_id,
-            "node_ids": zlib.compress(json.dumps(list(node_ids)).encode(), 6),
+            "node_ids": pack_node_ids(node_ids),
         }
         for shard_id, node_ids in shards.items()
     ]
@@ -48,7 +46,7 @@ def load_run_tests(store: ResultStore, run_id: str) -> dict[int, tuple[str, ...]
     )
     with store.transaction(f"read run {run_id}'s shards") as connection:
         rows = connection.execute(query).all()
-    return {row.shard_id: tuple(json.loads(zlib.decompress(row.node_ids))) for row in rows}
+    return {row.shard_id: unpack_node_ids(row.node_ids) for row in rows}
 
 
 def mark_abandoned(store: ResultStore, *, deadline_s: float, now: float | None = None) -> int:

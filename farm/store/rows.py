@@ -6,7 +6,10 @@ thousands of plain rows, and the records handed out are frozen dataclasses anywa
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import zlib
+from collections.abc import Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -28,6 +31,10 @@ SHARDS: Table = Shard.__table__  # type: ignore[assignment]
 ATTEMPTS: Table = Attempt.__table__  # type: ignore[assignment]
 CHANGES: Table = Change.__table__  # type: ignore[assignment]
 
+# Records whose every field is a column of the same name: shards and attempts.
+_SHARD_VIEW_FIELDS = tuple(f.name for f in dataclasses.fields(ShardView))
+_TEST_RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(TestResult))
+
 
 def clip_text(text: str, limit: int = MAX_TEXT_CHARS) -> str:
     """``text`` fit for any column: NULs escaped (PostgreSQL refuses them), clipped to ``limit``."""
@@ -35,6 +42,16 @@ def clip_text(text: str, limit: int = MAX_TEXT_CHARS) -> str:
     if len(text) <= limit:
         return text
     return text[: limit - len(_CLIPPED)] + _CLIPPED
+
+
+def pack_node_ids(node_ids: Sequence[str]) -> bytes:
+    """Node ids as stored in a blob column: a zlib-compressed JSON list."""
+    return zlib.compress(json.dumps(list(node_ids)).encode(), 6)
+
+
+def unpack_node_ids(blob: bytes) -> tuple[str, ...]:
+    """The node ids of a :func:`pack_node_ids` blob; zlib.error or ValueError if damaged."""
+    return tuple(json.loads(zlib.decompress(blob)))
 
 
 def change_id(connection: Connection, change: ChangeInfo, now: float) -> int:
@@ -92,32 +109,16 @@ def run_record(row: Row[Any]) -> RunRecord:
 
 
 def shard_view(row: Row[Any]) -> ShardView:
-    return ShardView(
-        shard_id=row.shard_id,
-        test_count=row.test_count,
-        estimate_s=row.estimate_s,
-        state=row.state,
-        lease=row.lease,
-        worker=row.worker,
-        machine=row.machine,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-    )
+    return ShardView(**{name: row._mapping[name] for name in _SHARD_VIEW_FIELDS})
 
 
 def test_result(row: Row[Any]) -> TestResult:
-    return TestResult(
-        run_id=row.run_id,
-        shard_id=row.shard_id,
-        lease=row.lease,
-        node_id=row.node_id,
-        outcome=row.outcome,
-        duration_s=row.duration_s,
-        module_setup_s=row.module_setup_s,
-        worker=row.worker,
-        attempt=row.attempt,
-        longrepr=row.longrepr,
-        output=row.output,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-    )
+    return TestResult(**{name: row._mapping[name] for name in _TEST_RESULT_FIELDS})
+
+
+def attempt_row(result: TestResult) -> dict[str, Any]:
+    """The ``attempts`` row of ``result``, its traceback and output clipped."""
+    row = {name: getattr(result, name) for name in _TEST_RESULT_FIELDS}
+    row["longrepr"] = clip_text(result.longrepr)
+    row["output"] = clip_text(result.output)
+    return row

@@ -29,6 +29,7 @@ from farm.store.rows import (
     CHANGES,
     RUNS,
     SHARDS,
+    attempt_row,
     change_id,
     clip_text,
     run_record,
@@ -248,24 +249,7 @@ class ResultStore(StoreConnection):
         """Store attempts, in one transaction; they may belong to several runs."""
         if not results:
             return
-        rows = [
-            {
-                "run_id": r.run_id,
-                "shard_id": r.shard_id,
-                "node_id": r.node_id,
-                "attempt": r.attempt,
-                "lease": r.lease,
-                "outcome": r.outcome,
-                "duration_s": r.duration_s,
-                "module_setup_s": r.module_setup_s,
-                "worker": r.worker,
-                "longrepr": clip_text(r.longrepr),
-                "output": clip_text(r.output),
-                "started_at": r.started_at,
-                "finished_at": r.finished_at,
-            }
-            for r in results
-        ]
+        rows = [attempt_row(r) for r in results]
         with self.transaction(f"record {len(rows)} results") as connection:
             connection.execute(insert(ATTEMPTS), rows)
 
