@@ -51,6 +51,29 @@ class ArtifactStore(Protocol):
         ...
 
 
+class ChunkedStore:
+    """A store that hands an artifact back as chunks: :meth:`fetch` verifies and writes them.
+
+    Subclasses yield the artifact's chunks from :meth:`_chunks`, lazily (see
+    :func:`write_verified`); ``max_bytes`` lets one refuse an oversize artifact
+    before reading it.
+    """
+
+    location: str
+
+    def fetch(self, digest: str, dest: Path, *, max_bytes: int) -> int:
+        return write_verified(
+            self._chunks(digest, max_bytes),
+            dest,
+            digest=digest,
+            max_bytes=max_bytes,
+            location=self.location,
+        )
+
+    def _chunks(self, digest: str, max_bytes: int) -> Generator[bytes, None, None]:
+        raise NotImplementedError
+
+
 def one_line(text: object) -> str:
     """``text`` on one line: errors from servers and libraries may carry newlines."""
     return " ".join(str(text).split())

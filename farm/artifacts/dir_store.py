@@ -21,17 +21,17 @@ from farm.artifacts.base import (
     CHUNK_BYTES,
     ArtifactError,
     ArtifactMissing,
+    ChunkedStore,
     check_digest,
     one_line,
     read_verified,
-    write_verified,
 )
 
 # A temporary file this old was left by a killed uploader: no upload takes a day.
 _STALE_TMP_S = 24 * 3600
 
 
-class DirArtifacts:
+class DirArtifacts(ChunkedStore):
     """Artifacts under ``root``, which is made on the first upload, not on opening."""
 
     def __init__(self, root: Path) -> None:
@@ -81,12 +81,7 @@ class DirArtifacts:
         self._sweep(target.parent)
         return size
 
-    def fetch(self, digest: str, dest: Path, *, max_bytes: int) -> int:
-        return write_verified(
-            self._chunks(digest), dest, digest=digest, max_bytes=max_bytes, location=self.location
-        )
-
-    def _chunks(self, digest: str) -> Generator[bytes, None, None]:
+    def _chunks(self, digest: str, max_bytes: int) -> Generator[bytes, None, None]:
         path = self.path_for(digest)
         try:
             f = open(path, "rb")  # noqa: SIM115 - closed below, also when the reader stops early

@@ -22,10 +22,10 @@ import redis
 from farm.artifacts.base import (
     ArtifactError,
     ArtifactMissing,
+    ChunkedStore,
     check_digest,
     one_line,
     read_verified,
-    write_verified,
 )
 
 # Chunks sent per pipelined round trip: bounds the uploader's memory to about 8 MiB.
@@ -52,7 +52,7 @@ return 1
 """
 
 
-class RedisArtifacts:
+class RedisArtifacts(ChunkedStore):
     """Snapshots chunked in Redis hashes under ``key_prefix``, expiring after ``ttl_s``."""
 
     location = "redis"
@@ -111,15 +111,6 @@ class RedisArtifacts:
                 f"artifact store redis: the upload of {digest} expired before it completed"
             )
         return size
-
-    def fetch(self, digest: str, dest: Path, *, max_bytes: int) -> int:
-        return write_verified(
-            self._chunks(digest, max_bytes),
-            dest,
-            digest=digest,
-            max_bytes=max_bytes,
-            location=self.location,
-        )
 
     def _chunks(self, digest: str, max_bytes: int) -> Generator[bytes, None, None]:
         key = self.key(digest)

@@ -20,16 +20,16 @@ from farm.artifacts.base import (
     CHUNK_BYTES,
     ArtifactError,
     ArtifactMissing,
+    ChunkedStore,
     check_digest,
     one_line,
-    write_verified,
+    read_verified,
 )
-from farm.snapshot import file_digest
 
 _NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
-class S3Artifacts:
+class S3Artifacts(ChunkedStore):
     """Snapshots as objects under ``s3://bucket/prefix``."""
 
     def __init__(self, bucket: str, prefix: str = "") -> None:
@@ -85,19 +85,7 @@ class S3Artifacts:
             return 0
         # upload_file reads the file itself, so it is hashed beforehand, never published
         # under a digest that is not its own.
-        try:
-            actual = file_digest(path)
-            size = path.stat().st_size
-        except OSError as e:
-            raise ArtifactError(
-                f"artifact store {self.location}: cannot read {path} to upload {digest}: "
-                f"{one_line(e)}"
-            ) from e
-        if actual != digest:
-            raise ArtifactError(
-                f"artifact store {self.location}: refused to upload {path} as {digest}: "
-                f"its sha256 is {actual}"
-            )
+        size = sum(len(chunk) for chunk in read_verified(path, digest, self.location))
         try:
             self.client.upload_file(
                 str(path),
@@ -108,15 +96,6 @@ class S3Artifacts:
         except self._errors as e:
             raise self._error("cannot upload", digest, e) from e
         return size
-
-    def fetch(self, digest: str, dest: Path, *, max_bytes: int) -> int:
-        return write_verified(
-            self._chunks(digest, max_bytes),
-            dest,
-            digest=digest,
-            max_bytes=max_bytes,
-            location=self.location,
-        )
 
     def _chunks(self, digest: str, max_bytes: int) -> Generator[bytes, None, None]:
         key = self.key(digest)
