@@ -27,11 +27,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from farm.domain import Outcome, TestResult
 from farm.errors import FarmError
+
+T = TypeVar("T")
 
 TASK_NAME = "farm.run_shard"
 SNAPSHOT_MAX_BYTES = 1 << 30  # unpacked size a worker accepts unless told otherwise
@@ -94,20 +97,14 @@ class ShardTask:
                 pytest_args=tuple(_str_list(data, "pytest_args")),
                 inifile=str(data.get("inifile", "")),
                 result_limit_bytes=_int(data, "result_limit_bytes"),
-                snapshot=_str(data, "snapshot") if "snapshot" in data else "",
-                artifacts=_str(data, "artifacts") if "artifacts" in data else "",
-                snapshot_max_bytes=_int(data, "snapshot_max_bytes")
-                if "snapshot_max_bytes" in data
-                else SNAPSHOT_MAX_BYTES,
-                setup_command=_str(data, "setup_command") if "setup_command" in data else "",
-                setup_files=tuple(_str_list(data, "setup_files")) if "setup_files" in data else (),
-                heartbeat_s=_float(data, "heartbeat_s") if "heartbeat_s" in data else 5.0,
-                test_timeout_s=_float(data, "test_timeout_s")
-                if "test_timeout_s" in data
-                else 900.0,
-                memory_limit_bytes=_int(data, "memory_limit_bytes")
-                if "memory_limit_bytes" in data
-                else 0,
+                snapshot=_optional(data, "snapshot", _str, ""),
+                artifacts=_optional(data, "artifacts", _str, ""),
+                snapshot_max_bytes=_optional(data, "snapshot_max_bytes", _int, SNAPSHOT_MAX_BYTES),
+                setup_command=_optional(data, "setup_command", _str, ""),
+                setup_files=tuple(_optional(data, "setup_files", _str_list, [])),
+                heartbeat_s=_optional(data, "heartbeat_s", _float, 5.0),
+                test_timeout_s=_optional(data, "test_timeout_s", _float, 900.0),
+                memory_limit_bytes=_optional(data, "memory_limit_bytes", _int, 0),
             )
         except KeyError as e:
             raise MessageError(f"shard task lacks field {e}") from None
@@ -207,18 +204,14 @@ def decode_event(raw: str | bytes) -> Event:
             return _decode_result(data)
         if kind == "shard_start":
             return ShardStart(
-                _str(data, "run_id"),
-                _int(data, "shard_id"),
-                _int(data, "lease"),
+                *_shard_fields(data),
                 _str(data, "worker"),
                 _float(data, "at"),
                 str(data.get("host", "")),
             )
         if kind == "shard_end":
             return ShardEnd(
-                _str(data, "run_id"),
-                _int(data, "shard_id"),
-                _int(data, "lease"),
+                *_shard_fields(data),
                 _str(data, "worker"),
                 _float(data, "at"),
                 _int(data, "exit_code"),
@@ -228,25 +221,19 @@ def decode_event(raw: str | bytes) -> Event:
             )
         if kind == "heartbeat":
             return Heartbeat(
-                _str(data, "run_id"),
-                _int(data, "shard_id"),
-                _int(data, "lease"),
+                *_shard_fields(data),
                 _str(data, "worker"),
                 _float(data, "at"),
             )
         if kind == "collected":
             return ModuleCollected(
-                _str(data, "run_id"),
-                _int(data, "shard_id"),
-                _int(data, "lease"),
+                *_shard_fields(data),
                 _str(data, "module"),
                 tuple(_str_list(data, "node_ids")),
             )
         if kind == "collect_error":
             return CollectFailed(
-                _str(data, "run_id"),
-                _int(data, "shard_id"),
-                _int(data, "lease"),
+                *_shard_fields(data),
                 _str(data, "where"),
                 _str(data, "longrepr"),
             )
@@ -275,6 +262,18 @@ def _decode_result(data: dict[str, Any]) -> TestResult:
         started_at=_float(data, "started_at"),
         finished_at=_float(data, "finished_at"),
     )
+
+
+def _shard_fields(data: dict[str, Any]) -> tuple[str, int, int]:
+    """``run_id``, ``shard_id`` and ``lease``: the fields every event but a result starts with."""
+    return _str(data, "run_id"), _int(data, "shard_id"), _int(data, "lease")
+
+
+def _optional(
+    data: dict[str, Any], key: str, parse: Callable[[dict[str, Any], str], T], default: T
+) -> T:
+    """``parse(data, key)`` if the field is there (older senders omit it), else ``default``."""
+    return parse(data, key) if key in data else default
 
 
 def _str(data: dict[str, Any], key: str) -> str:
