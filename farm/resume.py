@@ -16,7 +16,6 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TextIO
 
@@ -42,24 +41,23 @@ def resume(
     clock: Callable[[], float] = time.monotonic,
 ) -> Finished:
     """Continue the abandoned run ``run_id`` on the farm at ``url``; its verdict."""
-    with ThreadPoolExecutor(max_workers=2):
-        client = broker.connect(url, timeout_s=settings.broker_timeout_s)
-        try:
-            with ResultStore.open(settings.database_url_or_default) as store:
-                mark_abandoned(store, deadline_s=settings.run_deadline_s)
-                run = store.get_run(run_id)
-                _check_resumable(run, settings)
-                record = run.settings
-                request = RunRequest(
-                    paths=tuple(str(p) for p in _list(record, "paths")),
-                    pytest_args=tuple(str(a) for a in _list(record, "pytest_args")),
-                    cwd=Path(str(record.get("cwd") or ".")),
-                    env=dict(os.environ),
-                )
-                driver = ResumedRun(settings, request, store, client, url, local, out, clock)
-                return driver.resume(run)
-        finally:
-            client.close()
+    client = broker.connect(url, timeout_s=settings.broker_timeout_s)
+    try:
+        with ResultStore.open(settings.database_url_or_default) as store:
+            mark_abandoned(store, deadline_s=settings.run_deadline_s)
+            run = store.get_run(run_id)
+            _check_resumable(run, settings)
+            record = run.settings
+            request = RunRequest(
+                paths=tuple(str(p) for p in _list(record, "paths")),
+                pytest_args=tuple(str(a) for a in _list(record, "pytest_args")),
+                cwd=Path(str(record.get("cwd") or ".")),
+                env=dict(os.environ),
+            )
+            driver = ResumedRun(settings, request, store, client, url, local, out, clock)
+            return driver.resume(run)
+    finally:
+        client.close()
 
 
 def _check_resumable(run: RunRecord, settings: Settings) -> None:
