@@ -23,7 +23,7 @@ from pathlib import Path
 
 import redis
 
-from farm.artifacts import open_artifacts
+from farm.artifacts import ArtifactStore, open_artifacts
 from farm.domain import CodeInfo
 from farm.errors import UsageError
 from farm.settings import Settings
@@ -79,12 +79,7 @@ def publish(
                 f"snapshot_max_bytes ({settings.snapshot_max_bytes >> 20} MiB); "
                 "ignore large files in .gitignore or raise the limit"
             )
-        store = open_artifacts(
-            settings.artifacts,
-            redis_client=client,
-            key_prefix=settings.key_prefix,
-            ttl_s=settings.run_ttl_s,
-        )
+        store = _artifacts(settings, client)
         uploaded = 0 if store.has(snapshot.digest) else store.put(snapshot.digest, snapshot.path)
         if rev is not None:
             _checkout(settings, snapshot.path, snapshot.digest)
@@ -108,12 +103,18 @@ def publish(
 
 def republish(code: CodeRef, *, settings: Settings, client: redis.Redis) -> None:
     """Put the run's archive back in a store that lost it (Redis restarted empty)."""
-    store = open_artifacts(
-        settings.artifacts, redis_client=client, key_prefix=settings.key_prefix,
-        ttl_s=settings.run_ttl_s,
-    )  # fmt: skip
+    store = _artifacts(settings, client)
     if not store.has(code.digest):
         store.put(code.digest, code.archive)
+
+
+def _artifacts(settings: Settings, client: redis.Redis) -> ArtifactStore:
+    return open_artifacts(
+        settings.artifacts,
+        redis_client=client,
+        key_prefix=settings.key_prefix,
+        ttl_s=settings.run_ttl_s,
+    )
 
 
 def discard(code: CodeRef) -> None:
