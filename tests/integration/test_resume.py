@@ -41,7 +41,7 @@ def test_a_run_whose_scheduler_died_is_abandoned_then_resumed(
     state = tmp_path / "state"
     db = state / "farm.db"
     env = farm_env(
-        FARM_KEY_PREFIX=key_prefix, FARM_QUEUE=key_prefix + "q", FARM_RUN_DEADLINE_S="2",
+        FARM_KEY_PREFIX=key_prefix, FARM_QUEUE=key_prefix + "q", FARM_RUN_DEADLINE_S="6",
         FARM_STATE_DIR=str(state),
     )  # fmt: skip
     worker = WorkerProcess(
@@ -66,7 +66,7 @@ def test_a_run_whose_scheduler_died_is_abandoned_then_resumed(
         assert early.returncode == 4, early.stdout + early.stderr
         assert "still running" in early.stderr
 
-        time.sleep(2.5)  # past the run's deadline
+        time.sleep(6.5)  # past the run's deadline
         listed = run_farm("run", "--broker", redis_url, "--resume", "nope", cwd=suite, env=env)
         assert listed.returncode == 4 and "nope" in listed.stderr
         assert stored(db, "SELECT state, verdict FROM runs") == [("abandoned", "error")]
