@@ -74,8 +74,9 @@ def test_results_stream_as_each_test_finishes(tmp_path: Path) -> None:
     sent_at = {
         e.node_id: t for t, batch in sink.batches for e in batch if isinstance(e, TestResult)
     }
-    # test_fast was forwarded before test_slow had finished: streamed, not sent at the end.
-    assert sent_at["test_s.py::test_slow"] - sent_at["test_s.py::test_fast"] >= 0.9
+    # test_fast was forwarded while test_slow slept: streamed, not sent at the end (a
+    # loaded machine may delay the first send a little, never by the whole second).
+    assert sent_at["test_s.py::test_slow"] - sent_at["test_s.py::test_fast"] >= 0.5
     assert "assert 1 == 2" in sink.results["test_s.py::test_fail"].longrepr
 
 

@@ -138,7 +138,9 @@ def test_a_busy_loop_times_out(folder: Path) -> None:
     )
     result = results["test_t.py::test_spins"]
     assert result.outcome is Outcome.TIMEOUT
-    assert f"line {line_of(folder, 'while True')} in test_spins" in result.longrepr
+    # The interpreter may be stopped on either line of the loop.
+    lines = (line_of(folder, "while True"), line_of(folder, "pass"))
+    assert any(f"line {n} in test_spins" in result.longrepr for n in lines)
     assert results["test_t.py::test_after"].outcome is Outcome.PASSED
 
 
