@@ -47,7 +47,7 @@ def _common(func: Any) -> Any:
     func = click.option("--state-dir", help="Folder for the embedded Redis and SQLite [.farm].")(
         func
     )
-    func = click.option("--project", help="History namespace [the suite's rootdir name].")(func)
+    func = click.option("--project", help="History namespace [name of pytest's rootdir].")(func)
     return func
 
 
@@ -149,16 +149,16 @@ def plan(
         node_ids: Sequence[str] = load_test_ids(Path(tests_file))
         history = History(read_history_file(Path(durations_file)), {})
     else:
+        from farm.project import project_line, project_name
         from farm.store import ResultStore
         from scheduler.collect import collect
 
         collection = collect(paths, _pytest_args(), cwd=Path.cwd())
         node_ids = collection.node_ids
-        store = ResultStore.open(settings.database_url_or_default)
-        try:
-            history = store.history(settings.project or Path(collection.rootdir).name)
-        finally:
-            store.close()
+        project = project_name(settings.project, Path(collection.rootdir))
+        click.echo(project_line(project), err=True)
+        with ResultStore.open(settings.database_url_or_default) as store:
+            history = store.history(project)
     the_plan = make_plan(
         node_ids,
         estimate(node_ids, history),
@@ -277,52 +277,56 @@ def history() -> None:
 
 @history.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("paths", nargs=-1)
 @_common
-def history_import(file: str, **flags: Any) -> None:
-    """Import durations from pytest-split's .test_durations or JUnit XML."""
+def history_import(file: str, paths: tuple[str, ...], **flags: Any) -> None:
+    """Import durations from pytest-split's .test_durations or JUnit XML.
+
+    They go to the project a run of PATHS from here uses; FILE's node ids are
+    relative to that project's rootdir, as pytest writes them.
+    """
     from farm.history_io import read_history_file
+    from farm.project import names_files_under, project_name, pytest_rootdir
     from farm.store import ResultStore
 
     settings = _settings(**flags)
     durations = read_history_file(Path(file))
-    store = ResultStore.open(settings.database_url_or_default)
-    try:
-        count = store.import_durations(_project(settings), durations)
-    finally:
-        store.close()
-    click.echo(f"imported {count} durations into project {_project(settings)!r}")
+    rootdir = pytest_rootdir(paths, Path.cwd())
+    project = project_name(settings.project, rootdir)
+    with ResultStore.open(settings.database_url_or_default) as store:
+        count = store.import_durations(project, durations)
+        has_runs = store.has_runs(project)
+    click.echo(f"imported {count} durations into project {project!r}")
+    if not has_runs:
+        _warn(f"project {project!r} has no runs yet; `farm run` prints the one it uses")
+    if not settings.project and not names_files_under(rootdir, durations):
+        _warn(f"no test file named in {file} is under the rootdir {rootdir}")
 
 
 @history.command("export")
 @click.argument("file", type=click.Path(dir_okay=False), default=".test_durations")
+@click.argument("paths", nargs=-1)
 @_common
-def history_export(file: str, **flags: Any) -> None:
-    """Write the history as pytest-split's .test_durations JSON."""
+def history_export(file: str, paths: tuple[str, ...], **flags: Any) -> None:
+    """Write the history as pytest-split's .test_durations JSON.
+
+    It is the history of the project a run of PATHS from here uses.
+    """
     from farm.history_io import write_test_durations
+    from farm.project import project_for
     from farm.store import ResultStore
 
     settings = _settings(**flags)
-    store = ResultStore.open(settings.database_url_or_default)
-    try:
-        durations = store.export_durations(_project(settings))
-    finally:
-        store.close()
+    project = project_for(settings.project, paths, Path.cwd())
+    with ResultStore.open(settings.database_url_or_default) as store:
+        durations = store.export_durations(project)
     write_test_durations(Path(file), durations)
-    click.echo(f"exported {len(durations)} durations to {file}")
+    click.echo(f"exported {len(durations)} durations of project {project!r} to {file}")
 
 
-def _project(settings: Settings) -> str:
-    """The history namespace outside a run: the folder of the nearest pytest config."""
-    if settings.project:
-        return settings.project
-    cwd = Path.cwd()
-    for folder in (cwd, *cwd.parents):
-        if any((folder / name).is_file() for name in _CONFIG_FILES):
-            return folder.name
-    return cwd.name
-
-
-_CONFIG_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
+def _warn(message: str) -> None:
+    """One line on stderr: the command did its work, but maybe not what was meant."""
+    click.echo(f"farm: warning: {message}", err=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -92,7 +92,8 @@ class ResumedRun(RunDriver):
         rootdir = record.get("rootdir")
         if not shards or not isinstance(rootdir, str):
             raise UsageError(f"run {run.run_id} cannot be resumed: it dispatched no shard")
-        self.run_id, self.project = run.run_id, run.project
+        self.run_id = run.run_id
+        self.use_project(run.project)
         self.code = self._code(run)
         collected = tuple(dict.fromkeys(n for ids in shards.values() for n in ids))
         final = self.store.final_results(run.run_id)

@@ -40,6 +40,7 @@ from farm.errors import (
 from farm.keys import Keys
 from farm.messages import ShardTask
 from farm.progress import Progress
+from farm.project import project_line, project_name, pytest_rootdir
 from farm.publish import CodeRef, discard, publish, snapshot_root
 from farm.run_records import settings_record, shard_records, shard_tasks, shard_timeline
 from farm.settings import Settings
@@ -197,8 +198,10 @@ class RunDriver:
 
     def abandon(self, verdict: Verdict, message: str) -> None:
         if not self.run_id:
+            # Nothing was collected: the rootdir is the one pytest would have chosen.
+            rootdir = pytest_rootdir(self.request.paths, self.request.cwd)
             self.run_id = self.store.create_run(
-                project=self.settings.project or self.request.cwd.name,
+                project=self._project_of(rootdir),
                 trigger="cli",
                 settings=settings_record(self.settings, self.request, None, self.code),
             )
@@ -239,7 +242,7 @@ class RunDriver:
 
     def _begin(self, collection: Collection, *, settled: bool) -> tuple[Plan, RunSession]:
         self._publish_tree(collection)
-        self.project = self.settings.project or self._project_name(collection)
+        self.use_project(self._project_of(Path(collection.rootdir)))
         plan = self._plan(collection.node_ids)
         self.run_id = self.store.create_run(
             project=self.project,
@@ -290,12 +293,16 @@ class RunDriver:
         self.supervision.begin(self.run_id, session, self.code)
         return session
 
-    def _project_name(self, collection: Collection) -> str:
+    def use_project(self, name: str) -> None:
+        """Read and write the history of project ``name``, and say so."""
+        self.project = name
+        print(project_line(name), file=sys.stderr)
+
+    def _project_of(self, rootdir: Path) -> str:
         # A revision's checkout is named by digest; its history is the project's own.
         if self.code is not None and self.request.rev is not None:
-            rel = Path(collection.rootdir).resolve().relative_to(self.code.local_root)
-            return (self.code.root / rel).name
-        return Path(collection.rootdir).name
+            rootdir = self.code.root / rootdir.resolve().relative_to(self.code.local_root)
+        return project_name(self.settings.project, rootdir)
 
     def dispatch_more(
         self, session: RunSession, node_ids: Sequence[str], where: Collection

@@ -243,6 +243,12 @@ class ResultStore(StoreConnection):
         with self.transaction("read shards") as connection:
             return tuple(shard_view(row) for row in connection.execute(query))
 
+    def has_runs(self, project: str) -> bool:
+        """Whether any run of ``project`` was ever recorded."""
+        query = select(RUNS.c.id).where(RUNS.c.project == project).limit(1)
+        with self.transaction("look for runs") as connection:
+            return connection.execute(query).first() is not None
+
     # -- attempts --------------------------------------------------------------------
 
     def record_results(self, results: Sequence[TestResult]) -> None:

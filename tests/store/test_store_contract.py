@@ -347,6 +347,11 @@ class TestResultStoreContract:
             store.import_durations("proj", {"c.py::t": -1.0})
         assert store.export_durations("empty") == {}
 
+    def test_has_runs_is_per_project(self, store: ResultStore) -> None:
+        assert not store.has_runs("proj")
+        new_run(store, project="proj")
+        assert store.has_runs("proj") and not store.has_runs("other")
+
     def test_ten_thousand_results_round_trip(self, store: ResultStore) -> None:
         run_id = new_run(store)
         results = [
