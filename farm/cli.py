@@ -51,6 +51,24 @@ def _common(func: Any) -> Any:
     return func
 
 
+_REPORT = click.Path(dir_okay=False, writable=True)
+
+
+def _in_writable_folder(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> str | None:
+    """A report path whose folder can take it, checked before the run, not after it."""
+    if value is None:
+        return None
+    folder = Path(value).parent
+    if not folder.is_dir():
+        problem = "is not a folder" if folder.exists() else "does not exist"
+        raise click.BadParameter(f"{str(folder)!r}, the folder of {value!r}, {problem}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"{str(folder)!r}, the folder of {value!r}, is not writable")
+    return value
+
+
 @cli.command()
 @click.argument("paths", nargs=-1)
 @click.option("-n", "--workers", type=_WORKERS, help="Local worker processes [CPU count].")
@@ -64,8 +82,12 @@ def _common(func: Any) -> Any:
 )
 @click.option("--artifacts", help="Where snapshots go: redis, a folder, s3://bucket/prefix.")
 @click.option("--resume", "resume_id", help="Continue run RUN_ID, whose scheduler died.")
-@click.option("--junit-xml", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write a JSON report.")
+@click.option(
+    "--junit-xml", type=_REPORT, callback=_in_writable_folder, help="Write JUnit XML here."
+)
+@click.option(
+    "--json", "json_path", type=_REPORT, callback=_in_writable_folder, help="Write a JSON report."
+)
 @_common
 def run(
     paths: tuple[str, ...],

@@ -39,6 +39,25 @@ def test_missing_path(suite: Path) -> None:
     assert "path does not exist: no/such/dir" in one_line_error(err)
 
 
+@pytest.mark.parametrize("option", ["--junit-xml", "--json"])
+@pytest.mark.parametrize("folder", ["no/such/dir", "test_ok.py"])
+def test_report_path_without_a_folder_is_refused_before_anything_runs(
+    suite: Path, option: str, folder: str
+) -> None:
+    target = f"{folder}/report.out"
+    code, _, err = farm_run(suite, "-n", "1", option, target)
+    assert code == 4
+    line = one_line_error(err)
+    assert option in line and target in line
+    assert not (suite.parent / "state").exists()  # no broker, workers or store were started
+
+
+def test_report_path_that_is_a_folder(suite: Path) -> None:
+    code, _, err = farm_run(suite, "-n", "1", "--junit-xml", str(suite))
+    assert code == 4
+    assert str(suite) in one_line_error(err)
+
+
 def test_syntax_error_is_an_error_verdict_with_the_error_shown(suite: Path) -> None:
     (suite / "test_broken.py").write_text("def test_x(:\n    pass\n")
     code, _, err = farm_run(suite, "-n", "1")
