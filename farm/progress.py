@@ -24,7 +24,6 @@ from typing import TextIO
 from farm.domain import Outcome, TestResult
 
 _CLEAR_TO_END = "\x1b[K"
-_SKIPPED_LIKE = frozenset({Outcome.SKIPPED, Outcome.XFAILED})
 
 
 class Progress:
@@ -60,6 +59,8 @@ class Progress:
         self.passed = 0
         self.failed = 0
         self.skipped = 0
+        self.xfailed = 0
+        self.xpassed = 0
         self._done_estimate_s = 0.0
         self._done_actual_s = 0.0
         self._last_plain_at: float | None = None
@@ -69,7 +70,7 @@ class Progress:
 
     @property
     def done(self) -> int:
-        return self.passed + self.failed + self.skipped
+        return self.passed + self.failed + self.skipped + self.xfailed + self.xpassed
 
     @property
     def remaining(self) -> int:
@@ -79,8 +80,12 @@ class Progress:
         """Count one finished test; ``estimate_s`` is what the plan expected it to take."""
         if result.outcome.is_failure:
             self.failed += 1
-        elif result.outcome in _SKIPPED_LIKE:
+        elif result.outcome is Outcome.SKIPPED:
             self.skipped += 1
+        elif result.outcome is Outcome.XFAILED:
+            self.xfailed += 1
+        elif result.outcome is Outcome.XPASSED:
+            self.xpassed += 1
         else:
             self.passed += 1
         self._done_estimate_s += max(estimate_s, 0.0)
@@ -130,10 +135,13 @@ class Progress:
         return now - (self._started_at if self._started_at is not None else now)
 
     def _counts(self) -> str:
-        return (
-            f"passed {self.passed} failed {self.failed} skipped {self.skipped} "
-            f"remaining {self.remaining}"
-        )
+        counts = [("passed", self.passed), ("failed", self.failed), ("skipped", self.skipped)]
+        # Rarer outcomes appear once one happens, so the usual line keeps its width.
+        counts += [
+            (word, n) for word, n in (("xfailed", self.xfailed), ("xpassed", self.xpassed)) if n
+        ]
+        counts.append(("remaining", self.remaining))
+        return " ".join(f"{word} {n}" for word, n in counts)
 
     def _draw(self, now: float) -> None:
         # The last column is left empty: some terminals wrap when it is written.

@@ -102,6 +102,19 @@ def test_tty_redraws_one_line_in_place() -> None:
     assert "ETA 30s" in frames[1]
 
 
+def test_xfailed_and_xpassed_are_counted_in_pytests_words() -> None:
+    progress, stream = tty_progress(width=200)
+    progress.add(result("t.py::a", Outcome.SKIPPED), estimate_s=1.0)
+    progress.render(now=101.0)
+    progress.add(result("t.py::b", Outcome.XFAILED), estimate_s=1.0)
+    progress.add(result("t.py::c", Outcome.XPASSED), estimate_s=1.0)
+    progress.render(now=102.0)
+    first, second = stream.getvalue().split("\r")[1:]
+    assert "passed 0 failed 0 skipped 1 remaining 3" in first and "xfailed" not in first
+    assert "passed 0 failed 0 skipped 1 xfailed 1 xpassed 1 remaining 1" in second
+    assert progress.done == 3
+
+
 def test_eta_before_any_result_uses_the_plan() -> None:
     progress, _ = tty_progress()
     assert progress.eta_s() == 20.0
