@@ -97,6 +97,14 @@ class TestResult:
     output: str = ""  # captured stdout/stderr/log, truncated
     started_at: float = 0.0  # unix time the test started
     finished_at: float = 0.0  # unix time its report was made
+    tally: Tally = ()  # pytest's summary categories of its reports; () when farm made it
+
+
+Tally = tuple[tuple[str, int], ...]
+"""How one test counts in pytest's summary line: ``(("failed", 1), ("error", 1))``
+for a test that failed and then errored in teardown, ``(("passed", 1),
+("subtests passed", 3))`` with subtests under ``-v``. pytest counts reports, not
+tests; the test process names each report's category with pytest's own hook."""
 
 
 def module_of(node_id: str) -> str:
@@ -143,6 +151,19 @@ class CodeInfo:
 
 
 @dataclass(frozen=True)
+class PytestOptions:
+    """What the suite's pytest options (command line and ini ``addopts``, as pytest
+    resolved them) change in how a run stops and reports.
+
+    ``maxfail`` is ``-x``/``--maxfail`` (0: never stop); ``reportchars`` the
+    short-summary characters of ``-r`` after pytest expands ``a``, ``A`` and ``N``.
+    """
+
+    maxfail: int = 0
+    reportchars: str = "fE"
+
+
+@dataclass(frozen=True)
 class RunSummary:
     """Everything the end-of-run reports need: the verdict and one final result per test.
 
@@ -163,6 +184,10 @@ class RunSummary:
     finished_at: float = 0.0
     shards: tuple[ShardTimeline, ...] = ()
     code: CodeInfo | None = None  # None when workers read the submitter's disk
+    deselected: int = 0  # left out by -k, -m or --deselect
+    collect_warnings: int = 0  # warnings raised while collecting, not by a test
+    options: PytestOptions = PytestOptions()
+    stopped_after: int = 0  # failures that stopped the run (-x, --maxfail); 0: not stopped
 
 
 @dataclass(frozen=True)
@@ -171,9 +196,16 @@ class Collection:
 
     ``inifile`` is the configuration file pytest used ("" for none); ``modules`` are
     the test files seen, in order, with or without tests (empty when not known).
+    A module that skipped itself while being collected (``pytest.importorskip`` at
+    module level) is one entry of ``node_ids``, named by its own node id, as pytest
+    counts and reports it. ``deselected`` counts the tests ``-k``, ``-m`` or
+    ``--deselect`` left out, ``warnings`` those raised while collecting.
     """
 
     rootdir: str
     inifile: str
     node_ids: tuple[str, ...]
     modules: tuple[str, ...] = ()
+    deselected: int = 0
+    warnings: int = 0
+    options: PytestOptions = PytestOptions()

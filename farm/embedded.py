@@ -23,6 +23,7 @@ from pathlib import Path
 import redis
 
 from farm.errors import BrokerUnavailable, InfrastructureError
+from farm.settings import make_state_dir
 
 _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
 
@@ -104,7 +105,7 @@ class EmbeddedRedis:
         self.pid_file.unlink(missing_ok=True)
 
     def start(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        make_state_dir(self.state_dir)
         self._stop_leftover()
         self.socket_path.unlink(missing_ok=True)
         command = [

@@ -5,7 +5,8 @@ answer on the run's events stream (see :mod:`farm.keys`) with one JSON object pe
 entry, told apart by ``type``:
 
 - ``shard_start``: ``{type, run_id, shard_id, lease, worker, at, host}``
-- ``result``: a :class:`farm.domain.TestResult` as a dict (``outcome`` as its value)
+- ``result``: a :class:`farm.domain.TestResult` as a dict (``outcome`` as its value,
+  ``tally`` as an object of counts)
 - ``heartbeat``: ``{type, run_id, shard_id, lease, worker, at}``, every ``heartbeat_s``
   while a shard runs: it renews the shard's lease
 - ``shard_end``: ``{type, run_id, shard_id, lease, worker, at, exit_code, message, fatal,
@@ -14,9 +15,10 @@ entry, told apart by ``type``:
   ``fatal`` means the worker could not run the shard at all for a reason no other
   worker would escape (a refused snapshot, a failing setup command): the run ends
   with an error verdict instead of waiting for results that will never come
-- ``collected``: ``{type, run_id, shard_id, lease, module, node_ids}``: every test
-  pytest collected (and kept, after ``-k``/``-m``) from one module on the worker,
-  in order; it verifies a run started from a cached collection
+- ``collected``: ``{type, run_id, shard_id, lease, module, node_ids, deselected}``:
+  every test pytest collected (and kept, after ``-k``/``-m``) from one module on the
+  worker, in order, and how many it left out; it verifies a run started from a
+  cached collection
 - ``collect_error``: ``{type, run_id, shard_id, lease, where, longrepr}``
 
 :func:`decode_event` validates a message read from the network and raises
@@ -31,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
-from farm.domain import Outcome, TestResult
+from farm.domain import Outcome, Tally, TestResult
 from farm.errors import FarmError
 
 T = TypeVar("T")
@@ -158,6 +160,7 @@ class ModuleCollected:
     lease: int
     module: str
     node_ids: tuple[str, ...]
+    deselected: int = 0  # tests of the module that -k, -m or --deselect left out
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,7 @@ def encode_event(event: Event) -> str:
         data = asdict(event)
         data["type"] = "result"
         data["outcome"] = event.outcome.value
+        data["tally"] = dict(event.tally)
     else:
         data = {"type": _KINDS[type(event)], **asdict(event)}
     return json.dumps(data, separators=(",", ":"))
@@ -230,6 +234,7 @@ def decode_event(raw: str | bytes) -> Event:
                 *_shard_fields(data),
                 _str(data, "module"),
                 tuple(_str_list(data, "node_ids")),
+                _optional(data, "deselected", _int, 0),
             )
         if kind == "collect_error":
             return CollectFailed(
@@ -261,7 +266,18 @@ def _decode_result(data: dict[str, Any]) -> TestResult:
         output=_str(data, "output"),
         started_at=_float(data, "started_at"),
         finished_at=_float(data, "finished_at"),
+        tally=_optional(data, "tally", _tally, ()),
     )
+
+
+def _tally(data: dict[str, Any], key: str) -> Tally:
+    value = data[key]
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(n, int) and not isinstance(n, bool) and n >= 0
+        for k, n in value.items()
+    ):
+        raise MessageError(f"field {key!r} must map summary categories to counts")
+    return tuple(sorted(value.items()))
 
 
 def _shard_fields(data: dict[str, Any]) -> tuple[str, int, int]:

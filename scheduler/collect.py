@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from farm.domain import Collection
+from farm.domain import Collection, PytestOptions
 from farm.errors import CollectionError, NoTestsCollected, UsageError
 from farm.pytest_command import pytest_command
 
@@ -100,7 +100,13 @@ def _run(
             "\n\n".join(data["errors"]),
         )
     return Collection(
-        data["rootdir"], data["inifile"], tuple(data["node_ids"]), tuple(data["modules"])
+        data["rootdir"],
+        data["inifile"],
+        tuple(data["node_ids"]),
+        tuple(data["modules"]),
+        data["deselected"],
+        data["warnings"],
+        PytestOptions(data["maxfail"], data["reportchars"]),
     )
 
 

@@ -3,7 +3,13 @@
 Loaded with ``-p scheduler.collect_plugin --farm-collect-out FILE`` into a
 ``--collect-only`` run. The file gets one JSON object: ``rootdir``, ``inifile``
 (or ""), ``node_ids`` in collection order, ``modules`` (the test files, in
-collection order) and ``errors`` (one text per module that failed to collect).
+collection order), ``errors`` (one text per module that failed to collect),
+``deselected`` and ``warnings`` (counts, as pytest's summary line gives them),
+``maxfail`` and ``reportchars`` (see :class:`farm.domain.PytestOptions`).
+
+A collector that skipped itself (``pytest.importorskip`` or ``pytest.skip(...,
+allow_module_level=True)`` at module level) is an entry of ``node_ids`` under its
+own node id, after the tests, as pytest counts it as one skipped test.
 
 With ``--farm-discover`` the test files are found but not imported: ``modules``
 is filled and ``node_ids`` stays empty. That costs pytest's start-up and a walk of
@@ -18,6 +24,8 @@ import pytest
 
 _errors: list[str] = []
 _modules: list[str] = []
+_skipped: list[str] = []
+_counts = {"deselected": 0, "warnings": 0}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,6 +55,25 @@ def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectRep
 def pytest_collectreport(report: pytest.CollectReport) -> None:
     if report.failed:
         _errors.append(f"{report.nodeid or '<session>'}:\n{report.longrepr}")
+    elif report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    _counts["deselected"] += len(items)
+
+
+def pytest_warning_recorded(warning_message: object, when: str) -> None:
+    _counts["warnings"] += 1
+
+
+def _reportchars(config: pytest.Config) -> str:
+    """The ``-r`` characters pytest's terminal reporter will act on."""
+    try:
+        from _pytest.terminal import getreportopt
+    except ImportError:  # a pytest that moved it: the option as given
+        return str(config.getoption("reportchars", "fE"))
+    return str(getreportopt(config))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -57,9 +84,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     data = {
         "rootdir": str(config.rootpath),
         "inifile": str(config.inipath) if config.inipath else "",
-        "node_ids": [item.nodeid for item in session.items],
+        "node_ids": [item.nodeid for item in session.items] + _skipped,
         "modules": list(_modules),
         "errors": list(_errors),
+        **_counts,
+        "maxfail": int(config.getoption("maxfail", 0) or 0),
+        "reportchars": _reportchars(config),
     }
     with open(out, "w", encoding="utf-8") as f:
         json.dump(data, f)

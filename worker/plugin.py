@@ -9,9 +9,16 @@ it writes one line per event to a file descriptor that the trusted runner
   was running when a process dies without a line per test start.
 - ``R`` + index in that list + tab + the result, already in the wire format of
   :func:`farm.messages.encode_event`, so the runner forwards it without re-encoding.
+  A test's line is written when the next test starts (or the run loop ends),
+  because pytest records a test's warnings only after its teardown report (see
+  :mod:`worker.reports` for how its reports become one result). A collector that
+  skipped itself (a module-level ``pytest.importorskip``) is a result of its own,
+  named by the collector's node id: it heads the order and is reported at once.
 - ``C`` + JSON ``{"where", "longrepr"}`` for a module that failed to collect.
-- ``M`` + JSON ``{"module", "node_ids"}``, once per module after collection: every
-  test pytest kept from that module, whether or not this shard runs it.
+- ``M`` + JSON ``{"module", "node_ids", "deselected"}``, once per module after
+  collection: every test pytest kept from that module, whether or not this shard
+  runs it (a module that skipped itself: its one entry), and how many ``-k``, ``-m``
+  or ``--deselect`` left out.
 - ``F`` + JSON exit status, when the session ends normally: a process that stops
   without it died (a crash, a kill), and the test it was running is to blame.
 - ``T`` + JSON ``{index: seconds}``, once after collection, just before ``O``, if
@@ -46,6 +53,7 @@ import os
 import select
 import signal
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -54,6 +62,7 @@ import pytest
 
 from farm.domain import module_of
 from worker.deadline import OUTPUT_SIGNAL, STACK_SIGNAL, truncate
+from worker.reports import WARNINGS_CATEGORY, TestReports, category_of, skip_outcome
 
 _LIMIT_BYTES = 64 * 1024
 _PARK_S = 60.0  # how long a test over its limit waits to be killed before it exits
@@ -164,7 +173,10 @@ class ShardReporter:
         self.index: dict[str, int] = {}
         self.fd = fd
         self.limit_bytes = limit_bytes
-        self.phases: dict[str, dict[str, Any]] = {}
+        self.tests: dict[str, TestReports] = {}  # tests under way
+        self.finished: tuple[str, dict[str, Any]] | None = None  # the last result, unsent
+        self.skipped_entries: dict[str, dict[str, Any]] = {}  # skipped collectors' results
+        self.deselected: dict[str, int] = {}  # by module, before this shard's own choice
         self.last_module = ""
         self.item: pytest.Item | None = None  # the test in flight
         self.phase = "setup"
@@ -240,15 +252,16 @@ class ShardReporter:
         session.perform_collect([m for m in shard["modules"] if (here / m).exists()])
         return True
 
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            module = module_of(item.nodeid)
+            self.deselected[module] = self.deselected.get(module, 0) + 1
+
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(
         self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
-        by_module: dict[str, list[str]] = {}
-        for item in items:
-            by_module.setdefault(module_of(item.nodeid), []).append(item.nodeid)
-        for module, node_ids in by_module.items():
-            self._emit("M", {"module": module, "node_ids": node_ids})
+        self._report_modules(items)
         position = {node_id: index for index, node_id in enumerate(self.order)}
         chosen = [item for item in items if item.nodeid in position]
         chosen.sort(key=lambda item: position[item.nodeid])
@@ -256,20 +269,42 @@ class ShardReporter:
         if dropped:
             config.hook.pytest_deselected(items=dropped)
         items[:] = chosen
-        self.index = {item.nodeid: i for i, item in enumerate(chosen)}
+        # Skipped modules are results already: they go first, reported at once.
+        entries = [node_id for node_id in self.skipped_entries if node_id in position]
+        self.index = {node_id: i for i, node_id in enumerate(entries)}
+        self.index.update((item.nodeid, len(entries) + i) for i, item in enumerate(chosen))
         limits_s = {
-            str(i): seconds
-            for i, item in enumerate(chosen)
+            str(self.index[item.nodeid]): seconds
+            for item in chosen
             if (seconds := _marker_timeout_s(item)) is not None
         }
         if limits_s:
             self._emit("T", limits_s)
-        self._emit("O", [item.nodeid for item in chosen])
+        self._emit("O", [*entries, *(item.nodeid for item in chosen)])
+        for node_id in entries:
+            self._emit("R", self.skipped_entries[node_id], f"{self.index[node_id]}\t")
+
+    def _report_modules(self, items: list[pytest.Item]) -> None:
+        """One ``M`` line per module collected: what pytest kept of it, what ``-k``,
+        ``-m`` or ``--deselect`` left out, or its one entry if it skipped itself."""
+        by_module: dict[str, list[str]] = {module: [] for module in self.deselected}
+        for node_id in self.skipped_entries:
+            by_module[module_of(node_id)] = [node_id]
+        for item in items:
+            by_module.setdefault(module_of(item.nodeid), []).append(item.nodeid)
+        for module, node_ids in by_module.items():
+            found = {"module": module, "node_ids": node_ids}
+            self._emit("M", {**found, "deselected": self.deselected.get(module, 0)})
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
             longrepr = truncate(str(report.longrepr), self.limit_bytes)
             self._emit("C", {"where": report.nodeid, "longrepr": longrepr})
+        elif report.skipped:
+            # pytest counts a module that skips itself as one skipped entry.
+            outcome, reason = skip_outcome(report)
+            entry = self._wire(report.nodeid, outcome, reason, "", time.time(), {"skipped": 1})
+            self.skipped_entries[report.nodeid] = entry
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -289,26 +324,42 @@ class ShardReporter:
         self.phase = "teardown"
 
     def pytest_runtest_logstart(self, nodeid: str, location: object) -> None:
-        self.phases[nodeid] = {"started_at": time.time()}
+        self._send_finished()
+        self.tests[nodeid] = TestReports(started_at=time.time())
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        state = self.phases.get(report.nodeid)
-        if state is None:  # no logstart first: some plugin reported this test itself
-            state = self.phases[report.nodeid] = {"started_at": time.time()}
-        state[report.when] = report
+        reports = self.tests.get(report.nodeid)
+        if reports is None:  # no logstart first: some plugin reported this test itself
+            reports = self.tests[report.nodeid] = TestReports(started_at=time.time())
+        reports.add(report, category_of(self.config, report))
         if report.when == "teardown":
             self.item = None
-            index = self.index.get(report.nodeid, -1)
-            self._emit("R", self._result(report.nodeid, state), f"{index}\t")
-            del self.phases[report.nodeid]
+            self._send_finished()
+            # Sent when the next test starts or the session ends, not now: pytest
+            # records a test's warnings only after its teardown report.
+            self.finished = (report.nodeid, self._result(report.nodeid, reports))
+            del self.tests[report.nodeid]
 
-    def _result(self, node_id: str, state: dict[str, Any]) -> dict[str, Any]:
-        setup: pytest.TestReport | None = state.get("setup")
-        call: pytest.TestReport | None = state.get("call")
-        teardown: pytest.TestReport = state["teardown"]
-        outcome, longrepr = _outcome(setup, call, teardown)
-        setup_s = setup.duration if setup else 0.0
-        own_s = (call.duration if call else 0.0) + teardown.duration
+    def pytest_warning_recorded(self, warning_message: object, when: str, nodeid: str) -> None:
+        if when == "runtest" and self.finished is not None and self.finished[0] == nodeid:
+            tally = self.finished[1]["tally"]
+            tally[WARNINGS_CATEGORY] = tally.get(WARNINGS_CATEGORY, 0) + 1
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Iterator[None]:
+        yield
+        self._send_finished()  # the last test's warnings are recorded by now
+
+    def _send_finished(self) -> None:
+        if self.finished is not None:
+            node_id, result = self.finished
+            self.finished = None
+            self._emit("R", result, f"{self.index.get(node_id, -1)}\t")
+
+    def _result(self, node_id: str, reports: TestReports) -> dict[str, Any]:
+        outcome, longrepr = reports.outcome()
+        setup_s = reports.setup.duration if reports.setup else 0.0
+        own_s = sum(r.duration for r in (*reports.calls[-1:], reports.teardown) if r)
         module = module_of(node_id)
         module_setup_s = 0.0
         if module != self.last_module:
@@ -318,52 +369,31 @@ class ShardReporter:
             self.last_module = module
         else:
             own_s += setup_s
-        output = "".join(
-            f"--- {name} ---\n{content}\n"
-            for report in (setup, call, teardown)
-            if report is not None
-            for name, content in report.sections
+        result = self._wire(
+            node_id, outcome, longrepr, reports.sections(), reports.started_at, reports.tally
         )
+        return {**result, "duration_s": own_s, "module_setup_s": module_setup_s}
+
+    def _wire(
+        self,
+        node_id: str,
+        outcome: str,
+        longrepr: str,
+        output: str,
+        started_at: float,
+        tally: Mapping[str, int],
+    ) -> dict[str, Any]:
+        """A result in the wire format of :func:`farm.messages.encode_event`."""
         return {
             "type": "result",
             **self.stamp,
             "node_id": node_id,
             "outcome": outcome,
-            "duration_s": own_s,
-            "module_setup_s": module_setup_s,
+            "duration_s": 0.0,
+            "module_setup_s": 0.0,
             "longrepr": truncate(longrepr, self.limit_bytes),
             "output": truncate(output, self.limit_bytes),
-            "started_at": state["started_at"],
+            "started_at": started_at,
             "finished_at": time.time(),
+            "tally": dict(tally),
         }
-
-
-def _outcome(
-    setup: pytest.TestReport | None,
-    call: pytest.TestReport | None,
-    teardown: pytest.TestReport,
-) -> tuple[str, str]:
-    """Map pytest's three phase reports onto one farm outcome and its text."""
-    if setup is not None and setup.failed:
-        return "error", str(setup.longrepr)
-    if setup is not None and setup.skipped:
-        return _skip(setup)
-    if call is not None:
-        if call.failed:
-            return "failed", str(call.longrepr)
-        if call.skipped:
-            return _skip(call)
-        if hasattr(call, "wasxfail"):
-            return "xpassed", str(call.wasxfail)
-    if teardown.failed:
-        return "error", str(teardown.longrepr)
-    return "passed", ""
-
-
-def _skip(report: pytest.TestReport) -> tuple[str, str]:
-    if hasattr(report, "wasxfail"):
-        return "xfailed", str(report.wasxfail)
-    longrepr = report.longrepr
-    if isinstance(longrepr, tuple) and len(longrepr) == 3:
-        return "skipped", str(longrepr[2])
-    return "skipped", str(longrepr)

@@ -174,7 +174,7 @@ class ShardRunner:
             "-p", "worker.plugin",
             "--farm-limit-bytes", str(self.task.result_limit_bytes),
             "--rootdir", self.task.rootdir,
-            "-q", "--no-header",
+            "--no-header",
             "-p", "no:cacheprovider",
         ]  # fmt: skip
         if self.task.inifile:
@@ -319,6 +319,7 @@ class ShardRunner:
                 self.task.lease,
                 str(data["module"]),
                 tuple(data["node_ids"]),
+                int(data.get("deselected", 0)),
             )
             return encode_event(event).encode()
         elif kind == b"C":

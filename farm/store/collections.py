@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Table, delete, insert, select
 
-from farm.domain import Collection
+from farm.domain import Collection, PytestOptions
 from farm.store.models import CollectionCache
 from farm.store.rows import pack_node_ids, unpack_node_ids
 from farm.store.store import ResultStore
@@ -34,9 +34,27 @@ def load_collection(store: ResultStore, key: str) -> Collection | None:
         return None
     try:
         node_ids = unpack_node_ids(row.node_ids)
-    except (zlib.error, ValueError):
+        facts = json.loads(row.facts or "{}")
+        options = PytestOptions(int(facts["maxfail"]), str(facts["reportchars"]))
+        deselected, warnings = int(facts["deselected"]), int(facts["warnings"])
+    except (zlib.error, ValueError, KeyError, TypeError):
         return None  # a damaged guess is no guess: collect as if it were not there
-    return Collection(row.rootdir, row.inifile, node_ids)
+    return Collection(
+        row.rootdir, row.inifile, node_ids, (), deselected, warnings, options
+    )
+
+
+def _facts(collection: Collection) -> str:
+    """What a warm run needs of the collection before it has one: its counts that are
+    not tests, and the pytest options that decide when to stop and what to report."""
+    return json.dumps(
+        {
+            "deselected": collection.deselected,
+            "warnings": collection.warnings,
+            "maxfail": collection.options.maxfail,
+            "reportchars": collection.options.reportchars,
+        }
+    )
 
 
 def save_collection(
@@ -51,5 +69,6 @@ def save_collection(
                 inifile=collection.inifile,
                 node_ids=pack_node_ids(collection.node_ids),
                 updated_at=time.time() if now is None else now,
+                facts=_facts(collection),
             )
         )

@@ -176,6 +176,7 @@ class Attempt(Base):
     output: Mapped[str] = mapped_column(Text)
     started_at: Mapped[float] = mapped_column(Double)
     finished_at: Mapped[float] = mapped_column(Double)
+    tally: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: category -> count
 
 
 class TestHistory(Base):
@@ -228,6 +229,7 @@ class CollectionCache(Base):
     inifile: Mapped[str] = mapped_column(Text)
     node_ids: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[float] = mapped_column(Double)
+    facts: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON, see collections.py
 
 
 class ShardTests(Base):

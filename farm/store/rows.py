@@ -113,7 +113,9 @@ def shard_view(row: Row[Any]) -> ShardView:
 
 
 def test_result(row: Row[Any]) -> TestResult:
-    return TestResult(**{name: row._mapping[name] for name in _TEST_RESULT_FIELDS})
+    fields = {name: row._mapping[name] for name in _TEST_RESULT_FIELDS}
+    fields["tally"] = tuple(sorted(json.loads(fields["tally"] or "{}").items()))
+    return TestResult(**fields)
 
 
 def attempt_row(result: TestResult) -> dict[str, Any]:
@@ -121,4 +123,5 @@ def attempt_row(result: TestResult) -> dict[str, Any]:
     row = {name: getattr(result, name) for name in _TEST_RESULT_FIELDS}
     row["longrepr"] = clip_text(result.longrepr)
     row["output"] = clip_text(result.output)
+    row["tally"] = json.dumps(dict(result.tally)) if result.tally else None
     return row
