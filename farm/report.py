@@ -12,6 +12,7 @@ escape, so a test cannot move the cursor, clear the screen or retitle the window
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping
 from datetime import timedelta
 
@@ -30,16 +31,33 @@ _VERDICT_COLOR = {
     Verdict.INTERRUPTED: _RED,
 }
 
-# pytest's summary words and their order, with farm's outcomes folded in: a timeout or
-# crash is a failure to pytest's readers, and the failure section tells them apart.
-_SUMMARY_WORDS: tuple[tuple[str, frozenset[Outcome]], ...] = (
-    ("failed", frozenset({Outcome.FAILED, Outcome.TIMEOUT, Outcome.CRASHED})),
-    ("passed", frozenset({Outcome.PASSED})),
-    ("skipped", frozenset({Outcome.SKIPPED})),
-    ("xfailed", frozenset({Outcome.XFAILED})),
-    ("xpassed", frozenset({Outcome.XPASSED})),
-    ("error", frozenset({Outcome.ERROR})),
-)
+# The word pytest's summary line uses for a result farm made itself (no tally): a
+# timeout or crash is a failure to pytest's readers, and the failure section tells
+# them apart.
+_FALLBACK_WORD = {
+    Outcome.FAILED: "failed",
+    Outcome.TIMEOUT: "failed",
+    Outcome.CRASHED: "failed",
+    Outcome.PASSED: "passed",
+    Outcome.SKIPPED: "skipped",
+    Outcome.XFAILED: "xfailed",
+    Outcome.XPASSED: "xpassed",
+    Outcome.ERROR: "error",
+}
+# pytest's order of the summary line; categories plugins add follow in the order seen.
+_SUMMARY_ORDER = (
+    "failed", "passed", "skipped", "deselected", "xfailed", "xpassed", "warnings", "error",
+    "subtests passed", "subtests failed", "subtests skipped",
+)  # fmt: skip
+# The short summary's lines by -r character, in pytest's words.
+_SHORT_WORDS = {
+    "f": (frozenset({Outcome.FAILED, Outcome.TIMEOUT, Outcome.CRASHED}), ""),
+    "E": (frozenset({Outcome.ERROR}), "ERROR"),
+    "s": (frozenset({Outcome.SKIPPED}), "SKIPPED"),
+    "x": (frozenset({Outcome.XFAILED}), "XFAIL"),
+    "X": (frozenset({Outcome.XPASSED}), "XPASS"),
+    "p": (frozenset({Outcome.PASSED}), "PASSED"),
+}
 
 # A long traceback's start locates the test and its end holds the error, so trimming
 # keeps a quarter of the budget from the head and the rest from the tail.
@@ -67,20 +85,38 @@ def format_duration(seconds: float) -> str:
 
 
 def summary_counts(summary: RunSummary) -> str:
-    """The counts part of the last line, in pytest's words and order.
+    """The counts part of the last line, as pytest would print it for the same run.
 
-    ``3 failed, 1997 passed, 2 skipped``; zero counts are left out as pytest does,
-    ``error`` takes pytest's plural, and tests without a result end the list as
-    ``N lost``. ``no tests ran`` when there is nothing to count.
+    ``3 failed, 1997 passed, 2 skipped``. Each result adds its tally (pytest's own
+    category of each of its reports: a failure and a teardown error are both
+    counted, as are subtests); a result farm made itself counts once, by outcome.
+    Zero counts are left out, ``error`` and ``warning`` take pytest's plurals, and
+    tests without a result end the list as ``N lost``. ``no tests ran`` when there
+    is nothing to count.
     """
-    parts: list[str] = []
-    for word, outcomes in _SUMMARY_WORDS:
-        n = sum(1 for r in summary.results if r.outcome in outcomes)
-        if n:
-            parts.append(f"{n} {word}s" if word == "error" and n != 1 else f"{n} {word}")
+    counts: Counter[str] = Counter()
+    for result in summary.results:
+        if result.tally:
+            counts.update(dict(result.tally))
+        else:
+            counts[_FALLBACK_WORD[result.outcome]] += 1
+    counts["deselected"] += summary.deselected
+    counts["warnings"] += summary.collect_warnings
+    extra = [key for key in counts if key not in _SUMMARY_ORDER]
+    parts = [
+        _counted(counts[key], key) for key in (*_SUMMARY_ORDER, *extra) if counts[key] > 0
+    ]
     if summary.missing:
         parts.append(f"{len(summary.missing)} lost")
     return ", ".join(parts) if parts else "no tests ran"
+
+
+def _counted(n: int, key: str) -> str:
+    """``n`` and pytest's word for ``key``: only error and warning take a plural."""
+    if key in ("error", "warnings"):
+        noun = key.rstrip("s")
+        return f"{n} {noun}s" if n != 1 else f"{n} {noun}"
+    return f"{n} {key}"
 
 
 def format_summary(
@@ -135,11 +171,14 @@ def format_summary(
                 f"{result.duration_s:>9.2f}s  {shown:>10}  {terminal_safe(result.node_id)}"
             )
 
-    if failures:
-        # pytest's one line per failure just above the verdict: what a CI log shows
-        # when the long sections scroll away.
+    short = _short_summary(summary, width)
+    if short:
+        # pytest's one line per result the -r characters ask for, just above the
+        # verdict: what a CI log shows when the long sections scroll away.
         lines.append(_rule("short test summary info", "=", width))
-        lines.extend(_short_line(r, width) for r in failures)
+        lines.extend(short)
+    if summary.stopped_after:
+        lines.append(_rule(f"stopping after {summary.stopped_after} failures", "!", width))
 
     hosts = _hosts_line(summary)
     if hosts:
@@ -192,9 +231,21 @@ def _failure_lines(
     return lines
 
 
-def _short_line(result: TestResult, width: int) -> str:
+def _short_summary(summary: RunSummary, width: int) -> list[str]:
+    """The lines of pytest's short test summary for the run's ``-r`` characters
+    (``fE`` unless the command line or the suite's ``addopts`` say otherwise)."""
+    lines: list[str] = []
+    for char in dict.fromkeys(summary.options.reportchars):
+        outcomes, word = _SHORT_WORDS.get(char, (frozenset(), ""))
+        for result in summary.results:
+            if result.outcome in outcomes:
+                lines.append(_short_line(result, width, word or result.outcome.value.upper()))
+    return lines
+
+
+def _short_line(result: TestResult, width: int, word: str) -> str:
     """``FAILED node_id - last line of the traceback``, cut to ``width`` like pytest's."""
-    line = f"{result.outcome.value.upper()} {terminal_safe(result.node_id)}"
+    line = f"{word} {terminal_safe(result.node_id)}"
     reasons = [r.strip() for r in terminal_safe(result.longrepr).splitlines() if r.strip()]
     if reasons:
         room = width - len(line) - 3

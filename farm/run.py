@@ -258,11 +258,18 @@ class RunDriver:
             shards=shard_records(plan, tasks),
         )
         save_shard_tests(self.store, self.run_id, {t.shard_id: t.node_ids for t in tasks})
-        session = self._open_session(tasks, total=len(collection.node_ids), settled=settled)
+        session = self._open_session(
+            tasks,
+            total=len(collection.node_ids),
+            settled=settled,
+            max_failures=collection.options.maxfail,
+        )
         session.start()
         return plan, session
 
-    def _open_session(self, tasks: Sequence[ShardTask], *, total: int, settled: bool) -> RunSession:
+    def _open_session(
+        self, tasks: Sequence[ShardTask], *, total: int, settled: bool, max_failures: int = 0
+    ) -> RunSession:
         self.progress = Progress(
             stream=self.out,
             total=total,
@@ -279,6 +286,7 @@ class RunDriver:
             progress=self.progress,
             estimates_s=self.estimates_s,
             settled=settled,
+            max_failures=max_failures,
             recovery=Recovery(
                 lease_s=self.settings.lease_s, redis_outage_s=self.settings.redis_outage_s
             ),
@@ -337,6 +345,8 @@ class RunDriver:
             session.flush(self.clock())
         makespan_s = self.clock() - self.begun_at
         collected = collection.node_ids
+        if session.tracker.stopped:  # -x or --maxfail: what ran is what counts
+            collected = tuple(n for n in collected if n in final)
         decision = decide(collected, final, interrupted=interrupted, infra_error=infra_error)
         state = RunState.ABANDONED if interrupted else RunState.FINISHED
         self.store.finish_run(
@@ -358,5 +368,9 @@ class RunDriver:
             finished_at=time.time(),
             shards=shard_timeline(self.store.get_shards(self.run_id)),
             code=self.code.info() if self.code is not None else None,
+            deselected=collection.deselected,
+            collect_warnings=collection.warnings,
+            options=collection.options,
+            stopped_after=session.tracker.failures if session.tracker.stopped else 0,
         )
         return Finished(summary, self.estimates_s)

@@ -8,6 +8,7 @@ own reports of what they collected. See :mod:`scheduler.settle` for the rules.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -45,20 +46,27 @@ class Verifier:
         )
         self.collecting: Future[Collection] | None = None
         self.asked: list[str] = []
+        # Only modules no worker will report are collected directly, so these
+        # counts never meet a worker's count of the same module.
+        self.direct_deselected = 0
+        self.options = guess.options
 
     def settle(self) -> Collection:
         """Step the run until its collection is known; returns that collection."""
         while not self.settlement.ready:
+            if self.session.tracker.stopped:  # -x or --maxfail: what ran is the run
+                return dataclasses.replace(self.guess, node_ids=tuple(self.session.tracker.final))
             for event in self.session.step():
                 if isinstance(event, CollectFailed):
                     self._fail(event)
                 else:
-                    self._learn(event.module, event.node_ids)
+                    self._learn(event.module, event.node_ids, event.deselected)
             if self.discovering is not None and self.discovering.done():
                 found = self.driver.collected(self.discovering)
                 self.discovering = None
                 if (found.rootdir, found.inifile) != (self.guess.rootdir, self.guess.inifile):
                     return self._start_over()
+                self.options = found.options  # the ini file's addopts as they are now
                 self._collect_directly(self.settlement.discovered(found.modules))
             if self.collecting is not None and self.collecting.done():
                 self._learn_collected()
@@ -70,10 +78,19 @@ class Verifier:
         collected = self.settlement.collected()
         self.session.settle(collected)
         self.driver.progress.total = len(collected)
-        return Collection(self.guess.rootdir, self.guess.inifile, collected)
+        return Collection(
+            self.guess.rootdir,
+            self.guess.inifile,
+            collected,
+            deselected=self.settlement.deselected() + self.direct_deselected,
+            # Warnings raised while importing test modules are only counted by a
+            # collection of the whole suite: the last one's count stands.
+            warnings=self.guess.warnings,
+            options=self.options,
+        )
 
-    def _learn(self, module: str, node_ids: Sequence[str]) -> None:
-        extra = self.settlement.learn(module, node_ids)
+    def _learn(self, module: str, node_ids: Sequence[str], deselected: int = 0) -> None:
+        extra = self.settlement.learn(module, node_ids, deselected)
         if extra:
             self.driver.dispatch_more(self.session, extra, self.guess)
 
@@ -90,12 +107,16 @@ class Verifier:
         )
 
     def _learn_collected(self) -> None:
-        assert self.collecting is not None
-        try:
-            found = self.driver.collected(self.collecting).node_ids
-        except NoTestsCollected:
-            found = ()  # files with no test in them: known, and owing nothing
-        self.collecting = None
+        collecting, self.collecting = self.collecting, None
+        assert collecting is not None
+        if isinstance(collecting.exception(), NoTestsCollected):
+            # Files with no test in them: known, and owing nothing. Not the end of the
+            # run, which still owes the tests its shards run.
+            found: tuple[str, ...] = ()
+        else:
+            collection = self.driver.collected(collecting)
+            found = collection.node_ids
+            self.direct_deselected += collection.deselected
         by_module: dict[str, list[str]] = {module: [] for module in self.asked}
         for node_id in found:
             by_module.setdefault(module_of(node_id), []).append(node_id)

@@ -88,6 +88,7 @@ class RunSession:
         progress: ProgressView,
         estimates_s: dict[str, float],
         settled: bool = True,
+        max_failures: int = 0,
         recovery: Recovery = Recovery(),
         server_id: Callable[[], str] | None = None,
         on_server_change: Callable[[], None] = lambda: None,
@@ -107,7 +108,10 @@ class RunSession:
         self.on_reissue = on_reissue
         self.run_id = tasks[0].run_id if tasks else ""
         self.tracker = RunTracker(
-            self.run_id, ((t.shard_id, t.node_ids) for t in tasks), settled=settled
+            self.run_id,
+            ((t.shard_id, t.node_ids) for t in tasks),
+            settled=settled,
+            max_failures=max_failures,
         )
         self.reader = reader
         self.store = store

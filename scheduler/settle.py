@@ -33,14 +33,18 @@ class Settlement:
             self.guessed.setdefault(module_of(node_id), set()).add(node_id)
         self.modules: tuple[str, ...] | None = None  # discovery order, once known
         self.truth: dict[str, tuple[str, ...]] = {}
+        self.deselected_in: dict[str, int] = {}  # by module, from the same first report
 
     def discovered(self, modules: Sequence[str]) -> list[str]:
         """Record the files discovery found; returns those the guess did not know."""
         self.modules = tuple(modules)
         return [module for module in self.modules if module not in self.guessed]
 
-    def learn(self, module: str, node_ids: Sequence[str]) -> tuple[str, ...]:
-        """Record one module's collected tests; returns those no shard has yet.
+    def learn(
+        self, module: str, node_ids: Sequence[str], deselected: int = 0
+    ) -> tuple[str, ...]:
+        """Record one module's collected tests (and how many ``-k``/``-m`` left out);
+        returns those no shard has yet.
 
         Only the first report of a module counts: a suite whose test ids change from
         one collection to the next (random parameters) must not plan forever.
@@ -48,6 +52,7 @@ class Settlement:
         if module in self.truth:
             return ()
         self.truth[module] = tuple(node_ids)
+        self.deselected_in[module] = deselected
         planned = self.guessed.get(module, set())
         return tuple(node_id for node_id in node_ids if node_id not in planned)
 
@@ -64,3 +69,7 @@ class Settlement:
         if not self.ready:
             raise ValueError("the collection is not settled yet")
         return tuple(node_id for module in self.modules or () for node_id in self.truth[module])
+
+    def deselected(self) -> int:
+        """Tests of the discovered modules that ``-k``, ``-m`` or ``--deselect`` left out."""
+        return sum(self.deselected_in.get(module, 0) for module in self.modules or ())

@@ -18,6 +18,11 @@ the same request, while pytest collects again. Until :meth:`RunTracker.settle`
 is told what was really collected, the run cannot be complete; afterwards it
 owes exactly the collected tests, and results for tests no longer collected are
 kept as attempts but owed by nobody.
+
+With ``max_failures`` (pytest's ``-x``/``--maxfail``) the run stops at that many
+failing results, in the order they arrived: it then owes only the tests that have
+a result, and every later event is ignored. Tests that had not run are not owed,
+as pytest does not count them either; the verdict is failed all the same.
 """
 
 from __future__ import annotations
@@ -62,8 +67,12 @@ class RunTracker:
         shards: Iterable[tuple[int, tuple[str, ...]]],
         *,
         settled: bool = True,
+        max_failures: int = 0,
     ) -> None:
         self.run_id = run_id
+        self.max_failures = max_failures
+        self.failures = 0
+        self.stopped = False  # at max_failures: nothing more is owed or accepted
         self.shards: dict[int, _ShardState] = {}
         self.shard_of: dict[str, int] = {}
         self.final: dict[str, TestResult] = {}
@@ -105,6 +114,8 @@ class RunTracker:
 
     def settle(self, collected: Iterable[str]) -> None:
         """Owe exactly ``collected``; every collected test must already be in a shard."""
+        if self.stopped:
+            return  # a stopped run owes what it ran, whatever the collection says
         owed = frozenset(collected)
         unplanned = owed - self.shard_of.keys()
         if unplanned:
@@ -120,6 +131,12 @@ class RunTracker:
         ):
             self._missing -= 1
         self.final[result.node_id] = result
+        if result.outcome.is_failure and self.max_failures:
+            self.failures += 1
+            if self.failures >= self.max_failures:
+                self.stopped = True
+                self.owed = frozenset(self.final)
+                self._missing = 0
 
     @property
     def complete(self) -> bool:
@@ -198,6 +215,9 @@ class RunTracker:
         """Account for ``events``, read at ``now`` (the scheduler's clock, for leases)."""
         accepted = Accepted()
         for event in events:
+            if self.stopped:
+                accepted.ignored.append(f"run stopped after {self.failures} failure(s)")
+                continue
             if event.run_id != self.run_id:
                 accepted.ignored.append(f"event for another run {event.run_id!r}")
                 continue
