@@ -214,6 +214,12 @@ def worker(concurrency: int | None, name: str | None, local: bool, **flags: Any)
     """Run a worker that takes shards from the farm's Redis."""
     import logging
 
+    if local:
+        from farm.lifeline import watch_lifeline
+
+        # First of all: the run may die while the worker is still booting.
+        watch_lifeline(os.environ)
+
     from farm.broker import connect
     from farm.logs import configure
 

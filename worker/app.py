@@ -20,6 +20,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ from celery import Celery, signals
 
 from farm.broker import celery_config, redis_py_url
 from farm.keys import Keys
+from farm.lifeline import TESTS_TMPDIR_ENV
 from farm.logs import event
 from farm.messages import TASK_NAME, ShardTask
 from farm.registry import ANNOUNCE_INTERVAL_S, WorkerInfo, WorkerRegistry
@@ -58,6 +60,22 @@ def _stop_worker() -> None:
     os.kill(os.getppid(), signal.SIGTERM)
 
 
+def _test_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of the tests this worker runs: scrubbed, with their own TMPDIR.
+
+    A local worker's TMPDIR is a folder its run removes; its tests keep the one the
+    user gave ``farm run`` (a test's unix sockets need a short path, and what a
+    test keeps in its temporary folder must outlive the run like anywhere else).
+    """
+    env = scrubbed_env(environ)
+    tests_tmpdir = environ.get(TESTS_TMPDIR_ENV)
+    if tests_tmpdir is not None:
+        env.pop("TMPDIR", None)
+        if tests_tmpdir:
+            env["TMPDIR"] = tests_tmpdir
+    return env
+
+
 def make_app(config: WorkerConfig) -> Celery:
     app = Celery("farm")
     app.conf.update(
@@ -74,7 +92,7 @@ def make_app(config: WorkerConfig) -> Celery:
         # process: none of them may cross a fork.
         pid = os.getpid()
         if pid not in slots:
-            env = scrubbed_env(os.environ)
+            env = _test_env(os.environ)
             client = redis.Redis.from_url(redis_py_url(config.broker_url))
             slots[pid] = Slot(
                 name=f"{config.name}:{pid}",
