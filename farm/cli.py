@@ -3,23 +3,28 @@
 Every error ends as one line ``farm: error: ...`` on stderr and the exit code of
 :class:`farm.domain.ExitCode`; a traceback is shown only with ``FARM_DEBUG=1``.
 Options for pytest go after ``--``: ``farm run tests/ -n 8 -- -k slow -x``.
+SIGTERM and SIGHUP stop ``farm run`` as Ctrl-C does: the run is recorded as
+interrupted, what it started is stopped, and it exits with code 2.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import sys
+import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-from farm.domain import ExitCode, History
-from farm.errors import CollectionError, FarmError, SettingsError
+from farm.domain import ExitCode, History, Verdict
+from farm.errors import CollectionError, FarmError, Interrupted, SettingsError
 from farm.settings import Settings, load_settings
 
 _WORKERS = click.IntRange(min=1)
@@ -98,13 +103,37 @@ def run(
     **flags: Any,
 ) -> None:
     """Run the tests under PATHS on the farm; options after -- go to pytest."""
-    from farm.embedded import broker_for_run
-
     settings = _settings(**flags)
     if resume_id and (paths or rev or _pytest_args()):
         raise SettingsError(
             "--resume continues a run as it was: give no paths, --rev or -- options"
         )
+    try:
+        with _signals_interrupt() as received:
+            verdict = _run(settings, paths, rev, resume_id, junit_xml, json_path)
+    except _Interrupted as e:
+        # Not a KeyboardInterrupt past this point: click would print a blank line.
+        raise Interrupted(f"interrupted by {e}") from None
+    if received or verdict is Verdict.INTERRUPTED:
+        # Raised after the summary, so that the error line is the last one printed.
+        names = [signal.Signals(signum).name for signum in received]
+        raise Interrupted(f"interrupted by {names[0]}" if names else "interrupted")
+    from farm.verdict import exit_code
+
+    sys.exit(int(exit_code(verdict)))
+
+
+def _run(
+    settings: Settings,
+    paths: tuple[str, ...],
+    rev: str | None,
+    resume_id: str | None,
+    junit_xml: str | None,
+    json_path: str | None,
+) -> Verdict:
+    """Run (or resume) the tests, write the reports and print the summary."""
+    from farm.embedded import broker_for_run
+
     env = dict(os.environ)
     worker_env = {**env, "FARM_KEY_PREFIX": settings.key_prefix, "FARM_QUEUE": settings.queue}
     # Local workers keep what they fetch (with --rev or --snapshot on) in the state folder.
@@ -117,7 +146,6 @@ def run(
         from farm.junit import write_junit_xml
         from farm.report import format_summary
         from farm.run import RunRequest, execute
-        from farm.verdict import exit_code
 
         if resume_id:
             from farm.resume import resume
@@ -133,7 +161,43 @@ def run(
         write_json_report(Path(json_path), summary)
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     click.echo(format_summary(summary, estimates=outcome.estimates_s, color=color))
-    sys.exit(int(exit_code(summary.verdict)))
+    return summary.verdict
+
+
+class _Interrupted(KeyboardInterrupt):
+    """Raised in the main thread when a signal asks ``farm run`` to stop: a
+    KeyboardInterrupt, which the run handles as Ctrl-C (farm/run.py ``_finish``)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[list[int]]:
+    """Within: SIGINT, SIGTERM (a CI timeout) and SIGHUP raise :class:`_Interrupted`,
+    which the run records as an interrupted run before stopping what it started.
+
+    Yields the signals received, in order; the previous handlers are back after.
+    Each signal raises again: the run's children die with it anyway (farm.lifeline).
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received  # only the main thread may set handlers (embedding callers)
+        return
+
+    def interrupt(signum: int, _frame: object) -> None:
+        received.append(signum)
+        raise _Interrupted(signum)
+
+    previous = {signum: signal.signal(signum, interrupt) for signum in _STOP_SIGNALS}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @cli.command()

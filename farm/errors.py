@@ -47,6 +47,12 @@ class CollectionError(FarmError):
     exit_code = ExitCode.INTERRUPTED
 
 
+class Interrupted(FarmError):
+    """Raised when a signal (Ctrl-C, SIGTERM, SIGHUP) stopped ``farm run``."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
 class NoTestsCollected(FarmError):
     """Raised when collection succeeds but selects no test."""
 
