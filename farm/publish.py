@@ -26,7 +26,7 @@ import redis
 from farm.artifacts import ArtifactStore, open_artifacts
 from farm.domain import CodeInfo
 from farm.errors import UsageError
-from farm.settings import Settings
+from farm.settings import Settings, make_state_dir
 from farm.snapshot import git_toplevel, pack, unpack
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def publish(
 ) -> CodeRef:
     """Pack ``root`` (or its commit ``rev``) and make sure the artifact store has it."""
     started = time.monotonic()
-    scratch = settings.state_dir / "snapshots"
+    scratch = make_state_dir(settings.state_dir) / "snapshots"
     snapshot = pack(root, scratch, rev=rev, state_dir_name=settings.state_dir.name)
     done = False
     try:

@@ -57,7 +57,7 @@ class Settings:
     state_dir: Path = Path(".farm")
     workers: int = dataclasses.field(default_factory=_default_workers)
     strategy: str = "lpt"
-    project: str = ""  # history namespace; "" means the rootdir's folder name
+    project: str = ""  # history namespace; "" names it by farm.project's rule
     queue: str = "farm"
     key_prefix: str = "farm:"
     run_ttl_s: int = 24 * 3600  # every Redis key of a run expires after this
@@ -100,8 +100,25 @@ class Settings:
         """The database URL; the default SQLite file's folder is made when first asked for."""
         if self.database_url:
             return self.database_url
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{(self.state_dir / 'farm.db').resolve()}"
+        return f"sqlite:///{(make_state_dir(self.state_dir) / 'farm.db').resolve()}"
+
+
+_STATE_DIR_IGNORE = "# Created by farm: its state folder is local to this machine.\n*\n"
+
+
+def make_state_dir(path: Path) -> Path:
+    """Create the state folder ``path`` if need be, and return it.
+
+    A folder farm creates gets a ``.gitignore`` of everything, as pytest's
+    ``.pytest_cache`` does, so that it never shows up in the user's repository. A
+    folder that exists is left as it is: it may be one the user chose and tracks.
+    """
+    try:
+        path.mkdir(parents=True)
+    except FileExistsError:
+        return path
+    (path / ".gitignore").write_text(_STATE_DIR_IGNORE, encoding="utf-8")
+    return path
 
 
 def _positive_int(name: str, value: object) -> int:

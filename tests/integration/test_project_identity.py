@@ -50,3 +50,5 @@ def test_import_from_a_folder_above_the_suite_is_what_the_run_reads(top: Path) -
     # The run folded its own durations into the imported ones: the same project.
     assert set(learned_s) == set(IMPORTED_S)
     assert all(learned_s[n] < IMPORTED_S[n] for n in IMPORTED_S)
+    # The state folder the commands made keeps itself out of the user's repository.
+    assert (top / ".farm" / ".gitignore").read_text().splitlines()[-1] == "*"

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from farm.errors import SettingsError
-from farm.settings import Settings, load_settings
+from farm.settings import Settings, load_settings, make_state_dir
 
 
 def write_pyproject(folder: Path, body: str) -> None:
@@ -112,3 +112,15 @@ def test_invalid_snapshot_settings_name_the_problem(
 ) -> None:
     with pytest.raises(SettingsError, match=message):
         load_settings(flags, {}, tmp_path)
+
+
+def test_a_state_folder_farm_creates_ignores_itself(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path / "repo" / ".farm")
+    assert settings.database_url_or_default.endswith("/repo/.farm/farm.db")
+    lines = (tmp_path / "repo" / ".farm" / ".gitignore").read_text().splitlines()
+    assert lines[0].startswith("#") and lines[1:] == ["*"]
+
+
+def test_an_existing_state_folder_is_left_as_it_is(tmp_path: Path) -> None:
+    assert make_state_dir(tmp_path) == tmp_path
+    assert not (tmp_path / ".gitignore").exists()
