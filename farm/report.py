@@ -103,9 +103,7 @@ def summary_counts(summary: RunSummary) -> str:
     counts["deselected"] += summary.deselected
     counts["warnings"] += summary.collect_warnings
     extra = [key for key in counts if key not in _SUMMARY_ORDER]
-    parts = [
-        _counted(counts[key], key) for key in (*_SUMMARY_ORDER, *extra) if counts[key] > 0
-    ]
+    parts = [_counted(counts[key], key) for key in (*_SUMMARY_ORDER, *extra) if counts[key] > 0]
     if summary.missing:
         parts.append(f"{len(summary.missing)} lost")
     return ", ".join(parts) if parts else "no tests ran"

@@ -288,7 +288,10 @@ class RunDriver:
             settled=settled,
             max_failures=max_failures,
             recovery=Recovery(
-                lease_s=self.settings.lease_s, redis_outage_s=self.settings.redis_outage_s
+                lease_s=self.settings.lease_s,
+                redis_outage_s=self.settings.redis_outage_s,
+                test_timeout_s=self.settings.test_timeout_s,
+                worker_start_s=self.settings.worker_start_timeout_s,
             ),
             server_id=self.supervision.server_id,
             on_server_change=self.supervision.on_server_change,

@@ -31,10 +31,11 @@ import redis
 from kombu.exceptions import OperationalError
 
 from farm.domain import TestResult
-from farm.errors import BrokerUnavailable, InfrastructureError
+from farm.errors import BrokerUnavailable, InfrastructureError, WorkerLost
 from farm.messages import CollectFailed, Event, ModuleCollected, ShardEnd, ShardStart, ShardTask
 from scheduler.ingest import EventReader
 from scheduler.tracker import RunTracker
+from scheduler.watchdog import WatchdogLimits, stalled
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,18 @@ class Recovery:
     max_reissues: int = 3
     redis_outage_s: float = 120.0
     server_check_s: float = 1.0  # how often to ask Redis whether it is still the same server
+    test_timeout_s: float = 900.0  # the run's per-test limit, for the watchdog's bound
+    worker_start_s: float = 60.0  # how long a shard may wait for a worker, likewise
+
+    @property
+    def watchdog(self) -> WatchdogLimits:
+        return WatchdogLimits(
+            test_timeout_s=self.test_timeout_s,
+            lease_s=self.lease_s,
+            max_reissues=self.max_reissues,
+            redis_outage_s=self.redis_outage_s,
+            worker_start_s=self.worker_start_s,
+        )
 
 
 class RunSession:
@@ -130,6 +143,7 @@ class RunSession:
         self._ends: list[ShardEnd] = []
         self._flushed_at = clock()
         self.progress_at = clock()  # the last time a worker said anything of this run
+        self.result_at = clock()  # the last time a test of this run got a result
         self._outage_since: float | None = None
         self._reissues: list[tuple[int, int]] = []
         self._unsent: list[ShardTask] = []
@@ -189,6 +203,7 @@ class RunSession:
             self._expiry_checked_at = now
             for shard_id in self.tracker.expired(now, self.recovery.lease_s):
                 self._reissue(shard_id, f"lease not renewed for {self.recovery.lease_s:g}s")
+        self._watch(now)
         self.progress.render(now)
         due = now - self._flushed_at >= self.flush_interval_s
         if self.complete or due or len(self._pending) >= self.flush_results:
@@ -196,9 +211,30 @@ class RunSession:
         return accepted.collected
 
     def _accept(self, results: Sequence[TestResult]) -> None:
+        if results:
+            self.result_at = self.clock()
         self._pending.extend(results)
         for result in results:
             self.progress.add(result, self.estimates_s.get(result.node_id, 0.0))
+
+    def _watch(self, now: float) -> None:
+        """End the run if its owed work stopped shrinking (see :mod:`scheduler.watchdog`)."""
+        tracker = self.tracker
+        bound_s = stalled(
+            self.recovery.watchdog,
+            silent_s=now - self.result_at,
+            owed_estimates_s=lambda: (
+                self.estimates_s.get(node_id, 0.0)
+                for node_id in tracker.shard_of
+                if node_id not in tracker.final
+            ),
+        )
+        if bound_s is not None:
+            owed = sum(1 for node_id in tracker.shard_of if node_id not in tracker.final)
+            raise WorkerLost(
+                f"no test finished for {now - self.result_at:.0f}s, longer than any test "
+                f"and recovery of this run may take ({bound_s:.0f}s): {owed} test(s) still owed"
+            )
 
     def _read(self, block_ms: int) -> list[Event]:
         """The next events; none while Redis is down, and everything unfinished handed

@@ -40,9 +40,7 @@ class Settlement:
         self.modules = tuple(modules)
         return [module for module in self.modules if module not in self.guessed]
 
-    def learn(
-        self, module: str, node_ids: Sequence[str], deselected: int = 0
-    ) -> tuple[str, ...]:
+    def learn(self, module: str, node_ids: Sequence[str], deselected: int = 0) -> tuple[str, ...]:
         """Record one module's collected tests (and how many ``-k``/``-m`` left out);
         returns those no shard has yet.
 

@@ -39,9 +39,7 @@ def load_collection(store: ResultStore, key: str) -> Collection | None:
         deselected, warnings = int(facts["deselected"]), int(facts["warnings"])
     except (zlib.error, ValueError, KeyError, TypeError):
         return None  # a damaged guess is no guess: collect as if it were not there
-    return Collection(
-        row.rootdir, row.inifile, node_ids, (), deselected, warnings, options
-    )
+    return Collection(row.rootdir, row.inifile, node_ids, (), deselected, warnings, options)
 
 
 def _facts(collection: Collection) -> str:
