@@ -1,6 +1,9 @@
 """Reading and writing durations files: pytest-split's ``.test_durations`` and JUnit XML.
 
 A *durations* mapping is node id -> seconds the test took (setup + call + teardown).
+Node ids are relative to the suite's pytest rootdir, as both formats below write
+them, and that rootdir names the project they are imported into (:mod:`farm.project`),
+so a file is taken as it is, never rebased onto another folder.
 Two file formats are read, told apart by content, not by name:
 
 - pytest-split's ``.test_durations``: a JSON object ``{"tests/test_a.py::test_x": 0.12}``,
