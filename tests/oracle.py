@@ -44,9 +44,13 @@ MAX_LISTED = 15
 _RANK = {"passed": 0, "skipped": 1, "xfailed": 2, "error": 3, "failed": 4}
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# A summary line: a rule of "=", counts, " in 1.23s", anything (farm's plan and
-# verdict), a closing rule. Also "no tests ran in 0.01s".
-_SUMMARY = re.compile(r"^=+ (?P<counts>.*?) in \d+(?:\.\d+)?s\b.* =+$")
+# A summary line: counts (or "no tests ran"), " in 1.23s", anything after (farm's
+# plan and verdict), between rules of "=" except under pytest -q, which drops them;
+# the counts are matched whole so that no other line ending in a duration passes.
+_ITEM = r"\d+ [a-z][a-z ]*?"
+_SUMMARY = re.compile(
+    rf"^(?:=+ )?(?P<counts>{_ITEM}(?:, {_ITEM})*|no tests ran) in \d+(?:\.\d+)?s\b.*?(?: =+)?$"
+)
 _COUNT = re.compile(r"^(?P<n>\d+) (?P<word>[a-z][a-z ]*)$")
 _PLURALS = {"errors": "error", "warnings": "warning", "reruns": "rerun"}
 

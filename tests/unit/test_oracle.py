@@ -97,10 +97,21 @@ def test_summary_counts_reads_farms_line_and_takes_the_last() -> None:
     assert summary_counts(text) == {"failed": 3, "passed": 1997}
 
 
+def test_summary_counts_reads_the_quiet_line_without_rules() -> None:
+    text = "FAILED t.py::T::test_sub - AssertionError\n1 failed, 2 subtests passed in 0.07s\n"
+    assert summary_counts(text) == {"failed": 1, "subtests passed": 2}
+
+
+def test_summary_counts_ignores_other_lines_that_end_in_a_duration() -> None:
+    text = "== 2 passed in 0.01s ==\nslept in 0.5s\nsetup of 3 fixtures in 2.00s took long\n"
+    assert summary_counts(text) == {"passed": 2}
+
+
 def test_summary_counts_of_no_summary_or_no_tests_is_empty() -> None:
     assert summary_counts("") == {}
     assert summary_counts("collecting ... \n") == {}
     assert summary_counts("=== no tests ran in 0.01s ===") == {}
+    assert summary_counts("no tests ran in 0.01s") == {}
     assert summary_counts("==== short test summary info ====") == {}
 
 
