@@ -1,0 +1,191 @@
+"""Nothing ``farm run`` starts outlives it, however it ends.
+
+Each test runs farm as a user does (embedded Redis, local workers, real pytest
+processes), stops it with a signal while its tests run, and then looks for what
+is left: processes (the run's whole process tree, and any process whose command
+line or environment names the test's folder), unix sockets, temporary folders.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+from celery import Celery
+from helpers import WorkerProcess, farm_env, make_suite
+
+from farm.broker import celery_config, redis_py_url
+from farm.embedded import EmbeddedRedis
+from farm.keys import Keys
+from farm.messages import TASK_NAME
+from farm.registry import WorkerRegistry
+
+pytestmark = pytest.mark.integration
+
+_START_S = 60.0  # farm run's start-up up to its tests running, on a busy 2-core machine
+_GONE_S = 5.0  # what a stopped run started must be gone within this
+_TEST_PROCESS = "worker.plugin"  # in the command line of every pytest process farm starts
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} within {timeout_s}s"
+        time.sleep(0.1)
+
+
+def _live_processes() -> dict[int, tuple[int, str]]:
+    """pid to (parent pid, command line) of every process that is not a zombie."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat_line = (proc / "stat").read_bytes()
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        state, parent = stat_line[stat_line.rfind(b")") + 2 :].split()[:2]
+        if state != b"Z":
+            found[int(proc.name)] = (int(parent), cmdline)
+    return found
+
+
+def _tree(root_pid: int) -> dict[int, str]:
+    """pid to command line of ``root_pid`` and every live process below it."""
+    live = _live_processes()
+    found = {root_pid: live[root_pid][1]} if root_pid in live else {}
+    grew = True
+    while grew:
+        grew = False
+        for pid, (parent, cmdline) in live.items():
+            if parent in found and pid not in found:
+                found[pid] = cmdline
+                grew = True
+    return found
+
+
+def _naming(marker: str) -> dict[int, str]:
+    """Live processes (not this one) whose command line or environment holds ``marker``."""
+    found = {}
+    for pid, (_, cmdline) in _live_processes().items():
+        if pid == os.getpid():
+            continue
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().decode("utf-8", "replace")
+        except OSError:
+            environ = ""
+        if marker in cmdline or marker in environ:
+            found[pid] = cmdline
+    return found
+
+
+def _sockets(folder: Path) -> list[Path]:
+    return [
+        Path(root, name)
+        for root, _, names in os.walk(folder)
+        for name in names
+        if stat.S_ISSOCK(os.lstat(Path(root, name)).st_mode)
+    ]
+
+
+@pytest.mark.parametrize(
+    "signum",
+    [signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGKILL],
+    ids=lambda s: signal.Signals(s).name,
+)
+def test_nothing_outlives_farm_run(tmp_path: Path, signum: int) -> None:
+    suite = tmp_path / "suite"
+    # Tests that sleep far longer than the test: a leftover pytest process would show.
+    make_suite(suite, "--tests", "4", "--modules", "2", "--median", "30", "--sigma", "0")
+    state, own_tmp = tmp_path / "state", tmp_path / "tmpdir"
+    own_tmp.mkdir()
+    farm = subprocess.Popen(
+        [sys.executable, "-m", "farm", "run", "-n", "2", "--state-dir", str(state)],
+        cwd=suite, env=farm_env(TMPDIR=str(own_tmp)), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        _wait_for(
+            lambda: sum(_TEST_PROCESS in c for c in _tree(farm.pid).values()) >= 2,
+            _START_S,
+            "two shards running",
+        )
+        started = _tree(farm.pid)
+        farm.send_signal(signum)
+        out, err = farm.communicate(timeout=30)
+    finally:
+        if farm.poll() is None:
+            farm.kill()
+            farm.wait()
+
+    live = _live_processes()
+    _wait_for(
+        lambda: not (set(started) & set(_live_processes())) and not _naming(str(tmp_path)),
+        _GONE_S,
+        f"every process of the run gone (left: {[started[p] for p in started if p in live]})",
+    )
+    assert _sockets(tmp_path) == []
+    assert list(own_tmp.iterdir()) == []  # nothing in the TMPDIR farm run was given
+    assert not (state / "tmp").exists()  # the workers' own TMPDIR (pymp-* folders)
+    if signum == signal.SIGKILL:
+        return
+    assert farm.returncode == 2, out + err
+    errors = [line for line in err.splitlines() if line.startswith("farm: error:")]
+    assert errors == [f"farm: error: interrupted by {signal.Signals(signum).name}"], err
+    assert err.splitlines()[-1] == errors[0]
+    assert "Traceback" not in err
+    assert "verdict INTERRUPTED" in out
+
+
+def test_a_worker_of_an_earlier_server_cannot_take_shards(tmp_path: Path) -> None:
+    """A worker that outlived its run (simulated: started by hand, no lifeline) finds
+    the next run's server on the same socket, but not its password."""
+    state = tmp_path / "state"
+    first = EmbeddedRedis(state)
+    first.start()
+    env = farm_env(FARM_BROKER_URL=first.url, FARM_KEY_PREFIX="farm:", FARM_QUEUE="farm")
+    worker = WorkerProcess(tmp_path / "worker.log", "-c", "1", "--local", cwd=tmp_path, env=env)
+    second = EmbeddedRedis(state)
+    try:
+        _wait_for(lambda: _live_workers(first.url) == 1, _START_S, "the worker announced")
+        second.start()  # stops the first server through its pid file, as a new run does
+        assert second.url != first.url
+        assert first.process is not None
+        first.process.wait(timeout=_GONE_S)
+        app = Celery("farm-test")
+        app.conf.update(celery_config(second.url, key_prefix="farm:", queue="farm"))
+        app.send_task(TASK_NAME, args=[{}])
+        app.close()
+        # Long enough for the worker's reconnection, which without the password
+        # would take the task and fail it at once.
+        time.sleep(4)
+        client = redis.Redis.from_url(redis_py_url(second.url))
+        try:
+            assert client.llen("farm:farm") == 1
+        finally:
+            client.close()
+        assert _live_workers(second.url) == 0
+    finally:
+        worker.kill()
+        second.stop()
+        if first.process is not None and first.process.poll() is None:
+            first.stop()  # the second never started: its files are the first's
+
+
+def _live_workers(url: str) -> int:
+    client = redis.Redis.from_url(redis_py_url(url), socket_connect_timeout=1)
+    try:
+        return len(WorkerRegistry(client, Keys("farm:")).live())
+    except redis.ConnectionError:
+        return 0
+    finally:
+        client.close()
