@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -88,6 +89,19 @@ def _naming(marker: str) -> dict[int, str]:
     return found
 
 
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().decode("utf-8", "replace")
+    return dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+
+
+def _broker_password(processes: dict[int, str]) -> str:
+    """The embedded server's password, from the local worker's environment."""
+    worker = next(pid for pid, cmdline in processes.items() if "farm worker" in cmdline)
+    password = urlsplit(_environ(worker)["FARM_BROKER_URL"]).password
+    assert password
+    return password
+
+
 def _sockets(folder: Path) -> list[Path]:
     return [
         Path(root, name)
@@ -120,6 +134,13 @@ def test_nothing_outlives_farm_run(tmp_path: Path, signum: int) -> None:
             "two shards running",
         )
         started = _tree(farm.pid)
+        password = _broker_password(started)
+        for pid in (p for p, cmdline in started.items() if _TEST_PROCESS in cmdline):
+            # Test code never sees farm's settings, the broker's password least of all.
+            seen = _environ(pid)
+            assert not [k for k in seen if k.startswith(("FARM_", "CELERY_"))]
+            assert password not in str(seen)
+            assert seen.get("TMPDIR") == str(own_tmp)  # not the workers' own
         farm.send_signal(signum)
         out, err = farm.communicate(timeout=30)
     finally:
@@ -136,6 +157,8 @@ def test_nothing_outlives_farm_run(tmp_path: Path, signum: int) -> None:
     assert _sockets(tmp_path) == []
     assert list(own_tmp.iterdir()) == []  # nothing in the TMPDIR farm run was given
     assert not (state / "tmp").exists()  # the workers' own TMPDIR (pymp-* folders)
+    logs = "".join(p.read_text(errors="replace") for p in state.glob("*.log"))
+    assert password not in out + err + logs
     if signum == signal.SIGKILL:
         return
     assert farm.returncode == 2, out + err
