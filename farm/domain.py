@@ -112,6 +112,12 @@ def module_of(node_id: str) -> str:
     return node_id.split("::", 1)[0]
 
 
+def is_test(node_id: str) -> bool:
+    """Whether ``node_id`` names a test, not a collector that skipped itself (a module
+    or folder: a test's node id always names its file first, then ``::``)."""
+    return "::" in node_id
+
+
 @dataclass(frozen=True)
 class History:
     """What the store knows of past runs of one project, for estimating.

@@ -18,7 +18,8 @@ Terms used here:
     generated at run time). They cannot change the verdict; the caller may log them.
 
 The rules, first match wins: interrupted, infrastructure error, nothing collected,
-missing results, any failing final result, any test that passed only after a failed
+missing results, no test but modules that skipped themselves (no tests, as pytest
+exits 5 then), any failing final result, any test that passed only after a failed
 attempt (flaky), otherwise passed.
 """
 
@@ -27,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from farm.domain import VERDICT_EXIT_CODES, ExitCode, TestResult, Verdict
+from farm.domain import VERDICT_EXIT_CODES, ExitCode, TestResult, Verdict, is_test
 
 # How many node ids a message names before it only counts the rest: enough to act on
 # from a CI log without flooding it.
@@ -104,6 +105,11 @@ def decide(
             message=_missing_sentence(missing, len(wanted)),
             ignored=ignored,
         )
+
+    if not any(is_test(node_id) for node_id in wanted):
+        # pytest exits 5 when every module skipped itself: it collected no test.
+        message = "no tests were collected: every module skipped itself"
+        return Decision(Verdict.NO_TESTS, message=message, ignored=ignored)
 
     failed = tuple(node_id for node_id in wanted if final[node_id].outcome.is_failure)
     if failed:

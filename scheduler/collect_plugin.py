@@ -85,7 +85,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         "rootdir": str(config.rootpath),
         "inifile": str(config.inipath) if config.inipath else "",
         "node_ids": [item.nodeid for item in session.items] + _skipped,
-        "modules": list(_modules),
+        "modules": list(dict.fromkeys(_modules)),  # a doctest module and a test module
         "errors": list(_errors),
         **_counts,
         "maxfail": int(config.getoption("maxfail", 0) or 0),

@@ -37,7 +37,8 @@ class Settlement:
 
     def discovered(self, modules: Sequence[str]) -> list[str]:
         """Record the files discovery found; returns those the guess did not know."""
-        self.modules = tuple(modules)
+        # One file may be collected twice (as a doctest module and a test module).
+        self.modules = tuple(dict.fromkeys(modules))
         return [module for module in self.modules if module not in self.guessed]
 
     def learn(self, module: str, node_ids: Sequence[str], deselected: int = 0) -> tuple[str, ...]:

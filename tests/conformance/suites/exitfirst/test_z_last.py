@@ -1,0 +1,6 @@
+import time
+
+
+def test_fails_last():
+    time.sleep(1.0)
+    assert 0

@@ -1,0 +1,6 @@
+def test_delta():
+    pass
+
+
+def test_alpha_again():
+    pass

@@ -1,0 +1,56 @@
+"""Differential conformance: farm gives pytest's verdict on every suite of the corpus.
+
+Each folder of ``suites/`` exercises one pytest behaviour. A copy of it (outside
+this project, so no ini file of ours is found above it) runs under plain pytest,
+then under ``farm run -n 2`` twice: cold (nothing cached) and warm (the same
+command again, started from the cached collection). The three must agree on the
+exit code, every count of the summary line and every test's outcome in the JUnit
+XML (see ``tests/oracle.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import farm_env
+from oracle import compare, run_farm, run_pytest
+
+SUITES = Path(__file__).resolve().parent / "suites"
+
+# The pytest options each suite runs with, as a user would type them.
+OPTIONS: dict[str, list[str]] = {
+    "keyword_marker": ["-k", "alpha", "-m", "not slow"],
+    "maxfail": ["--maxfail=2"],
+    "printing": ["-rA"],
+}
+
+pytestmark = pytest.mark.integration
+
+
+def _env() -> dict[str, str]:
+    env = farm_env()
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("PYTEST_ADDOPTS", None)
+    return env
+
+
+@pytest.mark.parametrize("suite", sorted(p.name for p in SUITES.iterdir() if p.is_dir()))
+def test_farm_agrees_with_pytest(suite: str, tmp_path: Path) -> None:
+    copy = tmp_path / suite
+    shutil.copytree(SUITES / suite, copy)
+    args = OPTIONS.get(suite, [])
+    env = _env()
+    expected = run_pytest(copy, args, env, timeout_s=60)
+    assert not expected.hung and expected.counts, expected.output[-2000:]
+    for when in ("cold", "warm"):
+        got = run_farm(copy, args, env, tmp_path / "state", 2, timeout_s=60)
+        differences = compare(expected, got)
+        assert not differences, (
+            f"{suite} ({when}): farm differs from pytest:\n  "
+            + "\n  ".join(differences)
+            + f"\n--- pytest ---\n{expected.output[-1500:]}\n--- farm ---\n{got.output[-3000:]}"
+        )
