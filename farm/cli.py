@@ -9,22 +9,20 @@ interrupted, what it started is stopped, and it exits with code 2.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import socket
 import sys
-import threading
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
 from farm.domain import ExitCode, History, Verdict
-from farm.errors import CollectionError, FarmError, Interrupted, SettingsError
+from farm.errors import CollectionError, FarmError, SettingsError
+from farm.interrupts import SignalInterrupt, interrupt_on_signals, interrupted
 from farm.settings import Settings, load_settings
 
 _WORKERS = click.IntRange(min=1)
@@ -108,16 +106,15 @@ def run(
         raise SettingsError(
             "--resume continues a run as it was: give no paths, --rev or -- options"
         )
+    received: list[int] = []
     try:
-        with _signals_interrupt() as received:
+        with interrupt_on_signals() as received:
             verdict = _run(settings, paths, rev, resume_id, junit_xml, json_path)
-    except _Interrupted as e:
-        # Not a KeyboardInterrupt past this point: click would print a blank line.
-        raise Interrupted(f"interrupted by {e}") from None
+    except SignalInterrupt:
+        raise interrupted(received) from None
     if received or verdict is Verdict.INTERRUPTED:
         # Raised after the summary, so that the error line is the last one printed.
-        names = [signal.Signals(signum).name for signum in received]
-        raise Interrupted(f"interrupted by {names[0]}" if names else "interrupted")
+        raise interrupted(received)
     from farm.verdict import exit_code
 
     sys.exit(int(exit_code(verdict)))
@@ -162,42 +159,6 @@ def _run(
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     click.echo(format_summary(summary, estimates=outcome.estimates_s, color=color))
     return summary.verdict
-
-
-class _Interrupted(KeyboardInterrupt):
-    """Raised in the main thread when a signal asks ``farm run`` to stop: a
-    KeyboardInterrupt, which the run handles as Ctrl-C (farm/run.py ``_finish``)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-
-
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-@contextlib.contextmanager
-def _signals_interrupt() -> Iterator[list[int]]:
-    """Within: SIGINT, SIGTERM (a CI timeout) and SIGHUP raise :class:`_Interrupted`,
-    which the run records as an interrupted run before stopping what it started.
-
-    Yields the signals received, in order; the previous handlers are back after.
-    Each signal raises again: the run's children die with it anyway (farm.lifeline).
-    """
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received  # only the main thread may set handlers (embedding callers)
-        return
-
-    def interrupt(signum: int, _frame: object) -> None:
-        received.append(signum)
-        raise _Interrupted(signum)
-
-    previous = {signum: signal.signal(signum, interrupt) for signum in _STOP_SIGNALS}
-    try:
-        yield received
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 @cli.command()
