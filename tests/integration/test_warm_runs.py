@@ -61,3 +61,22 @@ def test_a_module_broken_since_the_last_run_is_an_error_verdict(tmp_path: Path) 
     assert code == 2, output
     assert "collection" in output and "test_b.py" in output
     assert "passed" not in output.splitlines()[-1]
+
+
+def test_a_module_that_skips_itself_is_counted_and_ends_the_warm_run(tmp_path: Path) -> None:
+    # A second run once collected this module directly, took its "no tests" for the
+    # end of the run, cancelled its shards and waited for them forever.
+    suite, state, report = tmp_path / "suite", tmp_path / "state", tmp_path / "r.json"
+    suite.mkdir()
+    (suite / "test_optional.py").write_text(
+        "import pytest\npytest.importorskip('no_such_mod')\n\ndef test_x():\n    pass\n"
+    )
+    for name in "abcd":
+        tests = "".join(f"def test_{i}():\n    time.sleep(0.3)\n\n" for i in range(4))
+        (suite / f"test_{name}.py").write_text(f"import time\n\n{tests}")
+    for _ in ("cold", "warm"):
+        code, outcomes, output = farm_run(suite, state, report)
+        assert code == 0, output
+        assert outcomes["test_optional.py"] == "skipped"
+        assert len(outcomes) == 17
+        assert "16 passed, 1 skipped in" in output
