@@ -42,14 +42,15 @@ _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _FREEZE_ROUNDS = 5  # walks of the tree while freezing it: forks in flight are caught
 
 
-def die_with_parent() -> Callable[[], None] | None:
+def die_with_parent(*, waits: bool = False) -> Callable[[], None] | None:
     """A ``preexec_fn`` that makes the child get SIGKILL when this process dies.
 
     None where it cannot be set, or would fire too early: the kernel sends the
     signal when the *thread* that forked the child ends, so only the main thread,
-    whose end is the process's, may use it.
+    whose end is the process's, may use it, unless the caller ``waits`` for the
+    child in the same thread (as ``subprocess.run`` does), so the thread outlives it.
     """
-    if threading.current_thread() is not threading.main_thread():
+    if not waits and threading.current_thread() is not threading.main_thread():
         return None
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl

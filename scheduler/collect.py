@@ -20,6 +20,7 @@ from pathlib import Path
 
 from farm.domain import Collection, PytestOptions
 from farm.errors import CollectionError, NoTestsCollected, UsageError
+from farm.lifeline import die_with_parent
 from farm.pytest_command import pytest_command
 
 _USAGE_EXIT = 4
@@ -83,6 +84,8 @@ def _run(
         ]
         completed = subprocess.run(
             command,
+            # A collection that hangs on an import must not outlive a killed farm run.
+            preexec_fn=die_with_parent(waits=True),
             cwd=cwd,
             env=dict(os.environ if env is None else env),
             stdin=subprocess.DEVNULL,

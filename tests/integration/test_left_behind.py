@@ -169,6 +169,37 @@ def test_nothing_outlives_farm_run(tmp_path: Path, signum: int) -> None:
     assert "verdict INTERRUPTED" in out
 
 
+def test_a_hanging_collection_dies_with_a_killed_farm_run(tmp_path: Path) -> None:
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    # An import that never returns: the collection subprocess waits forever.
+    (suite / "conftest.py").write_text("import time\ntime.sleep(300)\n")
+    (suite / "test_x.py").write_text("def test_x():\n    pass\n")
+    farm = subprocess.Popen(
+        [sys.executable, "-m", "farm", "run", "-n", "1", "--state-dir", str(tmp_path / "state")],
+        cwd=suite, env=farm_env(), stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_for(
+            lambda: any("--collect-only" in c for c in _tree(farm.pid).values()),
+            _START_S,
+            "the collection started",
+        )
+        started = _tree(farm.pid)
+        farm.kill()
+        farm.wait()
+    finally:
+        if farm.poll() is None:
+            farm.kill()
+            farm.wait()
+    _wait_for(
+        lambda: not (set(started) & set(_live_processes())),
+        _GONE_S,
+        "the collection and every other process of the run gone",
+    )
+
+
 def test_a_worker_of_an_earlier_server_cannot_take_shards(tmp_path: Path) -> None:
     """A worker that outlived its run (simulated: started by hand, no lifeline) finds
     the next run's server on the same socket, but not its password."""
