@@ -24,6 +24,7 @@ distribution on PyPI ships its tests), this:
 
 It prints one row per suite and then every difference, and exits 1 if any farm run
 differs from pytest, else 2 if a suite could not be set up (the others still run).
+Each command's whole output is kept in ``bench/.cache/logs/SUITE-VERSION-RUN.log``.
 Wall times are whole commands, start-up and collection included, on a machine that
 may be shared.
 """
@@ -107,18 +108,27 @@ SUITES: tuple[Suite, ...] = (
     Suite(
         name="python-dateutil",
         version="2.9.0.post0",
-        requirements=("hypothesis==6.170.15", "freezegun==1.5.5"),
-        args=("tests",),
+        # pytest-cov registers the no_cover mark the tests use; unknown marks are
+        # errors under the suite's filterwarnings = error.
+        requirements=(
+            "hypothesis==6.170.15",
+            "freezegun==1.5.5",
+            "pytest-cov==7.1.0",
+            "coverage==7.17.3",
+        ),
+        args=("tests", "-W", "ignore::pytest.PytestRemovedIn10Warning"),
         exercises="xfail marks with xfail_strict, filterwarnings=error, unittest classes",
         note=(
             "2.9.0.post0, not 4.0.0: celery, which farm needs in the same venv, "
-            "requires dateutil < 3; tests/ only (tox also runs docs/)"
+            "requires dateutil < 3; tests/ only (tox also runs docs/); -W because "
+            "pytest 9 deprecates the generator given to parametrize in "
+            "test_isoparser.py, an error under filterwarnings = error"
         ),
     ),
     Suite(
         name="packaging",
         version="26.3",
-        requirements=("hypothesis==6.170.15", "pretend==1.0.9"),
+        requirements=("hypothesis==6.170.15", "pretend==1.0.9", "tomli-w==1.2.0"),
         args=("tests",),
         exercises="heavy parametrize, -m 'not property' in addopts (deselected)",
     ),
@@ -278,6 +288,11 @@ def run_suite(suite: Suite, cache: Path, workers: int) -> Result:
         print(f"{suite.name} {suite.version}: farm {label} ...", file=sys.stderr, flush=True)
         runs.append(run_farm(tree, suite.args, env, state_dir, workers, timeout_s=bound_s))
     cold, warm = runs
+    # The table keeps only counts; the whole output is what explains a difference.
+    logs = cache / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    for label, outcome in (("pytest", expected), ("cold", cold), ("warm", warm)):
+        (logs / f"{suite.name}-{suite.version}-{label}.log").write_text(outcome.output)
     return Result(suite, expected, cold, warm, compare(expected, cold), compare(expected, warm))
 
 
