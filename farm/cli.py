@@ -20,38 +20,18 @@ from typing import Any
 
 import click
 
+from farm.cli_history import history
+from farm.cli_options import WORKERS, common_options, pytest_args, settings_from
 from farm.domain import ExitCode, History, Verdict
 from farm.errors import CollectionError, FarmError, SettingsError
 from farm.interrupts import SignalInterrupt, interrupt_on_signals, interrupted
-from farm.settings import Settings, load_settings
-
-_WORKERS = click.IntRange(min=1)
-
-
-def _settings(**flags: Any) -> Settings:
-    return load_settings(flags, os.environ, Path.cwd())
-
-
-def _pytest_args() -> tuple[str, ...]:
-    obj = click.get_current_context().obj or {}
-    return tuple(obj.get("pytest_args", ()))
+from farm.settings import Settings
 
 
 @click.group()
 @click.version_option(package_name="farm")
 def cli() -> None:
     """Distributed pytest: shard by history, run on many workers, one verdict."""
-
-
-def _common(func: Any) -> Any:
-    func = click.option("--db", "database_url", help="SQLAlchemy URL of the results database.")(
-        func
-    )
-    func = click.option("--state-dir", help="Folder for the embedded Redis and SQLite [.farm].")(
-        func
-    )
-    func = click.option("--project", help="History namespace [name of pytest's rootdir].")(func)
-    return func
 
 
 _REPORT = click.Path(dir_okay=False, writable=True)
@@ -74,7 +54,7 @@ def _in_writable_folder(
 
 @cli.command()
 @click.argument("paths", nargs=-1)
-@click.option("-n", "--workers", type=_WORKERS, help="Local worker processes [CPU count].")
+@click.option("-n", "--workers", type=WORKERS, help="Local worker processes [CPU count].")
 @click.option("--broker", "broker_url", help="Redis URL of an existing farm (no embedded Redis).")
 @click.option("--strategy", help="Sharding strategy [lpt].")
 @click.option("--rev", help="Test this git commit (packed from the repository), not the disk.")
@@ -91,7 +71,7 @@ def _in_writable_folder(
 @click.option(
     "--json", "json_path", type=_REPORT, callback=_in_writable_folder, help="Write a JSON report."
 )
-@_common
+@common_options
 def run(
     paths: tuple[str, ...],
     rev: str | None,
@@ -101,8 +81,8 @@ def run(
     **flags: Any,
 ) -> None:
     """Run the tests under PATHS on the farm; options after -- go to pytest."""
-    settings = _settings(**flags)
-    if resume_id and (paths or rev or _pytest_args()):
+    settings = settings_from(**flags)
+    if resume_id and (paths or rev or pytest_args()):
         raise SettingsError(
             "--resume continues a run as it was: give no paths, --rev or -- options"
         )
@@ -149,7 +129,7 @@ def _run(
 
             outcome = resume(settings, resume_id, url=url, local=local)
         else:
-            request = RunRequest(paths, _pytest_args(), Path.cwd(), env, rev)
+            request = RunRequest(paths, pytest_args(), Path.cwd(), env, rev)
             outcome = execute(settings, request, url=url, local=local)
     summary = outcome.summary
     if junit_xml:
@@ -163,7 +143,7 @@ def _run(
 
 @cli.command()
 @click.argument("paths", nargs=-1)
-@click.option("-n", "--workers", type=_WORKERS, help="Workers to plan for [CPU count].")
+@click.option("-n", "--workers", type=WORKERS, help="Workers to plan for [CPU count].")
 @click.option("--strategy", help="Sharding strategy [lpt].")
 @click.option(
     "--tests", "tests_file", type=click.Path(dir_okay=False), help="Node ids, one a line."
@@ -175,7 +155,7 @@ def _run(
     help="Durations: .test_durations JSON or JUnit XML.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-@_common
+@common_options
 def plan(
     paths: tuple[str, ...],
     tests_file: str | None,
@@ -189,7 +169,7 @@ def plan(
     from scheduler.plan import make_plan
     from scheduler.test_ids import load_test_ids
 
-    settings = _settings(**flags)
+    settings = settings_from(**flags)
     if tests_file or durations_file:
         if not (tests_file and durations_file) or paths:
             raise SettingsError("--tests and --durations go together, without PATHS")
@@ -200,7 +180,7 @@ def plan(
         from farm.store import ResultStore
         from scheduler.collect import collect
 
-        collection = collect(paths, _pytest_args(), cwd=Path.cwd())
+        collection = collect(paths, pytest_args(), cwd=Path.cwd())
         node_ids = collection.node_ids
         project = project_name(settings.project, Path(collection.rootdir))
         click.echo(project_line(project), err=True)
@@ -229,7 +209,7 @@ def plan(
 
 @cli.command()
 @click.option("--broker", "broker_url", help="Redis URL of the farm [FARM_BROKER_URL].")
-@click.option("-c", "--concurrency", type=_WORKERS, help="Shards run at once [CPU count].")
+@click.option("-c", "--concurrency", type=WORKERS, help="Shards run at once [CPU count].")
 @click.option("--queue", help="Queue to consume [farm].")
 @click.option("--key-prefix", help="Prefix of every Redis key [farm:].")
 @click.option("--name", help="Worker name in results and `farm workers` [host name].")
@@ -248,7 +228,7 @@ def worker(concurrency: int | None, name: str | None, local: bool, **flags: Any)
     from farm.broker import connect
     from farm.logs import configure
 
-    settings = _settings(workers=concurrency, **flags)
+    settings = settings_from(workers=concurrency, **flags)
     if not settings.broker_url:
         raise SettingsError("farm worker needs --broker URL or FARM_BROKER_URL")
     worker_name = name or socket.gethostname()
@@ -300,7 +280,7 @@ def workers(show_all: bool, as_json: bool, **flags: Any) -> None:
     from farm.keys import Keys
     from farm.registry import WorkerRegistry
 
-    settings = _settings(**flags)
+    settings = settings_from(**flags)
     if not settings.broker_url:
         raise SettingsError("farm workers needs --broker URL or FARM_BROKER_URL")
     client = connect(settings.broker_url, timeout_s=settings.broker_timeout_s)
@@ -323,63 +303,7 @@ def workers(show_all: bool, as_json: bool, **flags: Any) -> None:
         click.echo(f"{len(found)} worker(s), {total} slot(s)")
 
 
-@cli.group()
-def history() -> None:
-    """Import or export test duration history."""
-
-
-@history.command("import")
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.argument("paths", nargs=-1)
-@_common
-def history_import(file: str, paths: tuple[str, ...], **flags: Any) -> None:
-    """Import durations from pytest-split's .test_durations or JUnit XML.
-
-    They go to the project a run of PATHS from here uses; FILE's node ids are
-    relative to that project's rootdir, as pytest writes them.
-    """
-    from farm.history_io import read_history_file
-    from farm.project import names_files_under, project_name, pytest_rootdir
-    from farm.store import ResultStore
-
-    settings = _settings(**flags)
-    durations = read_history_file(Path(file))
-    rootdir = pytest_rootdir(paths, Path.cwd())
-    project = project_name(settings.project, rootdir)
-    with ResultStore.open(settings.database_url_or_default) as store:
-        count = store.import_durations(project, durations)
-        has_runs = store.has_runs(project)
-    click.echo(f"imported {count} durations into project {project!r}")
-    if not has_runs:
-        _warn(f"project {project!r} has no runs yet; `farm run` prints the one it uses")
-    if not settings.project and not names_files_under(rootdir, durations):
-        _warn(f"no test file named in {file} is under the rootdir {rootdir}")
-
-
-@history.command("export")
-@click.argument("file", type=click.Path(dir_okay=False), default=".test_durations")
-@click.argument("paths", nargs=-1)
-@_common
-def history_export(file: str, paths: tuple[str, ...], **flags: Any) -> None:
-    """Write the history as pytest-split's .test_durations JSON.
-
-    It is the history of the project a run of PATHS from here uses.
-    """
-    from farm.history_io import write_test_durations
-    from farm.project import project_for
-    from farm.store import ResultStore
-
-    settings = _settings(**flags)
-    project = project_for(settings.project, paths, Path.cwd())
-    with ResultStore.open(settings.database_url_or_default) as store:
-        durations = store.export_durations(project)
-    write_test_durations(Path(file), durations)
-    click.echo(f"exported {len(durations)} durations of project {project!r} to {file}")
-
-
-def _warn(message: str) -> None:
-    """One line on stderr: the command did its work, but maybe not what was meant."""
-    click.echo(f"farm: warning: {message}", err=True)
+cli.add_command(history)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
