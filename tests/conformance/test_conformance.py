@@ -26,6 +26,7 @@ OPTIONS: dict[str, list[str]] = {
     "keyword_marker": ["-k", "alpha", "-m", "not slow"],
     "maxfail": ["--maxfail=2"],
     "printing": ["-rA"],
+    "subtests_fixture": ["-v"],  # passed subtests count only when verbose
 }
 
 pytestmark = pytest.mark.integration
