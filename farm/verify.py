@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from farm.domain import Collection, Verdict, module_of
-from farm.errors import CollectionError, NoTestsCollected
+from farm.errors import CollectionError
 from farm.messages import CollectFailed
 from scheduler.collect import collect, discover
 from scheduler.session import RunSession
@@ -103,20 +103,22 @@ class Verifier:
             args += ["-c", self.guess.inifile]
         self.asked = modules
         self.collecting = self.pool.submit(
-            collect, modules, args, cwd=Path(rootdir), env=self.driver.request.env
+            collect,
+            modules,
+            args,
+            cwd=Path(rootdir),
+            env=self.driver.request.env,
+            # Files with no test left (none written, or all deselected) owe nothing;
+            # that is no end of the run, which still owes what its shards run.
+            require_tests=False,
         )
 
     def _learn_collected(self) -> None:
         collecting, self.collecting = self.collecting, None
         assert collecting is not None
-        if isinstance(collecting.exception(), NoTestsCollected):
-            # Files with no test in them: known, and owing nothing. Not the end of the
-            # run, which still owes the tests its shards run.
-            found: tuple[str, ...] = ()
-        else:
-            collection = self.driver.collected(collecting)
-            found = collection.node_ids
-            self.direct_deselected += collection.deselected
+        collection = self.driver.collected(collecting)
+        found = collection.node_ids
+        self.direct_deselected += collection.deselected
         by_module: dict[str, list[str]] = {module: [] for module in self.asked}
         for node_id in found:
             by_module.setdefault(module_of(node_id), []).append(node_id)

@@ -19,10 +19,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from farm.domain import Collection, PytestOptions
-from farm.errors import CollectionError, NoTestsCollected, UsageError
+from farm.errors import CollectionError, InfrastructureError, NoTestsCollected, UsageError
 from farm.lifeline import die_with_parent
 from farm.pytest_command import pytest_command
 
+_INTERNAL_ERROR_EXIT = 3  # pytest's exit code when a hook or plugin raised
 _USAGE_EXIT = 4
 
 
@@ -33,10 +34,13 @@ def collect(
     cwd: Path,
     env: Mapping[str, str] | None = None,
     python: str = sys.executable,
+    require_tests: bool = True,
 ) -> Collection:
-    """Every test pytest collects from ``paths``; raises if there is none."""
+    """Every test pytest collects from ``paths``; raises if there is none, unless
+    ``require_tests`` is off (some modules of a run owe nothing: no tests, or every
+    test deselected, which still counts)."""
     found = _run(paths, pytest_args, cwd=cwd, env=env, python=python, discover=False)
-    if not found.node_ids:
+    if require_tests and not found.node_ids:
         raise NoTestsCollected(f"no tests collected from {' '.join(paths) or '.'}")
     return found
 
@@ -93,6 +97,11 @@ def _run(
             check=False,
         )
         text = (completed.stdout + completed.stderr).decode("utf-8", "replace")
+        if completed.returncode == _INTERNAL_ERROR_EXIT:
+            # pytest ends such a session with exit 3 and runs nothing; so does farm.
+            raise InfrastructureError(
+                f"pytest stopped with an internal error while collecting: {_internal(text)}"
+            )
         if completed.returncode == _USAGE_EXIT or not out.exists():
             raise UsageError(f"pytest rejected the collection: {_first_error(text)}")
         data = json.loads(out.read_text(encoding="utf-8"))
@@ -111,6 +120,12 @@ def _run(
         data["warnings"],
         PytestOptions(data["maxfail"], data["reportchars"]),
     )
+
+
+def _internal(text: str) -> str:
+    """The last ``INTERNALERROR>`` line: the exception a hook or plugin raised."""
+    lines = [line for line in text.splitlines() if line.startswith("INTERNALERROR>")]
+    return lines[-1].removeprefix("INTERNALERROR>").strip() if lines else "no details"
 
 
 def _first_error(text: str) -> str:
