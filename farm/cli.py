@@ -13,8 +13,9 @@ import json
 import os
 import socket
 import sys
+import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import click
 
 from farm.cli_history import history
 from farm.cli_options import WORKERS, common_options, pytest_args, settings_from
-from farm.domain import ExitCode, History, Verdict
+from farm.domain import ExitCode, History, RunSummary, Verdict
 from farm.errors import CollectionError, FarmError, SettingsError
 from farm.interrupts import SignalInterrupt, interrupt_on_signals, interrupted
 from farm.settings import Settings
@@ -115,30 +116,52 @@ def _run(
     worker_env = {**env, "FARM_KEY_PREFIX": settings.key_prefix, "FARM_QUEUE": settings.queue}
     # Local workers keep what they fetch (with --rev or --snapshot on) in the state folder.
     worker_env.setdefault("FARM_CACHE_DIR", str((settings.state_dir / "cache").resolve()))
-    with broker_for_run(
-        settings.state_dir, broker_url=settings.broker_url, workers=settings.workers, env=worker_env
-    ) as (url, local):
-        # Imported only now: the local workers boot meanwhile.
-        from farm.json_report import write_json_report
-        from farm.junit import write_junit_xml
-        from farm.report import format_summary
-        from farm.run import RunRequest, execute
+    started_at = time.time()
+    try:
+        with broker_for_run(
+            settings.state_dir,
+            broker_url=settings.broker_url,
+            workers=settings.workers,
+            env=worker_env,
+        ) as (url, local):
+            # Imported only now: the local workers boot meanwhile.
+            from farm.run import RunRequest, execute
 
-        if resume_id:
-            from farm.resume import resume
+            if resume_id:
+                from farm.resume import resume
 
-            outcome = resume(settings, resume_id, url=url, local=local)
-        else:
-            request = RunRequest(paths, pytest_args(), Path.cwd(), env, rev)
-            outcome = execute(settings, request, url=url, local=local)
-    summary = outcome.summary
+                outcome = resume(settings, resume_id, url=url, local=local)
+            else:
+                request = RunRequest(paths, pytest_args(), Path.cwd(), env, rev)
+                outcome = execute(settings, request, url=url, local=local)
+    except CollectionError as e:
+        from farm.run_records import collection_failed
+
+        failed = collection_failed(e, workers=settings.workers, started_at=started_at)
+        _report(failed, {}, junit_xml, json_path)
+        # The summary showed each module's error: the one line of the error follows.
+        raise CollectionError(str(e)) from None
+    _report(outcome.summary, outcome.estimates_s, junit_xml, json_path)
+    return outcome.summary.verdict
+
+
+def _report(
+    summary: RunSummary,
+    estimates_s: Mapping[str, float],
+    junit_xml: str | None,
+    json_path: str | None,
+) -> None:
+    """Write the reports asked for, then print the summary."""
+    from farm.json_report import write_json_report
+    from farm.junit import write_junit_xml
+    from farm.report import format_summary
+
     if junit_xml:
         write_junit_xml(Path(junit_xml), summary)
     if json_path:
         write_json_report(Path(json_path), summary)
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    click.echo(format_summary(summary, estimates=outcome.estimates_s, color=color))
-    return summary.verdict
+    click.echo(format_summary(summary, estimates=estimates_s, color=color))
 
 
 @cli.command()
@@ -323,7 +346,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (click.exceptions.Abort, KeyboardInterrupt):
         _fail("interrupted", ExitCode.INTERRUPTED)
     except CollectionError as e:
-        click.echo(e.details, err=True)
+        if e.details:
+            click.echo(e.details, err=True)
         _fail(f"collection failed: {e}", e.exit_code)
     except FarmError as e:
         _fail(str(e), e.exit_code)

@@ -194,6 +194,9 @@ class RunSummary:
     collect_warnings: int = 0  # warnings raised while collecting, not by a test
     options: PytestOptions = PytestOptions()
     stopped_after: int = 0  # failures that stopped the run (-x, --maxfail); 0: not stopped
+    # Modules that failed to collect: the run stopped before running anything, and its
+    # results are one error per such module, as pytest reports them.
+    collection_errors: int = 0
 
 
 @dataclass(frozen=True)

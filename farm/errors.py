@@ -42,9 +42,19 @@ class PlanError(UsageError):
 
 
 class CollectionError(FarmError):
-    """Raised when pytest cannot collect the suite (syntax error, import error, bad option)."""
+    """Raised when pytest cannot collect the suite (syntax error, import error, bad option).
+
+    ``failed`` holds ``(node id of the collector, pytest's report)`` for each module
+    that failed to collect, which pytest reports as one error each.
+    """
 
     exit_code = ExitCode.INTERRUPTED
+
+    def __init__(
+        self, message: str, details: str = "", failed: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        super().__init__(message, details)
+        self.failed = failed
 
 
 class Interrupted(FarmError):

@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from farm.domain import CodeInfo, Outcome, RunSummary, ShardTimeline, TestResult
-from farm.verdict import exit_code
+from farm.verdict import summary_exit_code
 
 FORMAT_VERSION = 1
 
@@ -76,7 +76,7 @@ def report_dict(summary: RunSummary) -> dict[str, Any]:
         "format_version": FORMAT_VERSION,
         "run_id": _text(summary.run_id),
         "verdict": summary.verdict.value,
-        "exit_code": int(exit_code(summary.verdict)),
+        "exit_code": int(summary_exit_code(summary)),
         "message": _text(summary.message),
         "collected": summary.collected,
         "counts": counts,

@@ -175,6 +175,11 @@ def format_summary(
         # verdict: what a CI log shows when the long sections scroll away.
         lines.append(_rule("short test summary info", "=", width))
         lines.extend(short)
+    if summary.collection_errors:
+        interrupted = (
+            f"Interrupted: {_plural(summary.collection_errors, 'error')} during collection"
+        )
+        lines.append(_rule(interrupted, "!", width))
     if summary.stopped_after:
         lines.append(_rule(f"stopping after {summary.stopped_after} failures", "!", width))
 

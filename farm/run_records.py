@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from farm.domain import Collection, ShardTimeline
+from farm.domain import Collection, Outcome, RunSummary, ShardTimeline, TestResult, Verdict
+from farm.errors import CollectionError
 from farm.messages import ShardTask
 from farm.publish import CodeRef, relative_to_code
 from farm.settings import Settings
@@ -98,6 +100,41 @@ def settings_record(
         "embedded_broker": settings.broker_url is None,
         "pid": os.getpid(),
     }
+
+
+def collection_failed(error: CollectionError, *, workers: int, started_at: float) -> RunSummary:
+    """The summary of a run whose collection failed: one error per module that did
+    not collect, as pytest counts and reports them, and nothing run."""
+    now = time.time()
+    results = tuple(
+        TestResult(
+            run_id="",
+            shard_id=-1,
+            lease=0,
+            node_id=where,
+            outcome=Outcome.ERROR,
+            duration_s=0.0,
+            longrepr=longrepr,
+            started_at=now,
+            finished_at=now,
+            tally=(("error", 1),),
+        )
+        for where, longrepr in error.failed
+    )
+    return RunSummary(
+        run_id="",
+        verdict=Verdict.ERROR,
+        collected=0,
+        results=results,
+        missing=(),
+        makespan_s=now - started_at,
+        estimated_makespan_s=0.0,
+        workers=workers,
+        message=f"collection failed: {error}",
+        started_at=started_at,
+        finished_at=now,
+        collection_errors=max(len(results), 1),
+    )
 
 
 def shard_timeline(shards: Iterable[ShardView]) -> tuple[ShardTimeline, ...]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from farm.domain import VERDICT_EXIT_CODES, ExitCode, TestResult, Verdict, is_test
+from farm.domain import VERDICT_EXIT_CODES, ExitCode, RunSummary, TestResult, Verdict, is_test
 
 # How many node ids a message names before it only counts the rest: enough to act on
 # from a CI log without flooding it.
@@ -59,6 +59,14 @@ class Decision:
 def exit_code(verdict: Verdict) -> ExitCode:
     """The process exit code a CI system should see for ``verdict``."""
     return VERDICT_EXIT_CODES[verdict]
+
+
+def summary_exit_code(summary: RunSummary) -> ExitCode:
+    """The exit code of a finished run: its verdict's, but 2 when collection failed,
+    as pytest exits 2 ("interrupted") then."""
+    if summary.collection_errors:
+        return ExitCode.INTERRUPTED
+    return exit_code(summary.verdict)
 
 
 def decide(

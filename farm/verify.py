@@ -130,6 +130,7 @@ class Verifier:
         error = CollectionError(
             f"collection error on a worker; first: {event.where}: {headline}",
             f"{event.where}:\n{event.longrepr}",
+            ((event.where, event.longrepr),),
         )
         self.driver.abandon(Verdict.ERROR, str(error))
         raise error

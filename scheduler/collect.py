@@ -106,10 +106,12 @@ def _run(
             raise UsageError(f"pytest rejected the collection: {_first_error(text)}")
         data = json.loads(out.read_text(encoding="utf-8"))
     if data["errors"]:
-        first = data["errors"][0]
+        failed = tuple((str(e["where"]), str(e["longrepr"])) for e in data["errors"])
+        texts = [f"{where or '<session>'}:\n{longrepr}" for where, longrepr in failed]
         raise CollectionError(
-            f"{len(data['errors'])} collection error(s); first: {_headline(first)}",
-            "\n\n".join(data["errors"]),
+            f"{len(failed)} collection error(s); first: {_headline(texts[0])}",
+            "\n\n".join(texts),
+            failed,
         )
     return Collection(
         data["rootdir"],

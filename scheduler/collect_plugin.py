@@ -3,7 +3,7 @@
 Loaded with ``-p scheduler.collect_plugin --farm-collect-out FILE`` into a
 ``--collect-only`` run. The file gets one JSON object: ``rootdir``, ``inifile``
 (or ""), ``node_ids`` in collection order, ``modules`` (the test files, in
-collection order), ``errors`` (one text per module that failed to collect),
+collection order), ``errors`` (``{where, longrepr}`` for each collector that failed),
 ``deselected`` and ``warnings`` (counts, as pytest's summary line gives them),
 ``maxfail`` and ``reportchars`` (see :class:`farm.domain.PytestOptions`).
 
@@ -22,7 +22,7 @@ import json
 
 import pytest
 
-_errors: list[str] = []
+_errors: list[dict[str, str]] = []
 _modules: list[str] = []
 _skipped: list[str] = []
 _counts = {"deselected": 0, "warnings": 0}
@@ -54,7 +54,7 @@ def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectRep
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:
     if report.failed:
-        _errors.append(f"{report.nodeid or '<session>'}:\n{report.longrepr}")
+        _errors.append({"where": report.nodeid, "longrepr": str(report.longrepr)})
     elif report.skipped:
         _skipped.append(report.nodeid)
 
