@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -199,11 +200,12 @@ def test_bad_digests_are_refused_everywhere(
     store: DirArtifacts, tmp_path: Path, dest: Path, digest: str
 ) -> None:
     _, path = artifact(tmp_path / "src", b"x")
-    for call in (
+    calls: tuple[Callable[[], object], ...] = (
         lambda: store.has(digest),
         lambda: store.put(digest, path),
         lambda: store.fetch(digest, dest, max_bytes=100),
-    ):
+    )
+    for call in calls:
         with pytest.raises(ArtifactError, match="not a sha256 digest"):
             call()
     assert not store.root.exists()

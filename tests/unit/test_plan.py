@@ -8,8 +8,9 @@ import pytest
 
 from farm.errors import PlanError
 from scheduler.estimate import Estimates
-from scheduler.plan import SHARD_OVERHEAD_S, Plan, make_plan
+from scheduler.plan import Plan, make_plan
 from scheduler.simulate import list_schedule_makespan_s
+from scheduler.strategies.base import SHARD_OVERHEAD_S
 
 
 def estimates(test_s: dict[str, float], setup_s: dict[str, float] | None = None) -> Estimates:

@@ -167,7 +167,7 @@ def entry(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.T
 
 OK = (entry("ok.py"), b"fine\n")
 
-HOSTILE = {
+HOSTILE: dict[str, list[tuple[tarfile.TarInfo, bytes | None]]] = {
     "absolute": [OK, (entry("/tmp/farm-evil.py"), b"x")],
     "dotdot": [OK, (entry("../evil.py"), b"x")],
     "dotdot-inside": [OK, (entry("pkg/../../evil.py"), b"x")],

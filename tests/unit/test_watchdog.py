@@ -4,7 +4,7 @@ import pytest
 from test_session import Clock, FakeReader, make_session, passed
 
 from farm.errors import WorkerLost
-from farm.messages import Heartbeat, ShardStart
+from farm.messages import Event, Heartbeat, ShardStart
 from scheduler.session import Recovery
 from scheduler.watchdog import WatchdogLimits, stalled
 
@@ -35,7 +35,7 @@ def test_a_run_is_stalled_only_past_the_bound_of_what_it_owes() -> None:
 
 def test_a_session_whose_workers_stay_alive_but_finish_nothing_ends() -> None:
     clock = Clock()
-    beats = [[Heartbeat("r", 0, 1, "w", 0.0)] for _ in range(100)]
+    beats: list[list[Event]] = [[Heartbeat("r", 0, 1, "w", 0.0)] for _ in range(100)]
     reader = FakeReader([[ShardStart("r", 0, 1, "w", 0.0), passed("a", 0)], *beats])
     session, _, _, _ = make_session(reader, clock)
     session.recovery = Recovery(
