@@ -72,16 +72,18 @@ def _run(
     for path in paths:
         if not (cwd / path.split("::", 1)[0]).exists():
             raise UsageError(f"path does not exist: {path}")
-    with tempfile.TemporaryDirectory(prefix="farm-collect-") as tmp:
-        out = Path(tmp) / "collected.json"
+    # An anonymous file (no name on disk) that the child writes through /dev/fd: a
+    # farm run killed while collecting leaves nothing behind in the temporary folder.
+    with tempfile.TemporaryFile() as out:
         command = [
             *pytest_command(python),
             "--collect-only",
             "-qq",
             "-p",
             "scheduler.collect_plugin",
-            "--farm-collect-out",
-            str(out),
+            # One argument: pytest takes a separate value that names an existing path
+            # for a path to test when it chooses the rootdir.
+            f"--farm-collect-out=/dev/fd/{out.fileno()}",
             *(["--farm-discover"] if discover else []),
             *pytest_args,
             *paths,
@@ -90,6 +92,7 @@ def _run(
             command,
             # A collection that hangs on an import must not outlive a killed farm run.
             preexec_fn=die_with_parent(waits=True),
+            pass_fds=(out.fileno(),),
             cwd=cwd,
             env=dict(os.environ if env is None else env),
             stdin=subprocess.DEVNULL,
@@ -102,9 +105,11 @@ def _run(
             raise InfrastructureError(
                 f"pytest stopped with an internal error while collecting: {_internal(text)}"
             )
-        if completed.returncode == _USAGE_EXIT or not out.exists():
+        out.seek(0)
+        written = out.read()
+        if completed.returncode == _USAGE_EXIT or not written:
             raise UsageError(f"pytest rejected the collection: {_first_error(text)}")
-        data = json.loads(out.read_text(encoding="utf-8"))
+        data = json.loads(written.decode("utf-8"))
     if data["errors"]:
         failed = tuple((str(e["where"]), str(e["longrepr"])) for e in data["errors"])
         texts = [f"{where or '<session>'}:\n{longrepr}" for where, longrepr in failed]

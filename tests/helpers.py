@@ -66,6 +66,11 @@ class WorkerProcess:
     ) -> None:
         self.log_path = log_path
         argv = [sys.executable, "-m", "farm", "worker", *args]
+        # Celery's pool makes a pymp-* folder in TMPDIR that a killed worker leaves:
+        # the test's own folder, not the machine's /tmp, takes it.
+        private_tmp = log_path.with_name(f"{log_path.name}.tmp")
+        private_tmp.mkdir(exist_ok=True)
+        env = {"TMPDIR": str(private_tmp), **env}
         with open(log_path, "wb") as log:
             if host is None:
                 self.process: subprocess.Popen[bytes] = subprocess.Popen(

@@ -175,9 +175,11 @@ def test_a_hanging_collection_dies_with_a_killed_farm_run(tmp_path: Path) -> Non
     # An import that never returns: the collection subprocess waits forever.
     (suite / "conftest.py").write_text("import time\ntime.sleep(300)\n")
     (suite / "test_x.py").write_text("def test_x():\n    pass\n")
+    own_tmp = tmp_path / "tmpdir"
+    own_tmp.mkdir()
     farm = subprocess.Popen(
         [sys.executable, "-m", "farm", "run", "-n", "1", "--state-dir", str(tmp_path / "state")],
-        cwd=suite, env=farm_env(), stdin=subprocess.DEVNULL,
+        cwd=suite, env=farm_env(TMPDIR=str(own_tmp)), stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -198,6 +200,7 @@ def test_a_hanging_collection_dies_with_a_killed_farm_run(tmp_path: Path) -> Non
         _GONE_S,
         "the collection and every other process of the run gone",
     )
+    assert list(own_tmp.iterdir()) == []  # nothing of the collection's in the TMPDIR
 
 
 def test_a_worker_of_an_earlier_server_cannot_take_shards(tmp_path: Path) -> None:
