@@ -259,7 +259,10 @@ def worker(concurrency: int | None, name: str | None, local: bool, **flags: Any)
         raise SettingsError(f"worker name must be non-empty without ':' or newlines: {name!r}")
     configure(level=logging.WARNING if local else logging.INFO)
     connect(settings.broker_url, timeout_s=settings.broker_timeout_s).close()
+    from farm.lifeline import own_tmpdir
     from worker.app import WorkerConfig, make_app
+
+    own_tmpdir(settings.cache_dir.resolve() / "tmp", os.environ)
     from worker.workspace import WorkspaceConfig
 
     config = WorkerConfig(

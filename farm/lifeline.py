@@ -22,14 +22,16 @@ of its threads would get the signal when that thread ends, not when the worker d
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import json
 import os
 import shutil
 import signal
+import tempfile
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from pathlib import Path
 
 from farm.errors import SettingsError
@@ -128,6 +130,45 @@ def watch_lifeline(environ: Mapping[str, str]) -> None:
         _die(cleanup)
 
     threading.Thread(target=watch, name="farm-lifeline", daemon=True).start()
+
+
+def own_tmpdir(parent: Path, environ: MutableMapping[str, str]) -> Path | None:
+    """Point this worker's ``TMPDIR`` at a folder of its own under ``parent``.
+
+    Celery's prefork pool makes a ``pymp-*`` folder in ``TMPDIR`` that a killed
+    worker never removes. Under ``parent`` (in the worker's cache) it is removed by
+    the worker's exit, or by the next worker to start once its owner is dead. The
+    tests keep the ``TMPDIR`` they had. None, with ``TMPDIR`` left as it is, for a
+    local worker (its run gave it one) or where ``parent`` cannot be made (a broken
+    cache is the workspace's to report, shard by shard).
+    """
+    if TESTS_TMPDIR_ENV in environ:
+        return None
+    mine = parent / f"worker-{os.getpid()}"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        for stale in parent.glob("worker-*"):
+            pid = stale.name.removeprefix("worker-")
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(stale, ignore_errors=True)
+        mine.mkdir(exist_ok=True)
+    except OSError:
+        return None
+    environ[TESTS_TMPDIR_ENV] = environ.get("TMPDIR", "")
+    environ["TMPDIR"] = str(mine)
+    tempfile.tempdir = None  # read TMPDIR again on the next use
+    atexit.register(shutil.rmtree, mine, True)
+    return mine
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: not ours to judge
+    return True
 
 
 def _die(cleanup: Sequence[Path]) -> None:

@@ -246,3 +246,39 @@ def _live_workers(url: str) -> int:
         return 0
     finally:
         client.close()
+
+
+def test_a_killed_worker_leaves_its_temporary_folder_to_the_next_one(
+    tmp_path: Path, redis_url: str, key_prefix: str
+) -> None:
+    """``farm worker`` on a farm: Celery's pool folder lives in the worker's cache,
+    and a worker killed with SIGKILL leaves it only until the next one starts."""
+    own_tmp, cache = tmp_path / "tmpdir", tmp_path / "cache"
+    own_tmp.mkdir()
+    env = farm_env(
+        FARM_BROKER_URL=redis_url, FARM_KEY_PREFIX=key_prefix, FARM_QUEUE=f"{key_prefix}q",
+        TMPDIR=str(own_tmp),
+    )  # fmt: skip
+
+    def start(name: str) -> WorkerProcess:
+        args = ("-c", "1", "--cache", str(cache), "--name", name)
+        return WorkerProcess(tmp_path / f"{name}.log", *args, cwd=tmp_path, env=env)
+
+    def folders() -> list[str]:
+        return sorted(p.name for p in (cache / "tmp").iterdir())
+
+    first = start("first")
+    try:
+        _wait_for(lambda: bool(first.events("worker.ready")), _START_S, "the first worker ready")
+        mine = cache / "tmp" / f"worker-{first.process.pid}"
+        assert folders() == [mine.name]
+        assert any(p.name.startswith("pymp-") for p in mine.iterdir())
+    finally:
+        first.kill()
+    assert list(own_tmp.iterdir()) == []  # nothing of the worker's in the TMPDIR it was given
+    second = start("second")
+    try:
+        _wait_for(lambda: bool(second.events("worker.ready")), _START_S, "the second worker ready")
+        assert folders() == [f"worker-{second.process.pid}"]  # the dead one's is gone
+    finally:
+        second.kill()
