@@ -29,7 +29,20 @@ OPTIONS: dict[str, list[str]] = {
     "subtests_fixture": ["-v"],  # passed subtests count only when verbose
 }
 
+# Suites that stop at failures (-x, --maxfail): which passing tests finished before
+# the stop depends on the workers, so only those may differ from pytest's, never a
+# failure, the exit code or a test's outcome where both ran it.
+STOPS_EARLY = {"exitfirst", "maxfail"}
+
 pytestmark = pytest.mark.integration
+
+
+def _may_differ(suite: str, difference: str) -> bool:
+    if suite not in STOPS_EARLY:
+        return False
+    return difference.startswith("count 'passed'") or (
+        difference.startswith("only in pytest:") and difference.endswith("(passed)")
+    )
 
 
 def _env() -> dict[str, str]:
@@ -49,7 +62,7 @@ def test_farm_agrees_with_pytest(suite: str, tmp_path: Path) -> None:
     assert not expected.hung and expected.counts, expected.output[-2000:]
     for when in ("cold", "warm"):
         got = run_farm(copy, args, env, tmp_path / "state", 2, timeout_s=60)
-        differences = compare(expected, got)
+        differences = [d for d in compare(expected, got) if not _may_differ(suite, d)]
         assert not differences, (
             f"{suite} ({when}): farm differs from pytest:\n  "
             + "\n  ".join(differences)
