@@ -263,6 +263,8 @@ class RunTracker:
         reason = end.message or f"shard ended (pytest exit code {end.exit_code})"
         synthetic = []
         for node_id in state.node_ids:
+            if self.stopped:
+                break  # at max_failures: what ran is all the run owes
             if node_id not in self.final:
                 result = TestResult(
                     run_id=self.run_id,

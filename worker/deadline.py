@@ -26,9 +26,14 @@ This module is imported on both sides of the pipe: it holds nothing but stdlib.
 
 from __future__ import annotations
 
+import math
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pytest  # for the type only: the runner imports this module too
 
 STACK_SIGNAL = signal.SIGUSR1
 OUTPUT_SIGNAL = signal.SIGUSR2
@@ -132,3 +137,16 @@ class Stopwatch:
             output = data.get("output")
             if data.get("index") == self.overrun.index and isinstance(output, str):
                 self.overrun.output = output
+
+
+def marker_timeout_s(item: pytest.Item) -> float | None:
+    """The item's ``timeout`` marker in seconds; None without a usable positive one."""
+    marker = item.get_closest_marker("timeout")
+    if marker is None:
+        return None
+    value: Any = marker.args[0] if marker.args else marker.kwargs.get("timeout")
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds > 0 and math.isfinite(seconds) else None

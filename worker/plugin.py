@@ -48,7 +48,6 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import json
-import math
 import os
 import select
 import signal
@@ -61,7 +60,7 @@ from typing import Any
 import pytest
 
 from farm.domain import module_of
-from worker.deadline import OUTPUT_SIGNAL, STACK_SIGNAL, truncate
+from worker.deadline import OUTPUT_SIGNAL, STACK_SIGNAL, marker_timeout_s, truncate
 from worker.reports import WARNINGS_CATEGORY, TestReports, category_of, skip_outcome
 
 _LIMIT_BYTES = 64 * 1024
@@ -118,19 +117,6 @@ def _wait_for_line(fd: int, idle_s: float) -> str | None:
             return None
         data += chunk
     return data.decode("utf-8").strip()
-
-
-def _marker_timeout_s(item: pytest.Item) -> float | None:
-    """The item's ``timeout`` marker in seconds; None without a usable positive one."""
-    marker = item.get_closest_marker("timeout")
-    if marker is None:
-        return None
-    value: Any = marker.args[0] if marker.args else marker.kwargs.get("timeout")
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return None
-    return seconds if seconds > 0 and math.isfinite(seconds) else None
 
 
 def _capture_fds(config: pytest.Config) -> dict[str, int]:
@@ -253,6 +239,8 @@ class ShardReporter:
         return True
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        if self.index:
+            return  # this shard's own choice, made after the modules were reported
         for item in items:
             module = module_of(item.nodeid)
             self.deselected[module] = self.deselected.get(module, 0) + 1
@@ -266,17 +254,17 @@ class ShardReporter:
         chosen = [item for item in items if item.nodeid in position]
         chosen.sort(key=lambda item: position[item.nodeid])
         dropped = [item for item in items if item.nodeid not in position]
-        if dropped:
-            config.hook.pytest_deselected(items=dropped)
         items[:] = chosen
         # Skipped modules are results already: they go first, reported at once.
         entries = [node_id for node_id in self.skipped_entries if node_id in position]
         self.index = {node_id: i for i, node_id in enumerate(entries)}
         self.index.update((item.nodeid, len(entries) + i) for i, item in enumerate(chosen))
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
         limits_s = {
             str(self.index[item.nodeid]): seconds
             for item in chosen
-            if (seconds := _marker_timeout_s(item)) is not None
+            if (seconds := marker_timeout_s(item)) is not None
         }
         if limits_s:
             self._emit("T", limits_s)
@@ -369,10 +357,16 @@ class ShardReporter:
             self.last_module = module
         else:
             own_s += setup_s
-        result = self._wire(
-            node_id, outcome, longrepr, reports.sections(), reports.started_at, reports.tally
+        return self._wire(
+            node_id,
+            outcome,
+            longrepr,
+            reports.sections(),
+            reports.started_at,
+            reports.tally,
+            duration_s=own_s,
+            module_setup_s=module_setup_s,
         )
-        return {**result, "duration_s": own_s, "module_setup_s": module_setup_s}
 
     def _wire(
         self,
@@ -382,6 +376,9 @@ class ShardReporter:
         output: str,
         started_at: float,
         tally: Mapping[str, int],
+        *,
+        duration_s: float = 0.0,
+        module_setup_s: float = 0.0,
     ) -> dict[str, Any]:
         """A result in the wire format of :func:`farm.messages.encode_event`."""
         return {
@@ -389,8 +386,8 @@ class ShardReporter:
             **self.stamp,
             "node_id": node_id,
             "outcome": outcome,
-            "duration_s": 0.0,
-            "module_setup_s": 0.0,
+            "duration_s": duration_s,
+            "module_setup_s": module_setup_s,
             "longrepr": truncate(longrepr, self.limit_bytes),
             "output": truncate(output, self.limit_bytes),
             "started_at": started_at,
