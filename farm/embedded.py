@@ -29,7 +29,7 @@ from pathlib import Path
 import redis
 
 from farm.errors import BrokerUnavailable, InfrastructureError
-from farm.lifeline import TESTS_TMPDIR_ENV, Lifeline, die_with_parent, kill_tree
+from farm.lifeline import Lifeline, die_with_parent, kill_tree, worker_tmpdir_env
 from farm.settings import make_state_dir
 
 _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
@@ -241,8 +241,7 @@ class LocalWorkers:
             **self.env,
             **self.lifeline.child_env([*self.cleanup, self.tmp_dir]),
             "FARM_BROKER_URL": self.broker_url,
-            TESTS_TMPDIR_ENV: self.env.get("TMPDIR", ""),
-            "TMPDIR": str(self.tmp_dir),
+            **worker_tmpdir_env(self.tmp_dir, self.env),
         }
         command = [self.python, "-m", "farm", "worker", "-c", str(self.concurrency), "--local"]
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child

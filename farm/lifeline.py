@@ -154,11 +154,16 @@ def own_tmpdir(parent: Path, environ: MutableMapping[str, str]) -> Path | None:
         mine.mkdir(exist_ok=True)
     except OSError:
         return None
-    environ[TESTS_TMPDIR_ENV] = environ.get("TMPDIR", "")
-    environ["TMPDIR"] = str(mine)
+    environ.update(worker_tmpdir_env(mine, environ))
     tempfile.tempdir = None  # read TMPDIR again on the next use
     atexit.register(shutil.rmtree, mine, True)
     return mine
+
+
+def worker_tmpdir_env(tmp_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables that give a worker ``tmp_dir`` as its ``TMPDIR`` while its tests
+    keep the one of ``environ`` (see ``worker.app``)."""
+    return {TESTS_TMPDIR_ENV: environ.get("TMPDIR", ""), "TMPDIR": str(tmp_dir)}
 
 
 def _alive(pid: int) -> bool:
