@@ -57,8 +57,8 @@ from _common import (
     script,
 )
 
-from farm.broker import redis_py_url
-from farm.embedded import find_redis_server
+from farm.core.broker import redis_py_url
+from farm.run.embedded import find_redis_server
 
 SETUP_S = 0.2  # make_suite.py's default module fixture setup, before --scale
 KILL_AT = (0.3, 0.6)  # of the expected makespan, from the first shard's start

@@ -29,11 +29,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from farm.domain import History
-from farm.history_io import read_history_file
-from scheduler.estimate import estimate
-from scheduler.plan import make_plan
-from scheduler.test_ids import load_test_ids
+from farm.core.domain import History
+from farm.report.history_io import read_history_file
+from farm.scheduler.estimate import estimate
+from farm.scheduler.plan import make_plan
+from farm.scheduler.test_ids import load_test_ids
 
 
 def write_suite(folder: Path, tests: int, per_module: int, seed: int) -> tuple[Path, Path]:

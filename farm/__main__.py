@@ -1,3 +1,3 @@
-from farm.cli import main
+from farm.cli.main import main
 
 main()

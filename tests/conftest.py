@@ -23,7 +23,7 @@ import pytest
 import redis
 from sqlalchemy import create_engine
 
-from farm.embedded import EmbeddedRedis
+from farm.run.embedded import EmbeddedRedis
 from farm.store.urls import database_url
 
 POSTGRES_URL_ENV = "FARM_TEST_DATABASE_URL"

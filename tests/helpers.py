@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from farm.domain import Outcome, TestResult
+from farm.core.domain import Outcome, TestResult
 
 if TYPE_CHECKING:
     from netns_hosts import Host

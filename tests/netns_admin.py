@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from farm.embedded import find_redis_server
+from farm.run.embedded import find_redis_server
 
 DEFAULT_PREFIX_PATTERN = "fm"
 PREFIX_ATTEMPTS = 5

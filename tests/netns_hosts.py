@@ -61,7 +61,7 @@ from netns_admin import (
     teardown,
 )
 
-from farm.embedded import find_redis_server
+from farm.run.embedded import find_redis_server
 
 __all__ = [
     "DEFAULT_PREFIX_PATTERN",

@@ -19,7 +19,7 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Protocol
 
-from farm.errors import InfrastructureError
+from farm.core.errors import InfrastructureError
 
 CHUNK_BYTES = 1 << 20
 _DIGEST = re.compile(r"[0-9a-f]{64}")

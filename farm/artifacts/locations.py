@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from farm.artifacts.base import ArtifactError, ArtifactStore
-from farm.errors import SettingsError
-from farm.urls import mask_url
+from farm.core.errors import SettingsError
+from farm.core.urls import mask_url
 
 if TYPE_CHECKING:
     import redis

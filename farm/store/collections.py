@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Table, delete, insert, select
 
-from farm.domain import Collection, PytestOptions
+from farm.core.domain import Collection, PytestOptions
 from farm.store.models import CollectionCache
 from farm.store.rows import pack_node_ids, unpack_node_ids
 from farm.store.store import ResultStore

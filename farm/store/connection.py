@@ -1,5 +1,5 @@
 """How the results store talks to its database: opening it, one transaction per call,
-and failures worded as :class:`farm.errors.StoreError` with the password masked.
+and failures worded as :class:`farm.core.errors.StoreError` with the password masked.
 
 :class:`StoreConnection` is the part of :class:`farm.store.ResultStore` that knows
 nothing of runs beyond their ids; the store's other modules (recovery, the
@@ -16,7 +16,7 @@ from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from farm.errors import StoreError, UsageError
+from farm.core.errors import StoreError, UsageError
 from farm.store.rows import RUNS, SHARDS
 from farm.store.schema import describe_error, make_engine, upgrade_to_head
 from farm.store.urls import database_url, mask_url

@@ -20,8 +20,8 @@ from sqlalchemy import Column, Connection, Table, any_, bindparam, case, func, s
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from farm.domain import History, Outcome, TestResult, module_of
-from farm.errors import UsageError
+from farm.core.domain import History, Outcome, TestResult, module_of
+from farm.core.errors import UsageError
 from farm.store.models import ModuleHistory, TestHistory
 from farm.store.schema import advisory_lock_key, begin_immediate
 

@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from farm.domain import Outcome, RunState, Verdict
+from farm.core.domain import Outcome, RunState, Verdict
 from farm.store.records import ShardState
 
 E = TypeVar("E", bound=enum.Enum)

@@ -1,6 +1,6 @@
 """The values the results store takes and gives: plain frozen dataclasses, no ORM objects.
 
-Every timestamp is a float of unix seconds (as in :class:`farm.domain.TestResult`);
+Every timestamp is a float of unix seconds (as in :class:`farm.core.domain.TestResult`);
 ``None`` means "not yet".
 """
 
@@ -10,7 +10,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from farm.domain import RunState, Verdict
+from farm.core.domain import RunState, Verdict
 
 
 class ShardState(str, enum.Enum):

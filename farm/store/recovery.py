@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from sqlalchemy import Table, and_, insert, or_, select, update
 
-from farm.domain import RunState, Verdict
+from farm.core.domain import RunState, Verdict
 from farm.store.models import ShardTests
 from farm.store.rows import RUNS, pack_node_ids, unpack_node_ids
 from farm.store.store import ResultStore

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from farm.domain import TestResult
+from farm.core.domain import TestResult
 from farm.store.models import Attempt, Change, Run, Shard
 from farm.store.records import ChangeInfo, RunRecord, ShardView
 

@@ -3,8 +3,8 @@
 The store is the source of truth for what a run still owes. It is opened from a URL
 (``sqlite:///path/farm.db``, ``postgresql://user:pw@host/db``), which brings the
 schema to the newest migration; every method is one transaction. Every database
-failure is raised as :class:`farm.errors.StoreError` naming the URL with its password
-masked; an unknown run or shard id as :class:`farm.errors.UsageError` (see
+failure is raised as :class:`farm.core.errors.StoreError` naming the URL with its password
+masked; an unknown run or shard id as :class:`farm.core.errors.UsageError` (see
 :mod:`farm.store.connection`).
 """
 
@@ -18,8 +18,8 @@ from types import TracebackType
 
 from sqlalchemy import Connection, Engine, insert, select
 
-from farm.domain import History, RunState, TestResult, Verdict
-from farm.errors import UsageError
+from farm.core.domain import History, RunState, TestResult, Verdict
+from farm.core.errors import UsageError
 from farm.store import history as history_queries
 from farm.store.connection import StoreConnection, connect
 from farm.store.records import ChangeInfo, RunRecord, ShardRecord, ShardState, ShardView

@@ -1,10 +1,10 @@
-"""Database URLs: choosing the database driver (masking lives in :mod:`farm.urls`)."""
+"""Database URLs: choosing the database driver (masking lives in :mod:`farm.core.urls`)."""
 
 from __future__ import annotations
 
 from sqlalchemy.engine import URL, make_url
 
-from farm.urls import mask_url
+from farm.core.urls import mask_url
 
 # Drivers farm ships with for a URL that names none (SQLAlchemy's default for
 # "postgresql" is psycopg2, which farm does not depend on).

@@ -26,7 +26,7 @@ import pytest
 from helpers import WorkerProcess, farm_env
 from netns_hosts import Host, Network, namespaces_unavailable
 
-from farm.embedded import find_redis_server
+from farm.run.embedded import find_redis_server
 
 pytestmark = pytest.mark.integration
 

@@ -28,9 +28,9 @@ import pytest
 import redis
 from helpers import WorkerProcess, farm_env, run_farm
 
-from farm.broker import redis_py_url
-from farm.domain import TestResult
-from farm.junit import junit_names, xml_safe
+from farm.core.broker import redis_py_url
+from farm.core.domain import TestResult
+from farm.report.junit import junit_names, xml_safe
 from farm.store import ResultStore
 
 pytestmark = pytest.mark.integration

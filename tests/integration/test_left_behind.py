@@ -23,17 +23,17 @@ import redis
 from celery import Celery
 from helpers import WorkerProcess, farm_env, make_suite
 
-from farm.broker import celery_config, redis_py_url
-from farm.embedded import EmbeddedRedis
-from farm.keys import Keys
-from farm.messages import TASK_NAME
-from farm.registry import WorkerRegistry
+from farm.core.broker import celery_config, redis_py_url
+from farm.core.keys import Keys
+from farm.core.messages import TASK_NAME
+from farm.run.embedded import EmbeddedRedis
+from farm.worker.registry import WorkerRegistry
 
 pytestmark = pytest.mark.integration
 
 _START_S = 60.0  # farm run's start-up up to its tests running, on a busy 2-core machine
 _GONE_S = 5.0  # what a stopped run started must be gone within this
-_TEST_PROCESS = "worker.plugin"  # in the command line of every pytest process farm starts
+_TEST_PROCESS = "farm.worker.plugin"  # in the command line of every pytest process farm starts
 
 
 def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:

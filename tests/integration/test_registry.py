@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from farm.keys import Keys
-from farm.registry import WorkerInfo, WorkerRegistry
+from farm.core.keys import Keys
+from farm.worker.registry import WorkerInfo, WorkerRegistry
 
 pytestmark = pytest.mark.integration
 

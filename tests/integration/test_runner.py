@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from farm.domain import Outcome, TestResult
-from farm.messages import Event, ShardTask, decode_event
-from scheduler.collect import collect
-from worker.runner import ShardRunner
-from worker.spawn import Launch, Spawner
+from farm.core.domain import Outcome, TestResult
+from farm.core.messages import Event, ShardTask, decode_event
+from farm.scheduler.collect import collect
+from farm.worker.runner import ShardRunner
+from farm.worker.spawn import Launch, Spawner
 
 pytestmark = pytest.mark.integration
 
@@ -218,7 +218,7 @@ def test_a_spare_nobody_takes_exits_by_itself(tmp_path: Path) -> None:
     write(tmp_path, "test_idle.py", "def test_a(): pass\n")
     spawner = Spawner(env={"PATH": "/usr/bin:/bin"}, idle_s=0.5)
     command = [sys.executable, "-c", "import sys; sys.path.pop(0); import pytest; "
-               "sys.exit(int(pytest.main()))", "-p", "worker.plugin"]  # fmt: skip
+               "sys.exit(int(pytest.main()))", "-p", "farm.worker.plugin"]  # fmt: skip
     spawner.prepare("k", Launch(command, str(tmp_path)))
     assert spawner.spare is not None
     assert spawner.spare[1].process.wait(timeout=20) == 0

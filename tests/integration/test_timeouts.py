@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from farm.domain import Outcome, TestResult
-from farm.messages import ShardTask, decode_event
-from scheduler.collect import collect
-from worker.deadline import STOP_GRACE_S, Stopwatch
-from worker.runner import ShardRunner
+from farm.core.domain import Outcome, TestResult
+from farm.core.messages import ShardTask, decode_event
+from farm.scheduler.collect import collect
+from farm.worker.deadline import STOP_GRACE_S, Stopwatch
+from farm.worker.runner import ShardRunner
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from farm.domain import RunState, Verdict
+from farm.core.domain import RunState, Verdict
 from farm.store import ResultStore, ShardRecord
 from farm.store.recovery import load_run_tests, mark_abandoned, reopen_run, save_shard_tests
 
@@ -50,7 +50,7 @@ def test_a_silent_scheduler_makes_its_run_abandoned_and_resume_reopens_it(
 
 
 def test_node_ids_with_nul_come_back_exactly(store: ResultStore) -> None:
-    from farm.domain import Outcome, TestResult
+    from farm.core.domain import Outcome, TestResult
 
     run_id = started_run(store)
     ids = ["a[\x00]", "b[\ue000\x00]", "c[\ue000\ue002]", "d[\ue000\ue001]"]

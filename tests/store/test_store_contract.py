@@ -12,8 +12,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, inspect, select
 
-from farm.domain import Outcome, RunState, TestResult, Verdict
-from farm.errors import StoreError, UsageError
+from farm.core.domain import Outcome, RunState, TestResult, Verdict
+from farm.core.errors import StoreError, UsageError
 from farm.store import (
     MAX_TEXT_CHARS,
     ChangeInfo,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from farm.core.urls import mask_url
 from farm.store.urls import database_url
-from farm.urls import mask_url
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from farm.artifacts import (
     open_artifacts,
 )
 from farm.artifacts.dir_store import DirArtifacts
-from farm.errors import SettingsError
+from farm.core.errors import SettingsError
 
 
 def artifact(folder: Path, data: bytes) -> tuple[str, Path]:

@@ -21,7 +21,7 @@ import click
 import pytest
 import yaml
 
-from farm.cli import cli
+from farm.cli.main import cli
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -57,10 +57,10 @@ def pyproject() -> dict[str, Any]:
 
 
 def console_script() -> str:
-    """The name pyproject.toml installs for ``farm.cli:main``."""
+    """The name pyproject.toml installs for ``farm.cli.main:main``."""
     scripts = pyproject()["project"]["scripts"]
-    names = [str(name) for name, target in scripts.items() if target == "farm.cli:main"]
-    assert len(names) == 1, f"expected one console script for farm.cli:main, got {scripts}"
+    names = [str(name) for name, target in scripts.items() if target == "farm.cli.main:main"]
+    assert len(names) == 1, f"expected one console script for farm.cli.main:main, got {scripts}"
     return names[0]
 
 

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from worker.envs import code_path, env_key
+from farm.worker.envs import code_path, env_key
 
 PATTERNS = ("pyproject.toml", "requirements*.txt", "requirements/*.txt")
 

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from farm.domain import History
-from scheduler.estimate import MIN_TEST_S, estimate
+from farm.core.domain import History
+from farm.scheduler.estimate import MIN_TEST_S, estimate
 
 
 def history(tests: dict[str, float], setups: dict[str, float] | None = None) -> History:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from farm.errors import DurationsFileError
-from farm.history_io import junit_node_id, read_history_file, write_test_durations
+from farm.core.errors import DurationsFileError
+from farm.report.history_io import junit_node_id, read_history_file, write_test_durations
 
 JUNIT_XUNIT2 = """<?xml version="1.0" encoding="utf-8"?>
 <testsuites><testsuite name="pytest" tests="5">

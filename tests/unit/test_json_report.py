@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from farm.domain import CodeInfo, Outcome, RunSummary, ShardTimeline, TestResult, Verdict
-from farm.json_report import FORMAT_VERSION, report_dict, write_json_report
+from farm.core.domain import CodeInfo, Outcome, RunSummary, ShardTimeline, TestResult, Verdict
+from farm.report.json_report import FORMAT_VERSION, report_dict, write_json_report
 
 
 def result(node_id: str, outcome: Outcome = Outcome.PASSED, **fields: object) -> TestResult:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from helpers import make_result as result
 
-from farm.domain import Outcome, RunSummary, TestResult, Verdict
-from farm.junit import build_junit_tree, junit_names, write_junit_xml, xml_safe
+from farm.core.domain import Outcome, RunSummary, TestResult, Verdict
+from farm.report.junit import build_junit_tree, junit_names, write_junit_xml, xml_safe
 
 # XML 1.0's Char production, the test every conforming reader applies.
 LEGAL_XML = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 import pytest
 import redis
 
-from farm.domain import Outcome, TestResult
-from farm.errors import BrokerUnavailable
-from farm.messages import Event, Heartbeat, ShardEnd, ShardStart, ShardTask
-from scheduler.session import Recovery, RunSession
-from scheduler.tracker import RunTracker
+from farm.core.domain import Outcome, TestResult
+from farm.core.errors import BrokerUnavailable
+from farm.core.messages import Event, Heartbeat, ShardEnd, ShardStart, ShardTask
+from farm.scheduler.session import Recovery, RunSession
+from farm.scheduler.tracker import RunTracker
 
 
 def result(node_id: str, lease: int = 1, shard_id: int = 0) -> TestResult:

@@ -2,7 +2,7 @@ import io
 import json
 import logging
 
-from farm.logs import JsonFormatter, TextFormatter, event
+from farm.core.logs import JsonFormatter, TextFormatter, event
 
 
 def capture(formatter: logging.Formatter) -> tuple[logging.Logger, io.StringIO]:

@@ -2,10 +2,10 @@ import json
 
 import pytest
 
-from farm.broker import celery_url, redis_py_url
-from farm.domain import Outcome, TestResult
-from farm.errors import SettingsError
-from farm.messages import (
+from farm.core.broker import celery_url, redis_py_url
+from farm.core.domain import Outcome, TestResult
+from farm.core.errors import SettingsError
+from farm.core.messages import (
     CollectFailed,
     MessageError,
     ModuleCollected,

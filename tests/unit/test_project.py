@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from farm.errors import UsageError
-from farm.project import names_files_under, project_for, project_name, pytest_rootdir
+from farm.core.errors import UsageError
+from farm.core.project import names_files_under, project_for, project_name, pytest_rootdir
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import re
 
 from helpers import make_result
 
-from farm.domain import CodeInfo, Outcome, RunSummary, ShardTimeline, TestResult, Verdict
-from farm.progress import Progress
-from farm.report import format_duration, format_summary, summary_counts, terminal_safe
+from farm.core.domain import CodeInfo, Outcome, RunSummary, ShardTimeline, TestResult, Verdict
+from farm.report.progress import Progress
+from farm.report.summary import format_duration, format_summary, summary_counts, terminal_safe
 
 ANSI = re.compile("\x1b\\[[0-9;]*[A-Za-z]")
 

@@ -2,9 +2,9 @@
 
 from collections.abc import Sequence
 
-from farm.domain import Outcome, TestResult
-from farm.messages import Event, ShardEnd, ShardStart, ShardTask
-from scheduler.session import RunSession
+from farm.core.domain import Outcome, TestResult
+from farm.core.messages import Event, ShardEnd, ShardStart, ShardTask
+from farm.scheduler.session import RunSession
 
 
 class FakeReader:

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from farm.errors import SettingsError
-from farm.settings import Settings, load_settings, make_state_dir
+from farm.core.errors import SettingsError
+from farm.core.settings import Settings, load_settings, make_state_dir
 
 
 def write_pyproject(folder: Path, body: str) -> None:

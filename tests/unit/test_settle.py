@@ -1,6 +1,6 @@
 import pytest
 
-from scheduler.settle import Settlement
+from farm.scheduler.settle import Settlement
 
 
 def test_guess_confirmed_by_workers_settles_on_discovery_order() -> None:

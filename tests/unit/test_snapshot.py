@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from farm.errors import UsageError
-from farm.snapshot import SnapshotError, file_digest, pack, unpack
+from farm.artifacts.snapshot import SnapshotError, file_digest, pack, unpack
+from farm.core.errors import UsageError
 
 MAX = 1 << 20
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from farm.snapshot import Snapshot, SnapshotError, pack, unpack
-from worker import cache as cache_module
-from worker.cache import SnapshotCache
+from farm.artifacts.snapshot import Snapshot, SnapshotError, pack, unpack
+from farm.worker import cache as cache_module
+from farm.worker.cache import SnapshotCache
 
 MAX = 1 << 20
 

@@ -8,18 +8,18 @@ import random
 
 import pytest
 
-from farm.domain import History, module_of
-from farm.errors import PlanError
-from scheduler.estimate import Estimates, estimate
-from scheduler.plan import make_plan
-from scheduler.simulate import (
+from farm.core.domain import History, module_of
+from farm.core.errors import PlanError
+from farm.scheduler.estimate import Estimates, estimate
+from farm.scheduler.plan import make_plan
+from farm.scheduler.simulate import (
     lower_bound_s,
     shard_cost_s,
     simulate_makespan_s,
     synthetic_suite,
 )
-from scheduler.strategies import get_strategy, strategy_names
-from scheduler.strategies.lpt import LongestFirst
+from farm.scheduler.strategies import get_strategy, strategy_names
+from farm.scheduler.strategies.lpt import LongestFirst
 
 OVERHEAD_S = 0.3
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from farm.errors import UsageError
-from scheduler.test_ids import load_test_ids
+from farm.core.errors import UsageError
+from farm.scheduler.test_ids import load_test_ids
 
 
 def write(tmp_path: Path, text: str | bytes, name: str = "f.json") -> Path:

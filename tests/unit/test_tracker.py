@@ -1,6 +1,6 @@
-from farm.domain import Outcome, TestResult
-from farm.messages import ShardEnd, ShardStart
-from scheduler.tracker import RunTracker
+from farm.core.domain import Outcome, TestResult
+from farm.core.messages import ShardEnd, ShardStart
+from farm.scheduler.tracker import RunTracker
 
 
 def result(node_id: str, shard_id: int = 0, run_id: str = "r") -> TestResult:

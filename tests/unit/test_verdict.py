@@ -1,9 +1,9 @@
-"""The verdict rules of farm.verdict, one rule per test."""
+"""The verdict rules of farm.core.verdict, one rule per test."""
 
 from __future__ import annotations
 
-from farm.domain import ExitCode, Outcome, TestResult, Verdict
-from farm.verdict import Decision, decide, exit_code
+from farm.core.domain import ExitCode, Outcome, TestResult, Verdict
+from farm.core.verdict import Decision, decide, exit_code
 
 
 def result(node_id: str, outcome: Outcome = Outcome.PASSED, attempt: int = 1) -> TestResult:

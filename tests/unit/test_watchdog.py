@@ -3,10 +3,10 @@
 import pytest
 from test_session import Clock, FakeReader, make_session, passed
 
-from farm.errors import WorkerLost
-from farm.messages import Event, Heartbeat, ShardStart
-from scheduler.session import Recovery
-from scheduler.watchdog import WatchdogLimits, stalled
+from farm.core.errors import WorkerLost
+from farm.core.messages import Event, Heartbeat, ShardStart
+from farm.scheduler.session import Recovery
+from farm.scheduler.watchdog import WatchdogLimits, stalled
 
 LIMITS = WatchdogLimits(
     test_timeout_s=10.0, lease_s=2.0, max_reissues=1, redis_outage_s=3.0, worker_start_s=1.0

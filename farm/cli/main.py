@@ -1,0 +1,368 @@
+"""The ``farm`` command line: run, plan, worker, history.
+
+Every error ends as one line ``farm: error: ...`` on stderr and the exit code of
+:class:`farm.core.domain.ExitCode`; a traceback is shown only with ``FARM_DEBUG=1``.
+Options for pytest go after ``--``: ``farm run tests/ -n 8 -- -k slow -x``.
+SIGTERM and SIGHUP stop ``farm run`` as Ctrl-C does: the run is recorded as
+interrupted, what it started is stopped, and it exits with code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from farm.cli.history import history
+from farm.cli.interrupts import SignalInterrupt, interrupt_on_signals, interrupted
+from farm.cli.options import WORKERS, common_options, pytest_args, settings_from
+from farm.core.domain import ExitCode, History, RunSummary, Verdict
+from farm.core.errors import CollectionError, FarmError, SettingsError
+from farm.core.settings import Settings
+
+
+@click.group()
+@click.version_option(package_name="farm")
+def cli() -> None:
+    """Distributed pytest: shard by history, run on many workers, one verdict."""
+
+
+_REPORT = click.Path(dir_okay=False, writable=True)
+
+
+def _in_writable_folder(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> str | None:
+    """A report path whose folder can take it, checked before the run, not after it."""
+    if value is None:
+        return None
+    folder = Path(value).parent
+    if not folder.is_dir():
+        problem = "is not a folder" if folder.exists() else "does not exist"
+        raise click.BadParameter(f"{str(folder)!r}, the folder of {value!r}, {problem}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"{str(folder)!r}, the folder of {value!r}, is not writable")
+    return value
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@click.option("-n", "--workers", type=WORKERS, help="Local worker processes [CPU count].")
+@click.option("--broker", "broker_url", help="Redis URL of an existing farm (no embedded Redis).")
+@click.option("--strategy", help="Sharding strategy [lpt].")
+@click.option("--rev", help="Test this git commit (packed from the repository), not the disk.")
+@click.option(
+    "--snapshot",
+    type=click.Choice(["auto", "on", "off"]),
+    help="Pack the code for the workers [auto: only with --broker].",
+)
+@click.option("--artifacts", help="Where snapshots go: redis, a folder, s3://bucket/prefix.")
+@click.option("--resume", "resume_id", help="Continue run RUN_ID, whose scheduler died.")
+@click.option(
+    "--junit-xml", type=_REPORT, callback=_in_writable_folder, help="Write JUnit XML here."
+)
+@click.option(
+    "--json", "json_path", type=_REPORT, callback=_in_writable_folder, help="Write a JSON report."
+)
+@common_options
+def run(
+    paths: tuple[str, ...],
+    rev: str | None,
+    resume_id: str | None,
+    junit_xml: str | None,
+    json_path: str | None,
+    **flags: Any,
+) -> None:
+    """Run the tests under PATHS on the farm; options after -- go to pytest."""
+    settings = settings_from(**flags)
+    if resume_id and (paths or rev or pytest_args()):
+        raise SettingsError(
+            "--resume continues a run as it was: give no paths, --rev or -- options"
+        )
+    received: list[int] = []
+    try:
+        with interrupt_on_signals() as received:
+            verdict = _run(settings, paths, rev, resume_id, junit_xml, json_path)
+    except SignalInterrupt:
+        raise interrupted(received) from None
+    if received or verdict is Verdict.INTERRUPTED:
+        # Raised after the summary, so that the error line is the last one printed.
+        raise interrupted(received)
+    from farm.core.verdict import exit_code
+
+    sys.exit(int(exit_code(verdict)))
+
+
+def _run(
+    settings: Settings,
+    paths: tuple[str, ...],
+    rev: str | None,
+    resume_id: str | None,
+    junit_xml: str | None,
+    json_path: str | None,
+) -> Verdict:
+    """Run (or resume) the tests, write the reports and print the summary."""
+    from farm.run.embedded import broker_for_run
+
+    env = dict(os.environ)
+    worker_env = {**env, "FARM_KEY_PREFIX": settings.key_prefix, "FARM_QUEUE": settings.queue}
+    # Local workers keep what they fetch (with --rev or --snapshot on) in the state folder.
+    worker_env.setdefault("FARM_CACHE_DIR", str((settings.state_dir / "cache").resolve()))
+    started_at = time.time()
+    try:
+        with broker_for_run(
+            settings.state_dir,
+            broker_url=settings.broker_url,
+            workers=settings.workers,
+            env=worker_env,
+        ) as (url, local):
+            # Imported only now: the local workers boot meanwhile.
+            from farm.run.driver import RunRequest, execute
+
+            if resume_id:
+                from farm.run.resume import resume
+
+                outcome = resume(settings, resume_id, url=url, local=local)
+            else:
+                request = RunRequest(paths, pytest_args(), Path.cwd(), env, rev)
+                outcome = execute(settings, request, url=url, local=local)
+    except CollectionError as e:
+        from farm.run.ledger import collection_failed
+
+        failed = collection_failed(e, workers=settings.workers, started_at=started_at)
+        _report(failed, {}, junit_xml, json_path)
+        # The summary showed each module's error: the one line of the error follows.
+        raise CollectionError(str(e)) from None
+    _report(outcome.summary, outcome.estimates_s, junit_xml, json_path)
+    return outcome.summary.verdict
+
+
+def _report(
+    summary: RunSummary,
+    estimates_s: Mapping[str, float],
+    junit_xml: str | None,
+    json_path: str | None,
+) -> None:
+    """Write the reports asked for, then print the summary."""
+    from farm.report.json_report import write_json_report
+    from farm.report.junit import write_junit_xml
+    from farm.report.summary import format_summary
+
+    if junit_xml:
+        write_junit_xml(Path(junit_xml), summary)
+    if json_path:
+        write_json_report(Path(json_path), summary)
+    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    click.echo(format_summary(summary, estimates=estimates_s, color=color))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@click.option("-n", "--workers", type=WORKERS, help="Workers to plan for [CPU count].")
+@click.option("--strategy", help="Sharding strategy [lpt].")
+@click.option(
+    "--tests", "tests_file", type=click.Path(dir_okay=False), help="Node ids, one a line."
+)
+@click.option(
+    "--durations",
+    "durations_file",
+    type=click.Path(dir_okay=False),
+    help="Durations: .test_durations JSON or JUnit XML.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@common_options
+def plan(
+    paths: tuple[str, ...],
+    tests_file: str | None,
+    durations_file: str | None,
+    as_json: bool,
+    **flags: Any,
+) -> None:
+    """Print the shard plan for PATHS (or --tests/--durations) without running it."""
+    from farm.report.history_io import read_history_file
+    from farm.scheduler.estimate import estimate
+    from farm.scheduler.plan import make_plan
+    from farm.scheduler.test_ids import load_test_ids
+
+    settings = settings_from(**flags)
+    if tests_file or durations_file:
+        if not (tests_file and durations_file) or paths:
+            raise SettingsError("--tests and --durations go together, without PATHS")
+        node_ids: Sequence[str] = load_test_ids(Path(tests_file))
+        history = History(read_history_file(Path(durations_file)), {})
+    else:
+        from farm.core.project import project_line, project_name
+        from farm.scheduler.collect import collect
+        from farm.store import ResultStore
+
+        collection = collect(paths, pytest_args(), cwd=Path.cwd())
+        node_ids = collection.node_ids
+        project = project_name(settings.project, Path(collection.rootdir))
+        click.echo(project_line(project), err=True)
+        with ResultStore.open(settings.database_url_or_default) as store:
+            history = store.history(project)
+    the_plan = make_plan(
+        node_ids,
+        estimate(node_ids, history),
+        settings.workers,
+        settings.strategy,
+        shard_overhead_s=settings.shard_overhead_s,
+    )
+    if as_json:
+        click.echo(json.dumps(the_plan.to_json()))
+        return
+    click.echo(
+        f"{len(node_ids)} tests in {len(the_plan.shards)} shards for {the_plan.workers} workers "
+        f"({the_plan.strategy}): estimated makespan {the_plan.estimated_makespan_s:.1f}s, "
+        f"lower bound {the_plan.lower_bound_s:.1f}s, total {the_plan.total_s:.1f}s"
+    )
+    for shard in the_plan.shards:
+        click.echo(
+            f"  shard {shard.shard_id:4d}  {shard.estimate_s:8.2f}s  {len(shard.node_ids)} tests"
+        )
+
+
+@cli.command()
+@click.option("--broker", "broker_url", help="Redis URL of the farm [FARM_BROKER_URL].")
+@click.option("-c", "--concurrency", type=WORKERS, help="Shards run at once [CPU count].")
+@click.option("--queue", help="Queue to consume [farm].")
+@click.option("--key-prefix", help="Prefix of every Redis key [farm:].")
+@click.option("--name", help="Worker name in results and `farm workers` [host name].")
+@click.option("--cache", "cache_dir", help="Folder for snapshots and environments [~/.cache/farm].")
+@click.option("--local", is_flag=True, hidden=True)
+def worker(concurrency: int | None, name: str | None, local: bool, **flags: Any) -> None:
+    """Run a worker that takes shards from the farm's Redis."""
+    import logging
+
+    if local:
+        from farm.core.lifeline import watch_lifeline
+
+        # First of all: the run may die while the worker is still booting.
+        watch_lifeline(os.environ)
+
+    from farm.core.broker import connect
+    from farm.core.logs import configure
+
+    settings = settings_from(workers=concurrency, **flags)
+    if not settings.broker_url:
+        raise SettingsError("farm worker needs --broker URL or FARM_BROKER_URL")
+    worker_name = name or socket.gethostname()
+    if not worker_name.strip() or any(c in worker_name for c in ":\n\r"):
+        raise SettingsError(f"worker name must be non-empty without ':' or newlines: {name!r}")
+    configure(level=logging.WARNING if local else logging.INFO)
+    connect(settings.broker_url, timeout_s=settings.broker_timeout_s).close()
+    from farm.core.lifeline import own_tmpdir
+    from farm.worker.app import WorkerConfig, make_app
+
+    own_tmpdir(settings.cache_dir.resolve() / "tmp", os.environ)
+    from farm.worker.workspace import WorkspaceConfig
+
+    config = WorkerConfig(
+        broker_url=settings.broker_url,
+        workspace=WorkspaceConfig(
+            cache_dir=settings.cache_dir.resolve(),
+            cache_max_bytes=settings.cache_max_bytes,
+            key_prefix=settings.key_prefix,
+            artifact_ttl_s=settings.run_ttl_s,
+            setup_timeout_s=settings.setup_timeout_s,
+        ),
+        name=worker_name,
+        concurrency=settings.workers,
+        queue=settings.queue,
+        key_prefix=settings.key_prefix,
+        run_ttl_s=settings.run_ttl_s,
+        max_failures=settings.worker_max_failures,
+    )
+    app = make_app(config)
+    argv = [
+        "worker",
+        "--concurrency", str(settings.workers),
+        "--queues", settings.queue,
+        "--hostname", worker_name if "@" in worker_name else f"farm@{worker_name}",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "--loglevel", "WARNING" if local else "INFO",
+    ]  # fmt: skip
+    app.worker_main(argv)
+
+
+@cli.command()
+@click.option("--broker", "broker_url", help="Redis URL of the farm [FARM_BROKER_URL].")
+@click.option("--key-prefix", help="Prefix of every Redis key [farm:].")
+@click.option("--all", "show_all", is_flag=True, help="Also list workers not seen lately.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+def workers(show_all: bool, as_json: bool, **flags: Any) -> None:
+    """List the workers on the farm: name, host, pid, capacity, queue."""
+    import time
+
+    from farm.core.broker import connect
+    from farm.core.keys import Keys
+    from farm.worker.registry import WorkerRegistry
+
+    settings = settings_from(**flags)
+    if not settings.broker_url:
+        raise SettingsError("farm workers needs --broker URL or FARM_BROKER_URL")
+    client = connect(settings.broker_url, timeout_s=settings.broker_timeout_s)
+    try:
+        registry = WorkerRegistry(client, Keys(settings.key_prefix))
+        found = registry.all() if show_all else registry.live()
+    finally:
+        client.close()
+    now = time.time()
+    for info in found:
+        if as_json:
+            click.echo(info.to_json())
+        else:
+            click.echo(
+                f"{info.name:20} {info.host:20} pid {info.pid:<7} capacity {info.capacity:<3} "
+                f"queue {info.queue}  seen {now - info.seen_at:.0f}s ago"
+            )
+    if not as_json:
+        total = sum(i.capacity for i in found)
+        click.echo(f"{len(found)} worker(s), {total} slot(s)")
+
+
+cli.add_command(history)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    pytest_args: list[str] = []
+    if "--" in args:
+        cut = args.index("--")
+        args, pytest_args = args[:cut], args[cut + 1 :]
+    try:
+        cli.main(
+            args=args, prog_name="farm", obj={"pytest_args": pytest_args}, standalone_mode=False
+        )
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        _fail(e.format_message(), ExitCode.USAGE_ERROR)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _fail("interrupted", ExitCode.INTERRUPTED)
+    except CollectionError as e:
+        if e.details:
+            click.echo(e.details, err=True)
+        _fail(f"collection failed: {e}", e.exit_code)
+    except FarmError as e:
+        _fail(str(e), e.exit_code)
+    except Exception as e:
+        if os.environ.get("FARM_DEBUG"):
+            traceback.print_exc()
+        _fail(
+            f"internal error: {type(e).__name__}: {e} (FARM_DEBUG=1 shows the traceback)",
+            ExitCode.INFRA_ERROR,
+        )
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"farm: error: {message}", err=True)
+    sys.exit(int(code))

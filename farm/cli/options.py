@@ -1,0 +1,39 @@
+"""What the ``farm`` commands share: settings from flags, pytest's options after
+``--``, the options every store-reading command takes, and warnings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from farm.core.settings import Settings, load_settings
+
+WORKERS = click.IntRange(min=1)
+
+
+def settings_from(**flags: Any) -> Settings:
+    return load_settings(flags, os.environ, Path.cwd())
+
+
+def pytest_args() -> tuple[str, ...]:
+    obj = click.get_current_context().obj or {}
+    return tuple(obj.get("pytest_args", ()))
+
+
+def common_options(func: Any) -> Any:
+    func = click.option("--db", "database_url", help="SQLAlchemy URL of the results database.")(
+        func
+    )
+    func = click.option("--state-dir", help="Folder for the embedded Redis and SQLite [.farm].")(
+        func
+    )
+    func = click.option("--project", help="History namespace [name of pytest's rootdir].")(func)
+    return func
+
+
+def warn(message: str) -> None:
+    """One line on stderr: the command did its work, but maybe not what was meant."""
+    click.echo(f"farm: warning: {message}", err=True)

@@ -1,0 +1,320 @@
+"""Wire messages between scheduler and workers, as JSON (never pickle).
+
+A :class:`ShardTask` is the argument of the Celery task ``farm.run_shard``. Workers
+answer on the run's events stream (see :mod:`farm.core.keys`) with one JSON object per
+entry, told apart by ``type``:
+
+- ``shard_start``: ``{type, run_id, shard_id, lease, worker, at, host}``
+- ``result``: a :class:`farm.core.domain.TestResult` as a dict (``outcome`` as its value,
+  ``tally`` as an object of counts)
+- ``heartbeat``: ``{type, run_id, shard_id, lease, worker, at}``, every ``heartbeat_s``
+  while a shard runs: it renews the shard's lease
+- ``shard_end``: ``{type, run_id, shard_id, lease, worker, at, exit_code, message, fatal,
+  retry}``; ``retry`` means this worker could not run the shard for a reason of its own
+  (it is stopping, its disk is full, a fetch failed): the scheduler sends it elsewhere;
+  ``fatal`` means the worker could not run the shard at all for a reason no other
+  worker would escape (a refused snapshot, a failing setup command): the run ends
+  with an error verdict instead of waiting for results that will never come
+- ``collected``: ``{type, run_id, shard_id, lease, module, node_ids, deselected}``:
+  every test pytest collected (and kept, after ``-k``/``-m``) from one module on the
+  worker, in order, and how many it left out; it verifies a run started from a
+  cached collection
+- ``collect_error``: ``{type, run_id, shard_id, lease, where, longrepr}``
+
+:func:`decode_event` validates a message read from the network and raises
+:class:`MessageError` for anything malformed, so ingestion can log it and go on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+from farm.core.domain import Outcome, Tally, TestResult
+from farm.core.errors import FarmError
+
+T = TypeVar("T")
+
+TASK_NAME = "farm.run_shard"
+SNAPSHOT_MAX_BYTES = 1 << 30  # unpacked size a worker accepts unless told otherwise
+
+
+class MessageError(FarmError):
+    """Raised when a message from the network is malformed."""
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One shard to run: which tests, where, with which pytest options.
+
+    ``node_ids`` are relative to ``rootdir``, in the order to run them;
+    ``pytest_args`` are options passed through to pytest (never paths).
+
+    Without ``snapshot``, ``rootdir`` and ``inifile`` are paths on a filesystem the
+    worker shares with the submitter. With it, the code to test is the archive of
+    that sha256 digest in the artifact store ``artifacts`` (a location without
+    credentials: see :mod:`farm.artifacts`), and ``rootdir`` and ``inifile`` are
+    relative to the archive's root. ``setup_command``, when set, builds the
+    environment the tests run in, keyed by the files ``setup_files`` match.
+    """
+
+    run_id: str
+    shard_id: int
+    lease: int
+    rootdir: str
+    node_ids: tuple[str, ...]
+    pytest_args: tuple[str, ...] = ()
+    inifile: str = ""
+    result_limit_bytes: int = 64 * 1024
+    snapshot: str = ""
+    artifacts: str = ""
+    snapshot_max_bytes: int = SNAPSHOT_MAX_BYTES
+    setup_command: str = ""
+    setup_files: tuple[str, ...] = ()
+    heartbeat_s: float = 5.0
+    test_timeout_s: float = 900.0
+    memory_limit_bytes: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["node_ids"] = list(self.node_ids)
+        data["pytest_args"] = list(self.pytest_args)
+        data["setup_files"] = list(self.setup_files)
+        return data
+
+    @classmethod
+    def from_json(cls, data: object) -> ShardTask:
+        if not isinstance(data, dict):
+            raise MessageError("shard task must be a JSON object")
+        try:
+            task = cls(
+                run_id=_str(data, "run_id"),
+                shard_id=_int(data, "shard_id"),
+                lease=_int(data, "lease"),
+                rootdir=_str(data, "rootdir"),
+                node_ids=tuple(_str_list(data, "node_ids")),
+                pytest_args=tuple(_str_list(data, "pytest_args")),
+                inifile=str(data.get("inifile", "")),
+                result_limit_bytes=_int(data, "result_limit_bytes"),
+                snapshot=_optional(data, "snapshot", _str, ""),
+                artifacts=_optional(data, "artifacts", _str, ""),
+                snapshot_max_bytes=_optional(data, "snapshot_max_bytes", _int, SNAPSHOT_MAX_BYTES),
+                setup_command=_optional(data, "setup_command", _str, ""),
+                setup_files=tuple(_optional(data, "setup_files", _str_list, [])),
+                heartbeat_s=_optional(data, "heartbeat_s", _float, 5.0),
+                test_timeout_s=_optional(data, "test_timeout_s", _float, 900.0),
+                memory_limit_bytes=_optional(data, "memory_limit_bytes", _int, 0),
+            )
+        except KeyError as e:
+            raise MessageError(f"shard task lacks field {e}") from None
+        return task
+
+
+@dataclass(frozen=True)
+class ShardStart:
+    """A worker began a shard; ``worker`` is the slot (``name:pid``), ``host`` its machine."""
+
+    run_id: str
+    shard_id: int
+    lease: int
+    worker: str
+    at: float
+    host: str = ""
+
+
+@dataclass(frozen=True)
+class ShardEnd:
+    """A worker finished a shard; ``exit_code`` is pytest's, ``message`` why it failed."""
+
+    run_id: str
+    shard_id: int
+    lease: int
+    worker: str
+    at: float
+    exit_code: int
+    message: str = ""
+    fatal: bool = False
+    retry: bool = False
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """A worker still runs the shard under this lease."""
+
+    run_id: str
+    shard_id: int
+    lease: int
+    worker: str
+    at: float
+
+
+@dataclass(frozen=True)
+class ModuleCollected:
+    """What a worker's pytest collected from one module, in collection order."""
+
+    run_id: str
+    shard_id: int
+    lease: int
+    module: str
+    node_ids: tuple[str, ...]
+    deselected: int = 0  # tests of the module that -k, -m or --deselect left out
+
+
+@dataclass(frozen=True)
+class CollectFailed:
+    """A module failed to collect on a worker (syntax error, import error)."""
+
+    run_id: str
+    shard_id: int
+    lease: int
+    where: str
+    longrepr: str
+
+
+Event = ShardStart | ShardEnd | Heartbeat | TestResult | ModuleCollected | CollectFailed
+_KINDS: dict[type, str] = {
+    ShardStart: "shard_start",
+    Heartbeat: "heartbeat",
+    ShardEnd: "shard_end",
+    ModuleCollected: "collected",
+    CollectFailed: "collect_error",
+}
+
+
+def encode_event(event: Event) -> str:
+    if isinstance(event, TestResult):
+        data = asdict(event)
+        data["type"] = "result"
+        data["outcome"] = event.outcome.value
+        data["tally"] = dict(event.tally)
+    else:
+        data = {"type": _KINDS[type(event)], **asdict(event)}
+    return json.dumps(data, separators=(",", ":"))
+
+
+def decode_event(raw: str | bytes) -> Event:
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise MessageError(f"event is not JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise MessageError("event is not a JSON object")
+    kind = data.get("type")
+    try:
+        if kind == "result":
+            return _decode_result(data)
+        if kind == "shard_start":
+            return ShardStart(
+                *_shard_fields(data),
+                _str(data, "worker"),
+                _float(data, "at"),
+                str(data.get("host", "")),
+            )
+        if kind == "shard_end":
+            return ShardEnd(
+                *_shard_fields(data),
+                _str(data, "worker"),
+                _float(data, "at"),
+                _int(data, "exit_code"),
+                str(data.get("message", "")),
+                data.get("fatal") is True,
+                data.get("retry") is True,
+            )
+        if kind == "heartbeat":
+            return Heartbeat(
+                *_shard_fields(data),
+                _str(data, "worker"),
+                _float(data, "at"),
+            )
+        if kind == "collected":
+            return ModuleCollected(
+                *_shard_fields(data),
+                _str(data, "module"),
+                tuple(_str_list(data, "node_ids")),
+                _optional(data, "deselected", _int, 0),
+            )
+        if kind == "collect_error":
+            return CollectFailed(
+                *_shard_fields(data),
+                _str(data, "where"),
+                _str(data, "longrepr"),
+            )
+    except KeyError as e:
+        raise MessageError(f"{kind} event lacks field {e}") from None
+    raise MessageError(f"unknown event type {kind!r}")
+
+
+def _decode_result(data: dict[str, Any]) -> TestResult:
+    try:
+        outcome = Outcome(data["outcome"])
+    except ValueError:
+        raise MessageError(f"unknown outcome {data['outcome']!r}") from None
+    return TestResult(
+        run_id=_str(data, "run_id"),
+        shard_id=_int(data, "shard_id"),
+        lease=_int(data, "lease"),
+        node_id=_str(data, "node_id"),
+        outcome=outcome,
+        duration_s=_float(data, "duration_s"),
+        module_setup_s=_float(data, "module_setup_s"),
+        worker=_str(data, "worker"),
+        attempt=_int(data, "attempt"),
+        longrepr=_str(data, "longrepr"),
+        output=_str(data, "output"),
+        started_at=_float(data, "started_at"),
+        finished_at=_float(data, "finished_at"),
+        tally=_optional(data, "tally", _tally, ()),
+    )
+
+
+def _tally(data: dict[str, Any], key: str) -> Tally:
+    value = data[key]
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(n, int) and not isinstance(n, bool) and n >= 0
+        for k, n in value.items()
+    ):
+        raise MessageError(f"field {key!r} must map summary categories to counts")
+    return tuple(sorted(value.items()))
+
+
+def _shard_fields(data: dict[str, Any]) -> tuple[str, int, int]:
+    """``run_id``, ``shard_id`` and ``lease``: the fields every event but a result starts with."""
+    return _str(data, "run_id"), _int(data, "shard_id"), _int(data, "lease")
+
+
+def _optional(
+    data: dict[str, Any], key: str, parse: Callable[[dict[str, Any], str], T], default: T
+) -> T:
+    """``parse(data, key)`` if the field is there (older senders omit it), else ``default``."""
+    return parse(data, key) if key in data else default
+
+
+def _str(data: dict[str, Any], key: str) -> str:
+    value = data[key]
+    if not isinstance(value, str):
+        raise MessageError(f"field {key!r} must be a string")
+    return value
+
+
+def _int(data: dict[str, Any], key: str) -> int:
+    value = data[key]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise MessageError(f"field {key!r} must be an integer")
+    return value
+
+
+def _float(data: dict[str, Any], key: str) -> float:
+    value = data[key]
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise MessageError(f"field {key!r} must be a finite number")
+    return float(value)
+
+
+def _str_list(data: dict[str, Any], key: str) -> list[str]:
+    value = data[key]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise MessageError(f"field {key!r} must be a list of strings")
+    return value

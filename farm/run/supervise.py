@@ -1,0 +1,133 @@
+"""What a run's driver does between steps so that no run hangs and nothing is lost.
+
+:class:`Supervision` is called by the session every step (``liveness``) and when
+it hands a shard out again or finds a new Redis server. It
+
+- says the scheduler is alive, in the database, every ``heartbeat_every_s``: a run
+  whose scheduler died is then seen as abandoned after ``run_deadline_s``;
+- ends a run no worker ever takes (``worker_start_timeout_s``), and one with no
+  progress (no event, no lease renewed) for ``stall_timeout_s`` while no live
+  worker serves its queue, with an error that says so, instead of waiting forever;
+- records a reissued shard's new lease in Redis, so a worker skips a redelivered
+  task of the old one;
+- puts the run's snapshot back when Redis comes back empty.
+
+Redis may be down while this runs: its checks then wait for the session's own
+outage handling to decide, rather than failing the run on the first refusal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import redis
+
+from farm.core.errors import FarmError, WorkerLost
+from farm.core.keys import Keys
+from farm.core.settings import Settings
+from farm.run.embedded import LocalWorkers
+from farm.run.publish import CodeRef, republish
+from farm.store import ResultStore
+from farm.worker.registry import WorkerRegistry
+
+if TYPE_CHECKING:
+    from farm.scheduler.session import RunSession
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_EVERY_S = 5.0
+
+
+class Supervision:
+    """The liveness checks and recovery hooks of one run."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client: redis.Redis,
+        store: ResultStore,
+        local: LocalWorkers | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.store = store
+        self.local = local
+        self.clock = clock
+        self.keys = Keys(settings.key_prefix)
+        self.run_id = ""
+        self.code: CodeRef | None = None
+        self.session: RunSession | None = None
+        self.begun_at = clock()
+        self._beat_at = float("-inf")
+
+    def begin(self, run_id: str, session: RunSession, code: CodeRef | None) -> None:
+        self.run_id, self.session, self.code = run_id, session, code
+        self.begun_at = self.clock()
+
+    def liveness(self) -> None:
+        now = self.clock()
+        # Often enough that a live run is never taken for an abandoned one.
+        if now - self._beat_at >= min(HEARTBEAT_EVERY_S, self.settings.run_deadline_s / 4):
+            self._beat_at = now
+            with contextlib.suppress(FarmError):  # the database's outage is the store's to report
+                self.store.heartbeat(self.run_id)
+        if self.local is not None:
+            self.local.check_alive()
+        session = self.session
+        if session is None:
+            return
+        settings = self.settings
+        waited_s = now - self.begun_at
+        if waited_s > settings.worker_start_timeout_s and not session.tracker.any_started:
+            where = "local workers" if self.local is not None else "workers on the broker"
+            raise WorkerLost(
+                f"no shard was taken by {where} within {settings.worker_start_timeout_s:g}s "
+                f"(queue {settings.queue!r}, {self._live_text()}); start workers with "
+                "farm worker --broker URL, or run without --broker"
+            )
+        silent_s = now - session.progress_at
+        if silent_s > settings.stall_timeout_s and session.tracker.any_started:
+            live = self._live()
+            if live == 0:
+                owed = len(session.tracker.shard_of) - len(session.tracker.final)
+                raise WorkerLost(
+                    f"no progress for {silent_s:.0f}s and no live worker on queue "
+                    f"{settings.queue!r}: {owed} test(s) still owed"
+                )
+
+    def _live(self) -> int | None:
+        """Live workers on the run's queue; None when Redis cannot say."""
+        try:
+            return len(WorkerRegistry(self.client, self.keys).live(self.settings.queue))
+        except redis.RedisError:
+            return None
+
+    def _live_text(self) -> str:
+        live = self._live()
+        if live is None:
+            return "Redis unreachable"
+        return f"{live} live worker(s) on it" if live else "no live worker on it"
+
+    def server_id(self) -> str:
+        info: dict[str, object] = self.client.info("server")
+        return str(info.get("run_id", ""))
+
+    def on_reissue(self, shard_id: int, lease: int) -> None:
+        with contextlib.suppress(redis.RedisError):  # a stale task's results are fenced anyway
+            self.client.set(
+                self.keys.lease(self.run_id, shard_id), lease, ex=self.settings.run_ttl_s
+            )
+
+    def on_server_change(self) -> None:
+        if self.code is not None:
+            republish(self.code, settings=self.settings, client=self.client)
+
+    def end(self) -> None:
+        """The run is over: workers skip its shards if Celery redelivers one later."""
+        with contextlib.suppress(redis.RedisError):
+            self.client.set(self.keys.cancel(self.run_id), "1", ex=self.settings.run_ttl_s)

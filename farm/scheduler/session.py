@@ -1,0 +1,349 @@
+"""Supervises one dispatched run: reads events, stores results, until every test has one.
+
+The loop is exposed as :meth:`RunSession.step`, so tests drive it without sleeping.
+Results are written to the store in batches (every ``flush_interval_s`` or
+``flush_results`` results), never held back past the end of the run.
+
+Nothing a dispatched shard owes may be lost, so each step also hands out again:
+
+- shards whose lease expired (see :mod:`farm.scheduler.tracker`): their worker is gone;
+- shards a worker handed back (it is stopping, or could not prepare them);
+- every unfinished shard, when the broker's Redis came back as a new server (it
+  was restarted, and with no persistence its queue and streams are gone): the
+  tracker, fed from the database's view of the run, knows what is still owed.
+
+A shard handed out ``max_reissues`` times gives up: its owed tests get error
+results saying why, so a test that kills every worker cannot keep a run alive.
+While Redis cannot be reached the session waits, up to ``redis_outage_s``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis
+from kombu.exceptions import OperationalError
+
+from farm.core.domain import TestResult
+from farm.core.errors import BrokerUnavailable, InfrastructureError, WorkerLost
+from farm.core.messages import (
+    CollectFailed,
+    Event,
+    ModuleCollected,
+    ShardEnd,
+    ShardStart,
+    ShardTask,
+)
+from farm.scheduler.ingest import EventReader
+from farm.scheduler.tracker import RunTracker
+from farm.scheduler.watchdog import WatchdogLimits, stalled
+
+log = logging.getLogger(__name__)
+
+
+class ResultSink(Protocol):
+    """The part of the results store a session writes to."""
+
+    def record_results(self, results: Sequence[TestResult]) -> None: ...
+
+    def shard_started(
+        self, run_id: str, shard_id: int, *, worker: str, started_at: float, machine: str | None
+    ) -> None: ...
+
+    def shard_finished(self, run_id: str, shard_id: int, *, finished_at: float) -> None: ...
+
+    def shard_reissued(self, run_id: str, shard_id: int, *, lease: int) -> None: ...
+
+
+class ProgressView(Protocol):
+    """What the session tells the user as results arrive."""
+
+    def add(self, result: TestResult, estimate_s: float) -> None: ...
+
+    def render(self, now: float) -> None: ...
+
+
+class Sender(Protocol):
+    def send(self, tasks: Sequence[ShardTask]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """How a session recovers what workers and the broker lose."""
+
+    lease_s: float = 30.0
+    max_reissues: int = 3
+    redis_outage_s: float = 120.0
+    server_check_s: float = 1.0  # how often to ask Redis whether it is still the same server
+    test_timeout_s: float = 900.0  # the run's per-test limit, for the watchdog's bound
+    worker_start_s: float = 60.0  # how long a shard may wait for a worker, likewise
+
+    @property
+    def watchdog(self) -> WatchdogLimits:
+        return WatchdogLimits(
+            test_timeout_s=self.test_timeout_s,
+            lease_s=self.lease_s,
+            max_reissues=self.max_reissues,
+            redis_outage_s=self.redis_outage_s,
+            worker_start_s=self.worker_start_s,
+        )
+
+
+class RunSession:
+    """One run from dispatch to the last result."""
+
+    def __init__(
+        self,
+        *,
+        tasks: Sequence[ShardTask],
+        reader: EventReader,
+        store: ResultSink,
+        sender: Sender,
+        progress: ProgressView,
+        estimates_s: dict[str, float],
+        settled: bool = True,
+        max_failures: int = 0,
+        recovery: Recovery = Recovery(),
+        server_id: Callable[[], str] | None = None,
+        on_server_change: Callable[[], None] = lambda: None,
+        on_reissue: Callable[[int, int], None] = lambda shard_id, lease: None,
+        liveness: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        flush_interval_s: float = 0.5,
+        flush_results: int = 2000,
+        min_step_s: float = 0.05,
+    ) -> None:
+        self.tasks = tasks
+        self.task_of = {t.shard_id: t for t in tasks}
+        self.recovery = recovery
+        self.server_id = server_id
+        self.on_server_change = on_server_change
+        self.on_reissue = on_reissue
+        self.run_id = tasks[0].run_id if tasks else ""
+        self.tracker = RunTracker(
+            self.run_id,
+            ((t.shard_id, t.node_ids) for t in tasks),
+            settled=settled,
+            max_failures=max_failures,
+        )
+        self.reader = reader
+        self.store = store
+        self.sender = sender
+        self.progress = progress
+        self.estimates_s = estimates_s
+        self.liveness = liveness
+        self.clock = clock
+        self.sleep = sleep
+        self.min_step_s = min_step_s
+        self._stepped_at = float("-inf")
+        self.flush_interval_s = flush_interval_s
+        self.flush_results = flush_results
+        self._pending: list[TestResult] = []
+        self._starts: list[ShardStart] = []
+        self._ends: list[ShardEnd] = []
+        self._flushed_at = clock()
+        self.progress_at = clock()  # the last time a worker said anything of this run
+        self.result_at = clock()  # the last time a test of this run got a result
+        self._outage_since: float | None = None
+        self._reissues: list[tuple[int, int]] = []
+        self._unsent: list[ShardTask] = []
+        self._server: str | None = None
+        self._server_checked_at = float("-inf")
+        self._expiry_checked_at = float("-inf")
+
+    @property
+    def complete(self) -> bool:
+        return self.tracker.complete
+
+    def start(self) -> None:
+        self.sender.send(self.tasks)
+
+    def add_tasks(self, tasks: Sequence[ShardTask]) -> None:
+        """Dispatch more shards of this run (tests the speculative plan did not know)."""
+        self.tracker.add_shards((t.shard_id, t.node_ids) for t in tasks)
+        self.tasks = [*self.tasks, *tasks]
+        self.task_of.update((t.shard_id, t) for t in tasks)
+        self.sender.send(tasks)
+
+    def settle(self, collected: Sequence[str]) -> None:
+        """From now on the run owes exactly the ``collected`` tests."""
+        self.tracker.settle(collected)
+
+    def step(self, *, block_ms: int = 200) -> list[ModuleCollected | CollectFailed]:
+        """Read what workers sent (waiting up to ``block_ms``), account for it, maybe flush.
+
+        Steps are at least ``min_step_s`` apart: results then arrive in batches, and
+        the scheduler does not spend a core on one read per result of a fast suite.
+        Returns what workers said of collection, for a run that is not settled yet.
+        """
+        wait_s = self._stepped_at + self.min_step_s - self.clock()
+        if wait_s > 0:
+            self.sleep(wait_s)
+        self._stepped_at = self.clock()
+        self.liveness()
+        events = self._read(block_ms)
+        now = self.clock()
+        accepted = self.tracker.feed(events, now)
+        for reason in accepted.ignored:
+            log.warning("ignored an event of run %s: %s", self.run_id, reason)
+        if accepted.renewed:
+            self.progress_at = now
+        self._accept(accepted.results)
+        self._starts.extend(accepted.started)
+        self._ends.extend(accepted.ended)
+        for end in accepted.ended:
+            if end.fatal:
+                raise InfrastructureError(f"shard {end.shard_id} cannot run: {end.message}")
+        for end in accepted.handed_back:
+            self._reissue(end.shard_id, f"handed back by {end.worker}: {end.message}")
+        # While Redis is away no worker can renew a lease: none lapses meanwhile. The
+        # scan covers every shard, so it runs a few times a lease, not every step.
+        expiry_due = now - self._expiry_checked_at >= self.recovery.lease_s / 10
+        if self._outage_since is None and expiry_due:
+            self._expiry_checked_at = now
+            for shard_id in self.tracker.expired(now, self.recovery.lease_s):
+                self._reissue(shard_id, f"lease not renewed for {self.recovery.lease_s:g}s")
+        self._watch(now)
+        self.progress.render(now)
+        due = now - self._flushed_at >= self.flush_interval_s
+        if self.complete or due or len(self._pending) >= self.flush_results:
+            self.flush(now)
+        return accepted.collected
+
+    def _accept(self, results: Sequence[TestResult]) -> None:
+        if results:
+            self.result_at = self.clock()
+        self._pending.extend(results)
+        for result in results:
+            self.progress.add(result, self.estimates_s.get(result.node_id, 0.0))
+
+    def _watch(self, now: float) -> None:
+        """End the run if its owed work stopped shrinking (see :mod:`farm.scheduler.watchdog`)."""
+        tracker = self.tracker
+        bound_s = stalled(
+            self.recovery.watchdog,
+            silent_s=now - self.result_at,
+            owed_estimates_s=lambda: (
+                self.estimates_s.get(node_id, 0.0)
+                for node_id in tracker.shard_of
+                if node_id not in tracker.final
+            ),
+        )
+        if bound_s is not None:
+            owed = sum(1 for node_id in tracker.shard_of if node_id not in tracker.final)
+            raise WorkerLost(
+                f"no test finished for {now - self.result_at:.0f}s, longer than any test "
+                f"and recovery of this run may take ({bound_s:.0f}s): {owed} test(s) still owed"
+            )
+
+    def _read(self, block_ms: int) -> list[Event]:
+        """The next events; none while Redis is down, and everything unfinished handed
+        out again when it comes back as a new, empty server."""
+        try:
+            events = self.reader.read(block_ms=block_ms)
+            self._check_server()
+        except redis.RedisError as e:
+            now = self.clock()
+            if self._outage_since is None:
+                self._outage_since = now
+                log.warning("run %s: Redis unreachable (%s); waiting for it", self.run_id, e)
+            if now - self._outage_since > self.recovery.redis_outage_s:
+                raise BrokerUnavailable(
+                    f"Redis unreachable for {self.recovery.redis_outage_s:g}s: {e}"
+                ) from e
+            self.sleep(min(0.5, self.recovery.redis_outage_s / 10))
+            return []
+        if self._outage_since is not None:
+            log.warning("run %s: Redis is back", self.run_id)
+            self.tracker.renew_running(self.clock())
+            self._outage_since = None
+        if self._unsent:
+            unsent, self._unsent = self._unsent, []
+            self._send(unsent)
+        return events
+
+    def _send(self, tasks: Sequence[ShardTask]) -> None:
+        """Dispatch ``tasks``, keeping them to send again if the broker is away."""
+        try:
+            self.sender.send(tasks)
+        except (OperationalError, redis.RedisError) as e:
+            log.warning("run %s: cannot dispatch %d shard(s) yet: %s", self.run_id, len(tasks), e)
+            self._unsent.extend(tasks)
+            if self._outage_since is None:
+                self._outage_since = self.clock()
+
+    def _check_server(self) -> None:
+        now = self.clock()
+        if self.server_id is None or now - self._server_checked_at < self.recovery.server_check_s:
+            return
+        self._server_checked_at = now
+        server = self.server_id()
+        if self._server is not None and server != self._server:
+            log.warning("run %s: Redis restarted; sending what the run still owes", self.run_id)
+            self.on_server_change()
+            for shard_id in self.tracker.unfinished():
+                self._reissue(shard_id, "Redis restarted")
+        self._server = server
+
+    def _reissue(self, shard_id: int, why: str) -> None:
+        """Hand the shard's owed tests out again under a new lease, or give up on it."""
+        task = self.task_of[shard_id]
+        if self.tracker.reissued(shard_id) >= self.recovery.max_reissues:
+            message = f"{why}; gave up after handing it out {self.recovery.max_reissues + 1} times"
+            end = ShardEnd(self.run_id, shard_id, task.lease, "", time.time(), -1, message)
+            self._accept(self.tracker.fail_shard(end))
+            self._ends.append(end)
+            return
+        lease, owed = self.tracker.reissue(shard_id)
+        log.warning(
+            "run %s: shard %d handed out again (lease %d, %d tests): %s",
+            self.run_id, shard_id, lease, len(owed), why,
+        )  # fmt: skip
+        if owed:
+            again = dataclasses.replace(task, lease=lease, node_ids=owed)
+            self.task_of[shard_id] = again
+            self._reissues.append((shard_id, lease))
+            self.on_reissue(shard_id, lease)
+            self._send([again])
+
+    def flush(self, now: float) -> None:
+        for shard_id, lease in self._reissues:
+            self.store.shard_reissued(self.run_id, shard_id, lease=lease)
+        self._reissues = []
+        for start in self._starts:
+            self.store.shard_started(
+                self.run_id,
+                start.shard_id,
+                worker=start.worker,
+                started_at=start.at,
+                machine=start.host or None,
+            )
+        if self._pending:
+            self.store.record_results(self._pending)
+        for end in self._ends:
+            self.store.shard_finished(self.run_id, end.shard_id, finished_at=end.at)
+        self._pending, self._starts, self._ends = [], [], []
+        with contextlib.suppress(redis.RedisError):  # only tidying: the next flush trims again
+            self.reader.trim()
+        self._flushed_at = now
+
+    def run(self) -> dict[str, TestResult]:
+        """Step until every owed test has a final result (the run is settled); returns them.
+
+        A worker says a shard ended only after its test session has closed, a little
+        after the shard's last result; the run does not wait for that. Shards whose
+        tests all have results are recorded as finished with their last result.
+        """
+        while not self.complete:
+            self.step()
+        self.flush(self.clock())
+        for shard_id, finished_at in self.tracker.done_but_not_ended().items():
+            self.store.shard_finished(self.run_id, shard_id, finished_at=finished_at)
+        return dict(self.tracker.final)

@@ -1,0 +1,396 @@
+"""The pytest plugin loaded into the test process: runs one shard, reports each test.
+
+It runs inside untrusted test code, so it knows nothing of Redis or the database:
+it writes one line per event to a file descriptor that the trusted runner
+(:mod:`farm.worker.runner`) reads and forwards. A line is a one-letter kind, then data:
+
+- ``O`` + JSON list: the node ids this process will run, in order, once after
+  collection. Tests run and report in this order, so the runner knows which test
+  was running when a process dies without a line per test start.
+- ``R`` + index in that list + tab + the result, already in the wire format of
+  :func:`farm.core.messages.encode_event`, so the runner forwards it without re-encoding.
+  A test's line is written when the next test starts (or the run loop ends),
+  because pytest records a test's warnings only after its teardown report (see
+  :mod:`farm.worker.reports` for how its reports become one result). A collector that
+  skipped itself (a module-level ``pytest.importorskip``) is a result of its own,
+  named by the collector's node id: it heads the order and is reported at once.
+- ``C`` + JSON ``{"where", "longrepr"}`` for a module that failed to collect.
+- ``M`` + JSON ``{"module", "node_ids", "deselected"}``, once per module after
+  collection: every test pytest kept from that module, whether or not this shard
+  runs it (a module that skipped itself: its one entry), and how many ``-k``, ``-m``
+  or ``--deselect`` left out.
+- ``F`` + JSON exit status, when the session ends normally: a process that stops
+  without it died (a crash, a kill), and the test it was running is to blame.
+- ``T`` + JSON ``{index: seconds}``, once after collection, just before ``O``, if
+  any test of the order has a ``timeout`` marker (``@pytest.mark.timeout(N)`` or
+  ``timeout=N``): its own time limit (see :mod:`farm.worker.deadline`).
+- ``K`` + JSON ``{"stdout": fd, "stderr": fd}``, once the shard has arrived: the
+  descriptors of the files pytest captures output in (fd capture only), which the
+  runner opens through ``/proc`` so that what a test printed survives a crash.
+- ``P`` + JSON ``{"index", "output"}``, only when the runner asks by
+  :data:`~farm.worker.deadline.OUTPUT_SIGNAL` (the test is over its time limit): what
+  the test in flight (index in the order, -1 for none) printed so far, null if
+  output is not captured. The process then waits to be killed.
+
+A faulthandler for :data:`~farm.worker.deadline.STACK_SIGNAL` writes every thread's
+stack to the process's original stderr (its log), for the runner to read.
+
+The process is started before its shard is known (see :mod:`farm.worker.spawn`): it
+waits in its collection hook for its shard, one line of JSON on
+``--farm-command-fd`` (``modules`` to collect, ``node_ids`` to run in that order,
+and ``stamp``, the fields every result carries: run_id, shard_id, lease, worker,
+attempt), then collects those modules and runs the shard. With no shard after
+``--farm-idle-s`` seconds, or when the command pipe closes, it exits quietly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import faulthandler
+import json
+import os
+import select
+import signal
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from farm.core.domain import module_of
+from farm.worker.deadline import OUTPUT_SIGNAL, STACK_SIGNAL, marker_timeout_s, truncate
+from farm.worker.reports import WARNINGS_CATEGORY, TestReports, category_of, skip_outcome
+
+_LIMIT_BYTES = 64 * 1024
+_PARK_S = 60.0  # how long a test over its limit waits to be killed before it exits
+_PARKED_EXIT_CODE = 70
+
+# Taken at import, when ``-p`` loads this plugin: pytest has not yet pointed fd 2 at
+# its capture file, so this is the process's log, where the stack dump belongs.
+_STACK_FD: int | None = None
+with contextlib.suppress(OSError):
+    _STACK_FD = os.dup(2)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("farm")
+    group.addoption("--farm-command-fd", type=int, default=None, help="fd naming the shard")
+    group.addoption("--farm-report-fd", type=int, default=None, help="fd for result lines")
+    group.addoption("--farm-limit-bytes", type=int, default=_LIMIT_BYTES)
+    group.addoption("--farm-idle-s", type=float, default=120.0)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Known with or without pytest-timeout (which registers it too, and keeps
+    # enforcing it from inside if installed: farm leaves it alone).
+    config.addinivalue_line(
+        "markers", "timeout(seconds): this test's time limit, instead of the run's"
+    )
+    command_fd = config.getoption("farm_command_fd")
+    report_fd = config.getoption("farm_report_fd")
+    if command_fd is not None and report_fd is not None:
+        reporter = ShardReporter(
+            command_fd,
+            report_fd,
+            config.getoption("farm_limit_bytes"),
+            config.getoption("farm_idle_s"),
+            config,
+        )
+        config.pluginmanager.register(reporter, "farm-shard")
+        if _STACK_FD is not None:
+            faulthandler.register(STACK_SIGNAL, file=_STACK_FD, all_threads=True)
+        signal.signal(OUTPUT_SIGNAL, reporter.on_output_signal)
+
+
+def _wait_for_line(fd: int, idle_s: float) -> str | None:
+    """One line from ``fd``, or None if it closes or stays silent for ``idle_s``."""
+    data = b""
+    deadline = time.monotonic() + idle_s
+    while not data.endswith(b"\n"):
+        left_s = deadline - time.monotonic()
+        if not data and (left_s <= 0 or not select.select([fd], [], [], left_s)[0]):
+            return None
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return None
+        data += chunk
+    return data.decode("utf-8").strip()
+
+
+def _capture_fds(config: pytest.Config) -> dict[str, int]:
+    """The descriptors of pytest's fd-capture files (none under ``-s`` or sys capture).
+
+    Reaches into pytest's capture manager, best effort: without them a crashed
+    test's output is only what reached the log.
+    """
+    capman = config.pluginmanager.getplugin("capturemanager")
+    multi = getattr(capman, "_global_capturing", None)
+    fds = {}
+    for name, attr in (("stdout", "out"), ("stderr", "err")):
+        tmpfile = getattr(getattr(multi, attr, None), "tmpfile", None)
+        try:
+            fds[name] = int(tmpfile.fileno())  # type: ignore[union-attr]
+        except (AttributeError, OSError, ValueError):
+            continue  # in-memory capture: no file to share
+    return fds
+
+
+def _park() -> None:
+    """Hold the main thread until the runner's SIGKILL; exit should it never come."""
+    until = time.monotonic() + _PARK_S
+    while time.monotonic() < until:
+        time.sleep(0.5)
+    os._exit(_PARKED_EXIT_CODE)
+
+
+class ShardReporter:
+    """Orders the collected items as the shard says and streams their reports."""
+
+    def __init__(
+        self, command_fd: int, fd: int, limit_bytes: int, idle_s: float, config: pytest.Config
+    ) -> None:
+        self.config = config
+        self.command_fd = command_fd
+        self.idle_s = idle_s
+        self.order: list[str] = []
+        self.stamp: dict[str, Any] = {}
+        self.index: dict[str, int] = {}
+        self.fd = fd
+        self.limit_bytes = limit_bytes
+        self.tests: dict[str, TestReports] = {}  # tests under way
+        self.finished: tuple[str, dict[str, Any]] | None = None  # the last result, unsent
+        self.skipped_entries: dict[str, dict[str, Any]] = {}  # skipped collectors' results
+        self.deselected: dict[str, int] = {}  # by module, before this shard's own choice
+        self.last_module = ""
+        self.item: pytest.Item | None = None  # the test in flight
+        self.phase = "setup"
+        self.writing = False
+        self.output_wanted = False
+
+    def _emit(self, kind: str, data: object, prefix: str = "") -> None:
+        text = kind + prefix + json.dumps(data, separators=(",", ":")) + "\n"
+        line = text.encode("utf-8", "surrogateescape")
+        self.writing = True
+        try:
+            while line:
+                written = os.write(self.fd, line)
+                line = line[written:]
+        finally:
+            self.writing = False
+        if self.output_wanted:
+            self._send_output()
+
+    def on_output_signal(self, signum: int, frame: FrameType | None) -> None:
+        """The runner wants the in-flight test's output: it is over its time limit."""
+        if self.writing:
+            # A signal handler runs between any two bytecodes: finish the line being
+            # written first, or the two would interleave on the pipe.
+            self.output_wanted = True
+            return
+        self._send_output()
+
+    def _send_output(self) -> None:
+        self.output_wanted = False
+        item = self.item
+        index = self.index.get(item.nodeid, -1) if item is not None else -1
+        self._emit("P", {"index": index, "output": self._output_so_far(item)})
+        _park()  # the runner kills the process on that line: the test must not go on
+
+    def _output_so_far(self, item: pytest.Item | None) -> str | None:
+        capman = self.config.pluginmanager.getplugin("capturemanager")
+        if item is None or capman is None or not capman.is_globally_capturing():
+            return None  # under -s, the output went to the log, which the runner has
+        try:
+            sections = [(when, key, text) for when, key, text in item._report_sections]
+            out, err = capman.read_global_capture()
+            sections += [(self.phase, "stdout", out), (self.phase, "stderr", err)]
+            fixture = capman._capture_fixture
+            if fixture is not None:
+                out, err = fixture.readouterr()
+                sections += [(self.phase, "stdout", out), (self.phase, "stderr", err)]
+        except Exception:
+            # The handler may have interrupted pytest's capture machinery itself.
+            return None
+        text = "".join(
+            f"--- Captured {key} {when} ---\n{content}\n"
+            for when, key, content in sections
+            if content
+        )
+        return truncate(text, self.limit_bytes)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> bool:
+        line = _wait_for_line(self.command_fd, self.idle_s)
+        if line is None:
+            os._exit(0)  # a spare nobody took: nothing ran, nothing to report
+        shard = json.loads(line)
+        self.order = shard["node_ids"]
+        self.stamp = shard["stamp"]
+        # A module deleted since the shard was planned (a run started from the last
+        # collection) must not stop the shard's other modules from running: pytest
+        # refuses the whole collection for one path that does not exist.
+        here = Path(session.config.invocation_params.dir)
+        fds = _capture_fds(session.config)
+        if fds:
+            self._emit("K", fds)
+        session.perform_collect([m for m in shard["modules"] if (here / m).exists()])
+        return True
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        if self.index:
+            return  # this shard's own choice, made after the modules were reported
+        for item in items:
+            module = module_of(item.nodeid)
+            self.deselected[module] = self.deselected.get(module, 0) + 1
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        self._report_modules(items)
+        position = {node_id: index for index, node_id in enumerate(self.order)}
+        chosen = [item for item in items if item.nodeid in position]
+        chosen.sort(key=lambda item: position[item.nodeid])
+        dropped = [item for item in items if item.nodeid not in position]
+        items[:] = chosen
+        # Skipped modules are results already: they go first, reported at once.
+        entries = [node_id for node_id in self.skipped_entries if node_id in position]
+        self.index = {node_id: i for i, node_id in enumerate(entries)}
+        self.index.update((item.nodeid, len(entries) + i) for i, item in enumerate(chosen))
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+        limits_s = {
+            str(self.index[item.nodeid]): seconds
+            for item in chosen
+            if (seconds := marker_timeout_s(item)) is not None
+        }
+        if limits_s:
+            self._emit("T", limits_s)
+        self._emit("O", [*entries, *(item.nodeid for item in chosen)])
+        for node_id in entries:
+            self._emit("R", self.skipped_entries[node_id], f"{self.index[node_id]}\t")
+
+    def _report_modules(self, items: list[pytest.Item]) -> None:
+        """One ``M`` line per module collected: what pytest kept of it, what ``-k``,
+        ``-m`` or ``--deselect`` left out, or its one entry if it skipped itself."""
+        by_module: dict[str, list[str]] = {module: [] for module in self.deselected}
+        for node_id in self.skipped_entries:
+            by_module[module_of(node_id)] = [node_id]
+        for item in items:
+            by_module.setdefault(module_of(item.nodeid), []).append(item.nodeid)
+        for module, node_ids in by_module.items():
+            found = {"module": module, "node_ids": node_ids}
+            self._emit("M", {**found, "deselected": self.deselected.get(module, 0)})
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            longrepr = truncate(str(report.longrepr), self.limit_bytes)
+            self._emit("C", {"where": report.nodeid, "longrepr": longrepr})
+        elif report.skipped:
+            # pytest counts a module that skips itself as one skipped entry.
+            outcome, reason = skip_outcome(report)
+            entry = self._wire(report.nodeid, outcome, reason, "", time.time(), {"skipped": 1})
+            self.skipped_entries[report.nodeid] = entry
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self._emit("F", int(exitstatus))
+
+    # The test in flight and its phase, for the output of a test over its time limit.
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        self.item, self.phase = item, "setup"
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> None:
+        self.phase = "call"
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        self.phase = "teardown"
+
+    def pytest_runtest_logstart(self, nodeid: str, location: object) -> None:
+        self._send_finished()
+        self.tests[nodeid] = TestReports(started_at=time.time())
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        reports = self.tests.get(report.nodeid)
+        if reports is None:  # no logstart first: some plugin reported this test itself
+            reports = self.tests[report.nodeid] = TestReports(started_at=time.time())
+        reports.add(report, category_of(self.config, report))
+        if report.when == "teardown":
+            self.item = None
+            self._send_finished()
+            # Sent when the next test starts or the session ends, not now: pytest
+            # records a test's warnings only after its teardown report.
+            self.finished = (report.nodeid, self._result(report.nodeid, reports))
+            del self.tests[report.nodeid]
+
+    def pytest_warning_recorded(self, warning_message: object, when: str, nodeid: str) -> None:
+        if when == "runtest" and self.finished is not None and self.finished[0] == nodeid:
+            tally = self.finished[1]["tally"]
+            tally[WARNINGS_CATEGORY] = tally.get(WARNINGS_CATEGORY, 0) + 1
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Iterator[None]:
+        yield
+        self._send_finished()  # the last test's warnings are recorded by now
+
+    def _send_finished(self) -> None:
+        if self.finished is not None:
+            node_id, result = self.finished
+            self.finished = None
+            self._emit("R", result, f"{self.index.get(node_id, -1)}\t")
+
+    def _result(self, node_id: str, reports: TestReports) -> dict[str, Any]:
+        outcome, longrepr = reports.outcome()
+        setup_s = reports.setup.duration if reports.setup else 0.0
+        own_s = sum(r.duration for r in (*reports.calls[-1:], reports.teardown) if r)
+        module = module_of(node_id)
+        module_setup_s = 0.0
+        if module != self.last_module:
+            # The first test of a module in this process pays the module-scoped fixtures
+            # in its setup phase; history learns that cost apart from the test's own.
+            module_setup_s = setup_s
+            self.last_module = module
+        else:
+            own_s += setup_s
+        return self._wire(
+            node_id,
+            outcome,
+            longrepr,
+            reports.sections(),
+            reports.started_at,
+            reports.tally,
+            duration_s=own_s,
+            module_setup_s=module_setup_s,
+        )
+
+    def _wire(
+        self,
+        node_id: str,
+        outcome: str,
+        longrepr: str,
+        output: str,
+        started_at: float,
+        tally: Mapping[str, int],
+        *,
+        duration_s: float = 0.0,
+        module_setup_s: float = 0.0,
+    ) -> dict[str, Any]:
+        """A result in the wire format of :func:`farm.core.messages.encode_event`."""
+        return {
+            "type": "result",
+            **self.stamp,
+            "node_id": node_id,
+            "outcome": outcome,
+            "duration_s": duration_s,
+            "module_setup_s": module_setup_s,
+            "longrepr": truncate(longrepr, self.limit_bytes),
+            "output": truncate(output, self.limit_bytes),
+            "started_at": started_at,
+            "finished_at": time.time(),
+            "tally": dict(tally),
+        }

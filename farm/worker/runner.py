@@ -1,0 +1,380 @@
+"""Drives pytest for one shard and forwards each test's result as it finishes.
+
+The runner is trusted code in the worker; the pytest process it starts runs
+untrusted tests. The two talk through a pipe (see :mod:`farm.worker.plugin`); the test
+process's environment is scrubbed of farm's and Celery's variables, so test code
+does not see broker or database credentials.
+
+If the pytest process dies in the middle of a test (``os._exit``, a segfault, the
+kernel's OOM killer), that test is reported ``crashed`` with what the process
+printed, and the rest of the shard goes on in a fresh process. A test that runs past
+its time limit is stopped from here, with its stack and output, and reported
+``timeout`` (see :mod:`farm.worker.deadline`); the shard goes on the same way. Tests that
+pytest never ran (not collected on the worker, an import error) are reported
+``error`` with the reason: a test without a result is never silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from farm.core.domain import Outcome, TestResult, module_of
+from farm.core.messages import CollectFailed, ModuleCollected, ShardTask, encode_event
+from farm.core.pytest_command import pytest_command
+from farm.worker.deadline import OUTPUT_SIGNAL, STACK_SIGNAL, Overrun, Stopwatch, truncate
+from farm.worker.spawn import Launch, Spawner, TestProcess
+
+_POLL_S = 0.5
+_BATCH_S = 0.05
+_TAIL_BYTES = 8 * 1024
+_STACK_BYTES = 1 << 20  # faulthandler's dump: at most 100 frames of 100 threads
+_SECRET_PREFIXES = ("FARM_", "CELERY_")
+
+
+class EventSink(Protocol):
+    """Where a shard's events go (the run's Redis stream in production).
+
+    ``send`` takes events already encoded by :func:`farm.core.messages.encode_event`.
+    """
+
+    def send(self, payloads: Sequence[str | bytes]) -> None: ...
+
+    def cancelled(self) -> bool: ...
+
+
+@dataclass
+class _Attempt:
+    """What one pytest process of a shard reported (see :mod:`farm.worker.plugin`)."""
+
+    order: list[str] | None = None
+    reported: set[str] = field(default_factory=set)
+    finished: bool = False
+    exit_status: int | None = None
+    collect_errors: list[str] = field(default_factory=list)
+    on_collected: Callable[[], None] | None = None
+    watch: Stopwatch = field(default_factory=lambda: Stopwatch(0.0))
+    captured: str | None = None  # what the in-flight test printed, read after the end
+    cursor: int = 0  # every test of the order before it has a result
+
+    @property
+    def in_flight_index(self) -> int | None:
+        """The index of the running test: the first of the order without a result."""
+        if self.finished or self.order is None:
+            return None
+        # Results come in order: moving a cursor keeps this linear over the shard.
+        while self.cursor < len(self.order) and self.order[self.cursor] in self.reported:
+            self.cursor += 1
+        return self.cursor if self.cursor < len(self.order) else None
+
+    @property
+    def in_flight(self) -> str | None:
+        """The test running when the process died."""
+        index = self.in_flight_index
+        return None if index is None or self.order is None else self.order[index]
+
+
+def scrubbed_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The test process's environment: the worker's, less every farm and Celery setting."""
+    return {key: value for key, value in env.items() if not key.startswith(_SECRET_PREFIXES)}
+
+
+def _module_paths(node_ids: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(module_of(node_id) for node_id in node_ids))
+
+
+class ShardRunner:
+    """Runs one :class:`ShardTask`, possibly over several pytest processes."""
+
+    def __init__(
+        self,
+        task: ShardTask,
+        sink: EventSink,
+        *,
+        worker: str,
+        python: str = sys.executable,
+        env: Mapping[str, str] | None = None,
+        spawner: Spawner | None = None,
+        more_work: Callable[[], bool] = lambda: True,
+        clock: Callable[[], float] = time.time,
+        extra_env: Mapping[str, str] | None = None,
+        farm_path: str = "",
+    ) -> None:
+        self.task = task
+        self.farm_path = farm_path
+        self.extra_env = dict(extra_env or {})
+        self.sink = sink
+        self.worker = worker
+        self.python = python
+        # Without a spawner of the worker's, each process is started when needed and no
+        # spare is kept: nothing would take it.
+        self.keep_spare = spawner is not None
+        self.more_work = more_work
+        self.spawner = spawner or Spawner(env=scrubbed_env(os.environ if env is None else env))
+        self.clock = clock
+        self.last_exit_code = 0
+
+    def run(self) -> str:
+        """Run every test of the shard; returns a message when the shard did not run cleanly."""
+        try:
+            return self._run()
+        finally:
+            if not self.keep_spare:
+                self.spawner.close()
+
+    def _run(self) -> str:
+        remaining = list(self.task.node_ids)
+        message = ""
+        while remaining:
+            if self.sink.cancelled():
+                return "run cancelled"
+            attempt, tail = self._run_process(remaining)
+            left = [n for n in remaining if n not in attempt.reported]
+            overrun, culprit = attempt.watch.overrun, attempt.in_flight
+            if overrun is not None and overrun.node_id in left:
+                self._send_timeout(overrun, attempt.captured, tail)
+                stopped = overrun.node_id
+                message = f"{stopped} timed out after {overrun.ran_s:.1f}s"
+            elif culprit is not None and culprit in left:
+                output = truncate(attempt.captured or "", self.task.result_limit_bytes)
+                self._send_synthetic(culprit, Outcome.CRASHED, self._crash_text(tail), output)
+                stopped = culprit
+                message = f"pytest died with code {self.last_exit_code} in {culprit}"
+            else:
+                if left:
+                    reason = self._missing_text(attempt, tail)
+                    for node_id in left:
+                        self._send_synthetic(node_id, Outcome.ERROR, reason)
+                    message = f"{len(left)} test(s) not run: {reason.splitlines()[0]}"
+                break
+            # The rest of the shard goes on in a fresh process.
+            left.remove(stopped)
+            remaining = left
+        return message
+
+    def _shard(self, node_ids: list[str]) -> bytes:
+        stamp = {
+            "run_id": self.task.run_id,
+            "shard_id": self.task.shard_id,
+            "lease": self.task.lease,
+            "worker": self.worker,
+            "attempt": 1,
+        }
+        shard = {"modules": _module_paths(node_ids), "node_ids": node_ids, "stamp": stamp}
+        return json.dumps(shard).encode()
+
+    def _command(self) -> list[str]:
+        """pytest's command line, without the shard: that arrives on the command pipe."""
+        command = [
+            *pytest_command(self.python, farm_path=self.farm_path),
+            "-p", "farm.worker.plugin",
+            "--farm-limit-bytes", str(self.task.result_limit_bytes),
+            "--rootdir", self.task.rootdir,
+            "--no-header",
+            "-p", "no:cacheprovider",
+        ]  # fmt: skip
+        if self.task.inifile:
+            command += ["-c", self.task.inifile]
+        return command + list(self.task.pytest_args)
+
+    def _run_process(self, node_ids: list[str]) -> tuple[_Attempt, str]:
+        shard = self._shard(node_ids)
+        task = self.task
+        launch = Launch(self._command(), task.rootdir, self.extra_env, task.memory_limit_bytes)
+        test = self.spawner.take(task.run_id, launch)
+        if not test.give(shard):
+            test.discard()  # the spare died waiting: start one now
+            test = self.spawner.start(launch)
+            test.give(shard)
+        attempt = _Attempt(watch=Stopwatch(task.test_timeout_s))
+        if self.keep_spare and self.spawner.spare is None:
+            # Start the spare once this process has collected: starting both at once
+            # would slow this shard's start by as much as the spare gains the next.
+            # With no shard waiting in the queue, a spare would only burn a core.
+            def prepare() -> None:
+                if self.more_work():
+                    self.spawner.prepare(task.run_id, launch)
+
+            attempt.on_collected = prepare
+        try:
+            self._pump(test, attempt)
+        finally:
+            overrun = attempt.watch.overrun
+            if attempt.finished and attempt.exit_status is not None and overrun is None:
+                tail = test.tail(_TAIL_BYTES)
+                # The session is over and every result is in: let the process exit on
+                # its own (atexit hooks, coverage files) while the next shard starts.
+                self.last_exit_code = attempt.exit_status
+                self.spawner.retire(test)
+            else:
+                test.kill()
+                self.last_exit_code = test.process.wait()
+                limit_bytes = self.task.result_limit_bytes
+                if overrun is not None:
+                    # The log holds what the process printed, then the stack dump.
+                    tail = test.tail(_TAIL_BYTES, end=overrun.log_offset)
+                    overrun.stack = test.tail(_STACK_BYTES, start=overrun.log_offset)
+                else:
+                    tail = test.tail(_TAIL_BYTES)
+                attempt.captured = test.captured(limit_bytes)
+                test.discard()
+        return attempt, tail
+
+    def _pump(self, test: TestProcess, attempt: _Attempt) -> None:
+        """Forward events until the test process closes its end of the pipe.
+
+        Results are sent at most ``_BATCH_S`` after their test finished; a suite of
+        very fast tests then costs one Redis round trip per batch, not per test.
+        The in-flight test's time limit is checked here too: the wait for the next
+        line never outlasts it, and stopping a test never sleeps.
+        """
+        buffer = b""
+        pending: list[bytes] = []
+        oldest = 0.0
+        with selectors.DefaultSelector() as selector:
+            selector.register(test.report_fd, selectors.EVENT_READ)
+            while True:
+                now = self.clock()
+                wake_at = self._watch(test, attempt, now)
+                if attempt.watch.done(now):
+                    break
+                timeout = _POLL_S if not pending else max(0.0, oldest + _BATCH_S - now)
+                if wake_at is not None:
+                    timeout = min(timeout, max(0.0, wake_at - now))
+                if not selector.select(timeout=timeout):
+                    if pending:
+                        self.sink.send(pending)
+                        pending = []
+                    elif self.sink.cancelled():
+                        test.kill()
+                        return
+                    continue
+                chunk = os.read(test.report_fd, 1 << 16)
+                if not chunk:
+                    break
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                events = [e for e in (self._line(line, attempt, test) for line in lines) if e]
+                if events and not pending:
+                    oldest = self.clock()
+                pending.extend(events)
+                if attempt.finished and attempt.watch.overrun is None:
+                    break
+                if pending and self.clock() - oldest >= _BATCH_S:
+                    self.sink.send(pending)
+                    pending = []
+        if pending:
+            self.sink.send(pending)
+
+    def _watch(self, test: TestProcess, attempt: _Attempt, now: float) -> float | None:
+        """Start stopping the in-flight test once past its limit; when to look again."""
+        watch, index = attempt.watch, attempt.in_flight_index
+        deadline = watch.deadline(index)
+        if watch.overrun is None and deadline is not None and now >= deadline:
+            assert index is not None and attempt.order is not None
+            watch.stop(attempt.order[index], index, now, test.log_size())
+            # Stack first, output second: see farm.worker.deadline for why this order holds.
+            test.signal(STACK_SIGNAL)
+            test.signal(OUTPUT_SIGNAL)
+        return watch.wake_at(index)
+
+    def _line(self, line: bytes, attempt: _Attempt, test: TestProcess) -> bytes | None:
+        """Account for one line of the plugin; returns a result to forward, as is."""
+        kind, rest = line[:1], line[1:]
+        if kind == b"R":
+            index, payload = rest.split(b"\t", 1)
+            order = attempt.order or []
+            position = int(index)
+            overrun = attempt.watch.overrun
+            if overrun is not None and position == overrun.index:
+                return None  # it finished, but only after the runner stopped it
+            if 0 <= position < len(order):
+                attempt.reported.add(order[position])
+            attempt.watch.since = self.clock()  # the next test starts now
+            return payload
+        if kind == b"T":
+            attempt.watch.marker_s = {int(i): float(s) for i, s in json.loads(rest).items()}
+        elif kind == b"K":
+            test.keep_captures({str(k): int(v) for k, v in json.loads(rest).items()})
+        elif kind == b"P":
+            attempt.watch.answer(json.loads(rest))
+        elif kind == b"O":
+            attempt.order = json.loads(rest)
+            attempt.watch.since = self.clock()
+            if attempt.on_collected is not None:
+                attempt.on_collected()
+                attempt.on_collected = None
+        elif kind == b"F":
+            attempt.finished = True
+            attempt.exit_status = int(rest)
+        elif kind == b"M":
+            data: dict[str, Any] = json.loads(rest)
+            event = ModuleCollected(
+                self.task.run_id,
+                self.task.shard_id,
+                self.task.lease,
+                str(data["module"]),
+                tuple(data["node_ids"]),
+                int(data.get("deselected", 0)),
+            )
+            return encode_event(event).encode()
+        elif kind == b"C":
+            data = json.loads(rest)
+            attempt.collect_errors.append(f"{data['where']}:\n{data['longrepr']}")
+            failed = CollectFailed(
+                self.task.run_id,
+                self.task.shard_id,
+                self.task.lease,
+                str(data["where"]),
+                str(data["longrepr"]),
+            )
+            return encode_event(failed).encode()
+        return None
+
+    def _send_synthetic(
+        self, node_id: str, outcome: Outcome, text: str, output: str = "", duration_s: float = 0.0
+    ) -> None:
+        now = self.clock()
+        self.sink.send(
+            [
+                encode_event(
+                    TestResult(
+                        run_id=self.task.run_id,
+                        shard_id=self.task.shard_id,
+                        lease=self.task.lease,
+                        node_id=node_id,
+                        outcome=outcome,
+                        duration_s=duration_s,
+                        worker=self.worker,
+                        longrepr=truncate(text, self.task.result_limit_bytes),
+                        output=output,  # truncated by the caller
+                        started_at=now - duration_s,
+                        finished_at=now,
+                    )
+                )
+            ]
+        )
+
+    def _send_timeout(self, overrun: Overrun, captured: str | None, tail: str) -> None:
+        output = overrun.output_text(captured, tail, self.task.result_limit_bytes)
+        node_id, ran_s = overrun.node_id, overrun.ran_s
+        self._send_synthetic(node_id, Outcome.TIMEOUT, overrun.longrepr(), output, ran_s)
+
+    def _crash_text(self, tail: str) -> str:
+        code = self.last_exit_code
+        how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        return f"the test process {how} during this test; its last output:\n{tail}"
+
+    def _missing_text(self, attempt: _Attempt, tail: str) -> str:
+        if attempt.collect_errors:
+            return "collection failed on the worker:\n" + "\n".join(attempt.collect_errors)
+        return (
+            f"pytest on the worker did not run this test (exit code {self.last_exit_code}); "
+            f"its last output:\n{tail}"
+        )
