@@ -1,0 +1,45 @@
+"""Every default farm has, written once.
+
+Settings (:mod:`farm.core.settings`), the wire messages' optional fields
+(:mod:`farm.core.messages`), the worker's configuration and the planners all take
+their defaults from here, so a default is changed in one place.
+"""
+
+from __future__ import annotations
+
+# Names farm gives what it shares with other users of one Redis server.
+KEY_PREFIX = "farm:"  # every Redis key farm writes starts with it (Celery's queues too)
+QUEUE = "farm"  # the Celery queue shards go on
+RUN_TTL_S = 24 * 3600  # every Redis key of a run expires after this
+
+# Planning.
+STRATEGY = "lpt"
+SHARD_OVERHEAD_S = 0.3  # what starting a test process for a shard costs
+EWMA_ALPHA = 0.3  # weight of the newest duration in a test's history
+
+# What a test process may send and use.
+RESULT_LIMIT_BYTES = 64 * 1024  # per traceback and per captured output
+TEST_TIMEOUT_S = 900.0  # per test, unless its timeout marker says otherwise
+TEST_MEMORY_LIMIT_BYTES = 0  # address space of a test process; 0 is no limit
+
+# Liveness: how often things say they are alive, and how long silence is tolerated.
+HEARTBEAT_S = 5.0  # a worker's heartbeat per running shard
+LEASE_S = 30.0  # a shard whose lease is not renewed this long is handed out again
+RUN_HEARTBEAT_S = 5.0  # the scheduler's heartbeat in its run's database row
+RUN_DEADLINE_S = 60.0  # a run whose scheduler is silent this long is abandoned
+WORKER_ANNOUNCE_S = 5.0  # a worker's entry in the registry is refreshed this often
+WORKER_SEEN_S = 30.0  # registry entries older than this are not live workers
+STALL_TIMEOUT_S = 120.0  # no event and no live worker this long ends the run
+REDIS_OUTAGE_S = 120.0  # how long the scheduler and workers wait for Redis to come back
+WORKER_START_TIMEOUT_S = 60.0  # a run no worker takes in this long ends
+BROKER_TIMEOUT_S = 5.0  # the broker must answer a PING within this
+MAX_REISSUES = 3  # a shard handed out this many times more ends with error results
+WORKER_MAX_FAILURES = 3  # shards in a row a worker may fail for its own reasons
+
+# Code snapshots and the tests' environments.
+SNAPSHOT_MAX_BYTES = 1 << 30  # unpacked size a worker accepts
+CACHE_MAX_BYTES = 10 << 30  # unpacked snapshots a worker keeps
+SETUP_TIMEOUT_S = 1800.0
+
+# The submitter's terminal.
+PROGRESS_INTERVAL_S = 5.0  # plain progress lines when not on a terminal
