@@ -186,13 +186,35 @@ _KINDS: dict[type, str] = {
 
 def encode_event(event: Event) -> str:
     if isinstance(event, TestResult):
-        data = asdict(event)
-        data["type"] = "result"
-        data["outcome"] = event.outcome.value
-        data["tally"] = dict(event.tally)
+        data = _result_json(event)
     else:
         data = {"type": _KINDS[type(event)], **asdict(event)}
     return json.dumps(data, separators=(",", ":"))
+
+
+def _result_json(result: TestResult) -> dict[str, Any]:
+    """A result event as the JSON object :func:`decode_event` reads back.
+
+    Spelled out rather than built by :func:`dataclasses.asdict`, which copies every
+    field deeply: a test process encodes one per test, so this is on the hot path.
+    """
+    return {
+        "type": "result",
+        "run_id": result.run_id,
+        "shard_id": result.shard_id,
+        "lease": result.lease,
+        "node_id": result.node_id,
+        "outcome": result.outcome.value,
+        "duration_s": result.duration_s,
+        "module_setup_s": result.module_setup_s,
+        "worker": result.worker,
+        "attempt": result.attempt,
+        "longrepr": result.longrepr,
+        "output": result.output,
+        "started_at": result.started_at,
+        "finished_at": result.finished_at,
+        "tally": dict(result.tally),
+    }
 
 
 def decode_event(raw: str | bytes) -> Event:
