@@ -1,35 +1,40 @@
 """The collection cache: what pytest collected last time for the same request.
 
 A request is the working directory, the paths and the pytest options of a run;
-its key is their sha256. The cache is a guess only: a run starts shards from it
-while pytest collects again, then settles on the real collection.
+its key is their sha256 (:func:`request_key`, a pure function). The cache is a
+guess only: a run starts shards from it while pytest collects again, then settles
+on the real collection. :class:`farm.store.ResultStore` reads and writes it
+through the queries here, each inside the caller's transaction.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import time
 import zlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Connection, Table, delete, insert, select
 
 from farm.core.domain import Collection, PytestOptions
 from farm.store.models import CollectionCache
 from farm.store.rows import pack_node_ids, unpack_node_ids
-from farm.store.store import ResultStore
+
+if TYPE_CHECKING:
+    from farm.store.store import ResultStore
 
 CACHE: Table = CollectionCache.__table__  # type: ignore[assignment]
 
 
 def request_key(cwd: str, paths: Sequence[str], pytest_args: Sequence[str]) -> str:
+    """The cache key of a request: the sha256 of its directory, paths and pytest options."""
     return hashlib.sha256(json.dumps([cwd, list(paths), list(pytest_args)]).encode()).hexdigest()
 
 
-def load_collection(store: ResultStore, key: str) -> Collection | None:
-    with store.transaction("read the collection cache") as connection:
-        row = connection.execute(select(CACHE).where(CACHE.c.key == key)).first()
+def read_collection(connection: Connection, key: str) -> Collection | None:
+    """The cached collection of ``key``; None if there is none or it is damaged."""
+    row = connection.execute(select(CACHE).where(CACHE.c.key == key)).first()
     if row is None:
         return None
     try:
@@ -55,18 +60,28 @@ def _facts(collection: Collection) -> str:
     )
 
 
-def save_collection(
-    store: ResultStore, key: str, collection: Collection, *, now: float | None = None
+def write_collection(
+    connection: Connection, key: str, collection: Collection, *, now: float
 ) -> None:
-    with store.transaction("save the collection cache") as connection:
-        connection.execute(delete(CACHE).where(CACHE.c.key == key))
-        connection.execute(
-            insert(CACHE).values(
-                key=key,
-                rootdir=collection.rootdir,
-                inifile=collection.inifile,
-                node_ids=pack_node_ids(collection.node_ids),
-                updated_at=time.time() if now is None else now,
-                facts=_facts(collection),
-            )
+    """Make ``collection`` the cached one of ``key``, updated at ``now``."""
+    connection.execute(delete(CACHE).where(CACHE.c.key == key))
+    connection.execute(
+        insert(CACHE).values(
+            key=key,
+            rootdir=collection.rootdir,
+            inifile=collection.inifile,
+            node_ids=pack_node_ids(collection.node_ids),
+            updated_at=now,
+            facts=_facts(collection),
         )
+    )
+
+
+# kept for farm/run until it calls ResultStore's method
+def load_collection(store: ResultStore, key: str) -> Collection | None:
+    return store.load_collection(key)
+
+
+# kept for farm/run until it calls ResultStore's method
+def save_collection(store: ResultStore, key: str, collection: Collection) -> None:
+    store.save_collection(key, collection)

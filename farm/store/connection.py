@@ -1,25 +1,42 @@
 """How the results store talks to its database: opening it, one transaction per call,
 and failures worded as :class:`farm.core.errors.StoreError` with the password masked.
 
-:class:`StoreConnection` is the part of :class:`farm.store.ResultStore` that knows
-nothing of runs beyond their ids; the store's other modules (recovery, the
-collection cache) run their statements through :meth:`StoreConnection.transaction`
-too, so that every database failure reads the same.
+:class:`StoreConnection` is what :class:`farm.store.ResultStore` runs every call
+through; it knows nothing of runs. The query modules (runs, recovery, collections,
+history) take the open connection of one of its transactions and raise
+:class:`UnknownRun` or :class:`UnknownShard` for an id the database does not have,
+which the transaction words as :class:`farm.core.errors.UsageError` naming the store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from farm.core.errors import StoreError, UsageError
-from farm.store.rows import RUNS, SHARDS
 from farm.store.schema import describe_error, make_engine, upgrade_to_head
 from farm.store.urls import database_url, mask_url
+
+
+class UnknownRun(LookupError):
+    """A query named a run the database does not have."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
+
+
+class UnknownShard(LookupError):
+    """A query named a shard its (known) run does not have."""
+
+    def __init__(self, run_id: str, shard_id: int) -> None:
+        super().__init__(run_id, shard_id)
+        self.run_id = run_id
+        self.shard_id = shard_id
 
 
 def connect(url: str) -> Engine:
@@ -69,7 +86,8 @@ class StoreConnection:
 
     @contextmanager
     def transaction(self, action: str) -> Iterator[Connection]:
-        """One transaction; database errors become StoreError naming ``action``."""
+        """One transaction; database errors become StoreError naming ``action``, an
+        unknown run or shard id a UsageError (either rolls the transaction back)."""
         try:
             with self._engine.begin() as connection:
                 yield connection
@@ -77,27 +95,9 @@ class StoreConnection:
             raise StoreError(
                 f"results store {self._display_url}: cannot {action}: {describe_error(e)}"
             ) from e
-
-    def _update_run(
-        self, connection: Connection, run_id: str, values: Mapping[str, object]
-    ) -> None:
-        result = connection.execute(update(RUNS).where(RUNS.c.id == run_id).values(values))
-        if result.rowcount == 0:
-            raise self._unknown_run(run_id)
-
-    def _update_shard(
-        self, connection: Connection, run_id: str, shard_id: int, values: Mapping[str, object]
-    ) -> None:
-        where = (SHARDS.c.run_id == run_id) & (SHARDS.c.shard_id == shard_id)
-        result = connection.execute(update(SHARDS).where(where).values(values))
-        if result.rowcount == 0:
-            if not self._run_exists(connection, run_id):
-                raise self._unknown_run(run_id)
-            raise UsageError(f"run {run_id} in {self._display_url} has no shard {shard_id}")
-
-    def _run_exists(self, connection: Connection, run_id: str) -> bool:
-        found = connection.execute(select(RUNS.c.id).where(RUNS.c.id == run_id)).first()
-        return found is not None
-
-    def _unknown_run(self, run_id: str) -> UsageError:
-        return UsageError(f"no run {run_id!r} in results store {self._display_url}")
+        except UnknownShard as e:
+            raise UsageError(
+                f"run {e.run_id} in {self._display_url} has no shard {e.shard_id}"
+            ) from None
+        except UnknownRun as e:
+            raise UsageError(f"no run {e.run_id!r} in results store {self._display_url}") from None

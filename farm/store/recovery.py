@@ -2,56 +2,62 @@
 
 Each shard's node ids are saved as it is dispatched (``shard_tests``), and the
 scheduler writes a heartbeat into its run. A running run whose heartbeat is older
-than a deadline was abandoned: :func:`mark_abandoned` says so in the store, and
-``farm run --resume RUN_ID`` continues it from :func:`load_run_tests` (what it
-owes) and the final results already stored.
+than a deadline was abandoned: :meth:`farm.store.ResultStore.mark_abandoned` says so
+in the store, and ``farm run --resume RUN_ID`` continues it from
+:meth:`~farm.store.ResultStore.load_run_tests` (what it owes) and the final results
+already stored.
+
+Like the other query modules, every function takes an open connection inside the
+caller's transaction and the store clock's ``now`` where it needs the time.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Table, and_, insert, or_, select, update
+from sqlalchemy import Connection, Table, and_, insert, or_, select, update
 
 from farm.core.domain import RunState, Verdict
+from farm.store.connection import UnknownRun
 from farm.store.models import ShardTests
 from farm.store.rows import RUNS, pack_node_ids, unpack_node_ids
-from farm.store.store import ResultStore
+
+if TYPE_CHECKING:
+    from farm.store.store import ResultStore
 
 SHARD_TESTS: Table = ShardTests.__table__  # type: ignore[assignment]
 
 
-def save_shard_tests(store: ResultStore, run_id: str, shards: Mapping[int, Sequence[str]]) -> None:
+def insert_shard_tests(
+    connection: Connection, run_id: str, shard_tests: Mapping[int, Sequence[str]]
+) -> None:
     rows = [
         {
             "run_id": run_id,
             "shard_id": shard_id,
             "node_ids": pack_node_ids(node_ids),
         }
-        for shard_id, node_ids in shards.items()
+        for shard_id, node_ids in shard_tests.items()
     ]
-    if not rows:
-        return
-    with store.transaction(f"save the tests of run {run_id}'s shards") as connection:
+    if rows:
         connection.execute(insert(SHARD_TESTS), rows)
 
 
-def load_run_tests(store: ResultStore, run_id: str) -> dict[int, tuple[str, ...]]:
+def read_run_tests(connection: Connection, run_id: str) -> dict[int, tuple[str, ...]]:
     """Every shard's node ids, by shard id."""
     query = (
         select(SHARD_TESTS.c.shard_id, SHARD_TESTS.c.node_ids)
         .where(SHARD_TESTS.c.run_id == run_id)
         .order_by(SHARD_TESTS.c.shard_id)
     )
-    with store.transaction(f"read run {run_id}'s shards") as connection:
-        rows = connection.execute(query).all()
-    return {row.shard_id: unpack_node_ids(row.node_ids) for row in rows}
+    return {row.shard_id: unpack_node_ids(row.node_ids) for row in connection.execute(query)}
 
 
-def mark_abandoned(store: ResultStore, *, deadline_s: float, now: float | None = None) -> int:
-    """Mark running runs whose scheduler is silent for over ``deadline_s`` abandoned."""
-    cutoff = (time.time() if now is None else now) - deadline_s
+def abandon_silent_runs(connection: Connection, *, deadline_s: float, now: float) -> int:
+    """Mark running runs whose scheduler is silent at ``now`` for over ``deadline_s``
+    abandoned (one never heard from counts from its creation); returns how many."""
+    cutoff = now - deadline_s
     silent = and_(
         RUNS.c.state == RunState.RUNNING,
         or_(
@@ -60,23 +66,43 @@ def mark_abandoned(store: ResultStore, *, deadline_s: float, now: float | None =
         ),
     )
     message = f"its scheduler stopped: no heartbeat for over {deadline_s:g}s"
-    with store.transaction("mark abandoned runs") as connection:
-        done = connection.execute(
-            update(RUNS)
-            .where(silent)
-            .values(state=RunState.ABANDONED, verdict=Verdict.ERROR, message=message)
-        )
+    done = connection.execute(
+        update(RUNS)
+        .where(silent)
+        .values(state=RunState.ABANDONED, verdict=Verdict.ERROR, message=message)
+    )
     return int(done.rowcount or 0)
 
 
-def reopen_run(store: ResultStore, run_id: str, *, now: float | None = None) -> None:
-    """Make an abandoned run running again, under a new scheduler."""
+def reopen(connection: Connection, run_id: str, *, now: float) -> None:
+    """Make the run running again, its heartbeat ``now``, under a new scheduler."""
     values = {
         "state": RunState.RUNNING,
         "verdict": None,
         "message": "",
         "finished_at": None,
-        "heartbeat_at": time.time() if now is None else now,
+        "heartbeat_at": now,
     }
-    with store.transaction(f"reopen run {run_id}") as connection:
-        connection.execute(update(RUNS).where(RUNS.c.id == run_id).values(**values))
+    done = connection.execute(update(RUNS).where(RUNS.c.id == run_id).values(**values))
+    if done.rowcount == 0:
+        raise UnknownRun(run_id)
+
+
+# kept for farm/run until it calls ResultStore's method
+def save_shard_tests(store: ResultStore, run_id: str, shards: Mapping[int, Sequence[str]]) -> None:
+    store.save_shard_tests(run_id, shards)
+
+
+# kept for farm/run until it calls ResultStore's method
+def load_run_tests(store: ResultStore, run_id: str) -> dict[int, tuple[str, ...]]:
+    return store.load_run_tests(run_id)
+
+
+# kept for farm/run until it calls ResultStore's method
+def mark_abandoned(store: ResultStore, *, deadline_s: float) -> int:
+    return store.mark_abandoned(deadline_s=deadline_s)
+
+
+# kept for farm/run until it calls ResultStore's method
+def reopen_run(store: ResultStore, run_id: str) -> None:
+    store.reopen_run(run_id)

@@ -1,11 +1,18 @@
 """The results store: runs, shards, attempts and history in SQLite or PostgreSQL.
 
-The store is the source of truth for what a run still owes. It is opened from a URL
-(``sqlite:///path/farm.db``, ``postgresql://user:pw@host/db``), which brings the
-schema to the newest migration; every method is one transaction. Every database
-failure is raised as :class:`farm.core.errors.StoreError` naming the URL with its password
-masked; an unknown run or shard id as :class:`farm.core.errors.UsageError` (see
-:mod:`farm.store.connection`).
+:class:`ResultStore` is the store's one facade: its methods are the whole API, and
+each is one transaction. It is opened from a URL (``sqlite:///path/farm.db``,
+``postgresql://user:pw@host/db``), which brings the schema to the newest migration,
+with one clock: every time the store writes (created, started, heartbeat, finished,
+updated) or compares (the heartbeat deadline) is read from it, and nowhere else.
+The statements live in focused query modules behind it, each taking the open
+connection: :mod:`~farm.store.runs` (runs, shards, attempts),
+:mod:`~farm.store.recovery` (what ``--resume`` needs), :mod:`~farm.store.collections`
+(the collection cache) and :mod:`~farm.store.history` (duration estimates).
+
+Every database failure is raised as :class:`farm.core.errors.StoreError` naming the
+URL with its password masked; an unknown run or shard id as
+:class:`farm.core.errors.UsageError` (see :mod:`farm.store.connection`).
 """
 
 from __future__ import annotations
@@ -16,37 +23,32 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Engine
 
-from farm.core.domain import History, RunState, TestResult, Verdict
+from farm.core.domain import Collection, History, RunState, TestResult, Verdict
 from farm.core.errors import UsageError
+from farm.store import collections as collection_cache
 from farm.store import history as history_queries
+from farm.store import recovery, runs
 from farm.store.connection import StoreConnection, connect
 from farm.store.records import ChangeInfo, RunRecord, ShardRecord, ShardState, ShardView
-from farm.store.rows import (
-    ATTEMPTS,
-    CHANGE_FIELDS,
-    CHANGES,
-    RUNS,
-    SHARDS,
-    attempt_row,
-    change_id,
-    clip_text,
-    run_record,
-    shard_view,
-    test_result,
-)
+from farm.store.rows import clip_text
 from farm.store.urls import mask_url
 
 DEFAULT_EWMA_ALPHA = 0.3
 
+Clock = Callable[[], float]
+"""Unix seconds now; :func:`time.time` unless a test moves time by hand."""
 
-class ResultStore(StoreConnection):
-    """Runs, their shards and test attempts, and each project's duration history.
+
+class ResultStore:
+    """Runs, their shards and test attempts, each project's duration history, the
+    collection cache and what a resumed run needs.
 
     ``ewma_alpha`` is the weight of a new sample in the duration estimates (see
-    :mod:`farm.store.history`); ``clock`` gives the unix time stamped on rows, and
-    is there so that tests can move time.
+    :mod:`farm.store.history`); ``clock`` gives the unix time of every timestamp
+    the store writes or compares. Times that workers report (a shard's start and
+    end, an attempt's) are stored as given.
     """
 
     def __init__(
@@ -55,10 +57,10 @@ class ResultStore(StoreConnection):
         *,
         display_url: str,
         ewma_alpha: float = DEFAULT_EWMA_ALPHA,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
     ) -> None:
         _check_alpha(ewma_alpha)
-        super().__init__(engine, display_url=display_url)
+        self._db = StoreConnection(engine, display_url=display_url)
         self._alpha = ewma_alpha
         self._clock = clock
 
@@ -68,12 +70,21 @@ class ResultStore(StoreConnection):
         url: str,
         *,
         ewma_alpha: float = DEFAULT_EWMA_ALPHA,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
     ) -> ResultStore:
         """Connect to ``url`` and upgrade its schema to the newest migration."""
         _check_alpha(ewma_alpha)
         engine = connect(url)
         return cls(engine, display_url=mask_url(url), ewma_alpha=ewma_alpha, clock=clock)
+
+    @property
+    def url(self) -> str:
+        """The store's URL with its password masked, for messages."""
+        return self._db.url
+
+    def close(self) -> None:
+        """Close every pooled connection; the store is not usable afterwards."""
+        self._db.close()
 
     def __enter__(self) -> ResultStore:
         return self
@@ -104,22 +115,16 @@ class ResultStore(StoreConnection):
         run_id = uuid.uuid4().hex
         now = self._clock()
         settings_json = json.dumps(dict(settings), sort_keys=True, default=str)
-        with self.transaction("create a run") as connection:
-            known_change = None if change is None else change_id(connection, change, now)
-            connection.execute(
-                insert(RUNS).values(
-                    id=run_id,
-                    change_id=known_change,
-                    project=project,
-                    trigger=trigger,
-                    settings_json=settings_json,
-                    snapshot_digest=snapshot_digest,
-                    state=RunState.PENDING,
-                    message="",
-                    total_tests=0,
-                    estimated_makespan_s=0.0,
-                    created_at=now,
-                )
+        with self._db.transaction("create a run") as connection:
+            runs.insert_run(
+                connection,
+                run_id,
+                project=project,
+                trigger=trigger,
+                settings_json=settings_json,
+                change=change,
+                snapshot_digest=snapshot_digest,
+                now=now,
             )
         return run_id
 
@@ -133,8 +138,8 @@ class ResultStore(StoreConnection):
     ) -> None:
         """Mark the run running with its plan: how many tests, in which shards."""
         now = self._clock()
-        with self.transaction("start a run") as connection:
-            self._update_run(
+        with self._db.transaction("start a run") as connection:
+            runs.update_run(
                 connection,
                 run_id,
                 {
@@ -145,20 +150,19 @@ class ResultStore(StoreConnection):
                     "heartbeat_at": now,
                 },
             )
-            _insert_shards(connection, run_id, shards)
+            runs.insert_shards(connection, run_id, shards)
 
     def add_shards(self, run_id: str, shards: Sequence[ShardRecord], *, total_tests: int) -> None:
         """Add shards to a running run (tests found after a speculative start)."""
-        with self.transaction("add shards") as connection:
-            self._update_run(connection, run_id, {"total_tests": total_tests})
-            _insert_shards(connection, run_id, shards)
+        with self._db.transaction("add shards") as connection:
+            runs.update_run(connection, run_id, {"total_tests": total_tests})
+            runs.insert_shards(connection, run_id, shards)
 
-    def heartbeat(self, run_id: str, *, at: float | None = None) -> None:
-        """Say the run's scheduler is alive (at ``at``, or now)."""
-        with self.transaction("record a heartbeat") as connection:
-            self._update_run(
-                connection, run_id, {"heartbeat_at": self._clock() if at is None else at}
-            )
+    def heartbeat(self, run_id: str) -> None:
+        """Say the run's scheduler is alive now."""
+        now = self._clock()
+        with self._db.transaction("record a heartbeat") as connection:
+            runs.update_run(connection, run_id, {"heartbeat_at": now})
 
     def shard_started(
         self,
@@ -169,39 +173,28 @@ class ResultStore(StoreConnection):
         started_at: float,
         machine: str | None = None,
     ) -> None:
-        """Record that ``worker`` (on ``machine``) began running the shard."""
-        with self.transaction("record a shard start") as connection:
-            self._update_shard(
-                connection,
-                run_id,
-                shard_id,
-                {
-                    "worker": worker,
-                    "machine": machine,
-                    "state": ShardState.RUNNING,
-                    "started_at": started_at,
-                },
-            )
+        """Record that ``worker`` (on ``machine``) began running the shard at ``started_at``
+        (the worker's time)."""
+        values = {
+            "worker": worker,
+            "machine": machine,
+            "state": ShardState.RUNNING,
+            "started_at": started_at,
+        }
+        with self._db.transaction("record a shard start") as connection:
+            runs.update_shard(connection, run_id, shard_id, values)
 
     def shard_finished(self, run_id: str, shard_id: int, *, finished_at: float) -> None:
-        """Record that the shard's worker reported its last test."""
-        with self.transaction("record a shard end") as connection:
-            self._update_shard(
-                connection,
-                run_id,
-                shard_id,
-                {"state": ShardState.FINISHED, "finished_at": finished_at},
-            )
+        """Record that the shard's worker reported its last test at ``finished_at``."""
+        values = {"state": ShardState.FINISHED, "finished_at": finished_at}
+        with self._db.transaction("record a shard end") as connection:
+            runs.update_shard(connection, run_id, shard_id, values)
 
     def shard_reissued(self, run_id: str, shard_id: int, *, lease: int) -> None:
         """Record that the shard's lease lapsed and its owed tests went out under ``lease``."""
-        with self.transaction("record a reissued shard") as connection:
-            self._update_shard(
-                connection,
-                run_id,
-                shard_id,
-                {"state": ShardState.LOST, "lease": lease, "worker": None, "machine": None},
-            )
+        values = {"state": ShardState.LOST, "lease": lease, "worker": None, "machine": None}
+        with self._db.transaction("record a reissued shard") as connection:
+            runs.update_shard(connection, run_id, shard_id, values)
 
     def finish_run(
         self,
@@ -212,42 +205,29 @@ class ResultStore(StoreConnection):
         state: RunState = RunState.FINISHED,
     ) -> None:
         """Record the run's verdict and end (``state`` ABANDONED for a run given up on)."""
-        with self.transaction("finish a run") as connection:
-            self._update_run(
-                connection,
-                run_id,
-                {
-                    "state": state,
-                    "verdict": verdict,
-                    "message": clip_text(message),
-                    "finished_at": self._clock(),
-                },
-            )
+        values = {
+            "state": state,
+            "verdict": verdict,
+            "message": clip_text(message),
+            "finished_at": self._clock(),
+        }
+        with self._db.transaction("finish a run") as connection:
+            runs.update_run(connection, run_id, values)
 
     def get_run(self, run_id: str) -> RunRecord:
         """The run as it is now. Raises UsageError for an unknown id."""
-        query = (
-            select(RUNS, *(CHANGES.c[name].label(f"change_{name}") for name in CHANGE_FIELDS))
-            .outerjoin(CHANGES, RUNS.c.change_id == CHANGES.c.id)
-            .where(RUNS.c.id == run_id)
-        )
-        with self.transaction("read a run") as connection:
-            row = connection.execute(query).first()
-        if row is None:
-            raise self._unknown_run(run_id)
-        return run_record(row)
+        with self._db.transaction("read a run") as connection:
+            return runs.read_run(connection, run_id)
 
     def get_shards(self, run_id: str) -> tuple[ShardView, ...]:
         """The run's shards by shard id; empty before the run started."""
-        query = select(SHARDS).where(SHARDS.c.run_id == run_id).order_by(SHARDS.c.shard_id)
-        with self.transaction("read shards") as connection:
-            return tuple(shard_view(row) for row in connection.execute(query))
+        with self._db.transaction("read shards") as connection:
+            return runs.read_shards(connection, run_id)
 
     def has_runs(self, project: str) -> bool:
         """Whether any run of ``project`` was ever recorded."""
-        query = select(RUNS.c.id).where(RUNS.c.project == project).limit(1)
-        with self.transaction("look for runs") as connection:
-            return connection.execute(query).first() is not None
+        with self._db.transaction("look for runs") as connection:
+            return runs.has_runs(connection, project)
 
     # -- attempts --------------------------------------------------------------------
 
@@ -255,67 +235,81 @@ class ResultStore(StoreConnection):
         """Store attempts, in one transaction; they may belong to several runs."""
         if not results:
             return
-        rows = [attempt_row(r) for r in results]
-        with self.transaction(f"record {len(rows)} results") as connection:
-            connection.execute(insert(ATTEMPTS), rows)
+        with self._db.transaction(f"record {len(results)} results") as connection:
+            runs.insert_attempts(connection, results)
 
     def final_results(self, run_id: str) -> dict[str, TestResult]:
         """Node id to its final result: the attempt with the highest number (ties:
         the one recorded last). Raises UsageError for an unknown run."""
-        query = select(ATTEMPTS).where(ATTEMPTS.c.run_id == run_id).order_by(ATTEMPTS.c.id)
-        final: dict[str, TestResult] = {}
-        with self.transaction("read results") as connection:
-            for row in connection.execute(query):
-                kept = final.get(row.node_id)
-                if kept is None or row.attempt >= kept.attempt:
-                    final[row.node_id] = test_result(row)
-            if not final and not self._run_exists(connection, run_id):
-                raise self._unknown_run(run_id)
-        return final
+        with self._db.transaction("read results") as connection:
+            return runs.final_results(connection, run_id)
+
+    # -- resuming a run whose scheduler died (see farm.store.recovery) --------------
+
+    def save_shard_tests(self, run_id: str, shard_tests: Mapping[int, Sequence[str]]) -> None:
+        """Keep each dispatched shard's node ids, by shard id, for a resume."""
+        if not shard_tests:
+            return
+        with self._db.transaction(f"save the tests of run {run_id}'s shards") as connection:
+            recovery.insert_shard_tests(connection, run_id, shard_tests)
+
+    def load_run_tests(self, run_id: str) -> dict[int, tuple[str, ...]]:
+        """Every saved shard's node ids, by shard id."""
+        with self._db.transaction(f"read run {run_id}'s shards") as connection:
+            return recovery.read_run_tests(connection, run_id)
+
+    def mark_abandoned(self, *, deadline_s: float) -> int:
+        """Mark running runs whose scheduler is silent for over ``deadline_s`` (by the
+        store's clock) abandoned; returns how many."""
+        now = self._clock()
+        with self._db.transaction("mark abandoned runs") as connection:
+            return recovery.abandon_silent_runs(connection, deadline_s=deadline_s, now=now)
+
+    def reopen_run(self, run_id: str) -> None:
+        """Make an abandoned run running again, under a new scheduler alive now."""
+        now = self._clock()
+        with self._db.transaction(f"reopen run {run_id}") as connection:
+            recovery.reopen(connection, run_id, now=now)
+
+    # -- the collection cache (see farm.store.collections) ---------------------------
+
+    def load_collection(self, key: str) -> Collection | None:
+        """The collection last saved under ``key`` (see
+        :func:`farm.store.collections.request_key`); None if none, or if damaged."""
+        with self._db.transaction("read the collection cache") as connection:
+            return collection_cache.read_collection(connection, key)
+
+    def save_collection(self, key: str, collection: Collection) -> None:
+        """Make ``collection`` the one cached under ``key``."""
+        now = self._clock()
+        with self._db.transaction("save the collection cache") as connection:
+            collection_cache.write_collection(connection, key, collection, now=now)
 
     # -- history ---------------------------------------------------------------------
 
     def update_history(self, project: str, results: Sequence[TestResult]) -> None:
         """Fold a run's attempts into the project's estimates (see history module)."""
-        with self.transaction("update history") as connection:
-            history_queries.update_history(
-                connection, project, results, alpha=self._alpha, now=self._clock()
-            )
+        now = self._clock()
+        with self._db.transaction("update history") as connection:
+            history_queries.update_history(connection, project, results, alpha=self._alpha, now=now)
 
     def history(self, project: str) -> History:
         """Every estimate the project has, for planning."""
-        with self.transaction("read history") as connection:
+        with self._db.transaction("read history") as connection:
             return history_queries.read_history(connection, project)
 
     def import_durations(self, project: str, durations: Mapping[str, float]) -> int:
         """Set estimates from a durations file; returns how many were set."""
-        with self.transaction("import durations") as connection:
-            return history_queries.import_durations(
-                connection, project, durations, now=self._clock()
-            )
+        now = self._clock()
+        with self._db.transaction("import durations") as connection:
+            return history_queries.import_durations(connection, project, durations, now=now)
 
     def export_durations(self, project: str) -> dict[str, float]:
         """Node id to estimated seconds, ready for a pytest-split durations file."""
-        with self.transaction("export durations") as connection:
+        with self._db.transaction("export durations") as connection:
             return history_queries.export_durations(connection, project)
 
 
 def _check_alpha(ewma_alpha: float) -> None:
     if not 0 < ewma_alpha <= 1:
         raise UsageError(f"EWMA alpha must be in (0, 1], not {ewma_alpha!r}")
-
-
-def _insert_shards(connection: Connection, run_id: str, shards: Sequence[ShardRecord]) -> None:
-    if shards:
-        rows = [
-            {
-                "run_id": run_id,
-                "shard_id": shard.shard_id,
-                "test_count": shard.test_count,
-                "estimate_s": shard.estimate_s,
-                "lease": 1,
-                "state": ShardState.PENDING,
-            }
-            for shard in shards
-        ]
-        connection.execute(insert(SHARDS), rows)

@@ -8,12 +8,23 @@ import pytest
 
 from farm.core.domain import RunState, Verdict
 from farm.store import ResultStore, ShardRecord
-from farm.store.recovery import load_run_tests, mark_abandoned, reopen_run, save_shard_tests
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @pytest.fixture
-def store(empty_db_url: str) -> Iterator[ResultStore]:
-    with ResultStore.open(empty_db_url) as opened:
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(empty_db_url: str, clock: Clock) -> Iterator[ResultStore]:
+    with ResultStore.open(empty_db_url, clock=clock) as opened:
         yield opened
 
 
@@ -29,22 +40,26 @@ def started_run(store: ResultStore) -> str:
 def test_shard_tests_round_trip_with_hostile_names(store: ResultStore) -> None:
     run_id = started_run(store)
     names = ("t.py::a[\x00<b>é]", "t.py::b[\ufffd\ue000]")
-    save_shard_tests(store, run_id, {0: names, 1: ("u.py::c",)})
-    assert load_run_tests(store, run_id) == {0: names, 1: ("u.py::c",)}
+    store.save_shard_tests(run_id, {0: names, 1: ("u.py::c",)})
+    assert store.load_run_tests(run_id) == {0: names, 1: ("u.py::c",)}
 
 
 def test_a_silent_scheduler_makes_its_run_abandoned_and_resume_reopens_it(
-    store: ResultStore,
+    store: ResultStore, clock: Clock
 ) -> None:
     silent, alive = started_run(store), started_run(store)
-    store.heartbeat(silent, at=1000.0)
-    store.heartbeat(alive, at=1050.0)
-    assert mark_abandoned(store, deadline_s=60, now=1100.0) == 1
+    clock.now = 1000.0
+    store.heartbeat(silent)
+    clock.now = 1050.0
+    store.heartbeat(alive)
+    clock.now = 1100.0
+    assert store.mark_abandoned(deadline_s=60) == 1
     run = store.get_run(silent)
     assert (run.state, run.verdict) == (RunState.ABANDONED, Verdict.ERROR)
     assert "no heartbeat for over 60s" in run.message
     assert store.get_run(alive).state is RunState.RUNNING
-    reopen_run(store, silent, now=1200.0)
+    clock.now = 1200.0
+    store.reopen_run(silent)
     again = store.get_run(silent)
     assert (again.state, again.verdict, again.heartbeat_at) == (RunState.RUNNING, None, 1200.0)
 
