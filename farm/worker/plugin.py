@@ -2,35 +2,24 @@
 
 It runs inside untrusted test code, so it knows nothing of Redis or the database:
 it writes one line per event to a file descriptor that the trusted runner
-(:mod:`farm.worker.runner`) reads and forwards. A line is a one-letter kind, then data:
+(:mod:`farm.worker.runner`) reads and forwards. :mod:`farm.worker.pipe` defines the
+lines; this plugin writes them in this order:
 
-- ``O`` + JSON list: the node ids this process will run, in order, once after
-  collection. Tests run and report in this order, so the runner knows which test
-  was running when a process dies without a line per test start.
-- ``R`` + index in that list + tab + the result, already in the wire format of
-  :func:`farm.core.messages.encode_event`, so the runner forwards it without re-encoding.
-  A test's line is written when the next test starts (or the run loop ends),
-  because pytest records a test's warnings only after its teardown report (see
+- ``K`` once the shard has arrived, under fd capture: pytest's capture files, which
+  the runner opens so that what a test printed survives a crash.
+- ``C`` for each module that fails to collect, then one ``M`` per module collected:
+  every test pytest kept from it, whether or not this shard runs it (a module that
+  skipped itself: its one entry), and how many ``-k``, ``-m`` or ``--deselect`` left out.
+- ``T`` if any test of the shard has a ``timeout`` marker, then ``O``, the order
+  the tests run and report in.
+- ``R`` per test, written when the next test starts (or the run loop ends), because
+  pytest records a test's warnings only after its teardown report (see
   :mod:`farm.worker.reports` for how its reports become one result). A collector that
   skipped itself (a module-level ``pytest.importorskip``) is a result of its own,
   named by the collector's node id: it heads the order and is reported at once.
-- ``C`` + JSON ``{"where", "longrepr"}`` for a module that failed to collect.
-- ``M`` + JSON ``{"module", "node_ids", "deselected"}``, once per module after
-  collection: every test pytest kept from that module, whether or not this shard
-  runs it (a module that skipped itself: its one entry), and how many ``-k``, ``-m``
-  or ``--deselect`` left out.
-- ``F`` + JSON exit status, when the session ends normally: a process that stops
-  without it died (a crash, a kill), and the test it was running is to blame.
-- ``T`` + JSON ``{index: seconds}``, once after collection, just before ``O``, if
-  any test of the order has a ``timeout`` marker (``@pytest.mark.timeout(N)`` or
-  ``timeout=N``): its own time limit (see :mod:`farm.worker.deadline`).
-- ``K`` + JSON ``{"stdout": fd, "stderr": fd}``, once the shard has arrived: the
-  descriptors of the files pytest captures output in (fd capture only), which the
-  runner opens through ``/proc`` so that what a test printed survives a crash.
-- ``P`` + JSON ``{"index", "output"}``, only when the runner asks by
-  :data:`~farm.worker.deadline.OUTPUT_SIGNAL` (the test is over its time limit): what
-  the test in flight (index in the order, -1 for none) printed so far, null if
-  output is not captured. The process then waits to be killed.
+- ``F`` when the session ends normally, after every other plugin's session-finish work.
+- ``P`` only when the runner asks by :data:`~farm.worker.deadline.OUTPUT_SIGNAL` (the
+  test is over its time limit); the process then waits to be killed.
 
 A faulthandler for :data:`~farm.worker.deadline.STACK_SIGNAL` writes every thread's
 stack to the process's original stderr (its log), for the runner to read.
@@ -53,17 +42,19 @@ import select
 import signal
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import pytest
 
-from farm.core.domain import module_of
+from farm.core.defaults import RESULT_LIMIT_BYTES
+from farm.core.domain import Outcome, TestResult, module_of
+from farm.worker import pipe
 from farm.worker.deadline import OUTPUT_SIGNAL, STACK_SIGNAL, marker_timeout_s, truncate
 from farm.worker.reports import WARNINGS_CATEGORY, TestReports, category_of, skip_outcome
 
-_LIMIT_BYTES = 64 * 1024
 _PARK_S = 60.0  # how long a test over its limit waits to be killed before it exits
 _PARKED_EXIT_CODE = 70
 
@@ -78,7 +69,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("farm")
     group.addoption("--farm-command-fd", type=int, default=None, help="fd naming the shard")
     group.addoption("--farm-report-fd", type=int, default=None, help="fd for result lines")
-    group.addoption("--farm-limit-bytes", type=int, default=_LIMIT_BYTES)
+    group.addoption("--farm-limit-bytes", type=int, default=RESULT_LIMIT_BYTES)
     group.addoption("--farm-idle-s", type=float, default=120.0)
 
 
@@ -160,8 +151,8 @@ class ShardReporter:
         self.fd = fd
         self.limit_bytes = limit_bytes
         self.tests: dict[str, TestReports] = {}  # tests under way
-        self.finished: tuple[str, dict[str, Any]] | None = None  # the last result, unsent
-        self.skipped_entries: dict[str, dict[str, Any]] = {}  # skipped collectors' results
+        self.finished: TestResult | None = None  # the last result, unsent
+        self.skipped_entries: dict[str, TestResult] = {}  # skipped collectors' results
         self.deselected: dict[str, int] = {}  # by module, before this shard's own choice
         self.last_module = ""
         self.item: pytest.Item | None = None  # the test in flight
@@ -169,9 +160,8 @@ class ShardReporter:
         self.writing = False
         self.output_wanted = False
 
-    def _emit(self, kind: str, data: object, prefix: str = "") -> None:
-        text = kind + prefix + json.dumps(data, separators=(",", ":")) + "\n"
-        line = text.encode("utf-8", "surrogateescape")
+    def _write(self, line: bytes) -> None:
+        """Write one line of :mod:`farm.worker.pipe` whole."""
         self.writing = True
         try:
             while line:
@@ -195,7 +185,7 @@ class ShardReporter:
         self.output_wanted = False
         item = self.item
         index = self.index.get(item.nodeid, -1) if item is not None else -1
-        self._emit("P", {"index": index, "output": self._output_so_far(item)})
+        self._write(pipe.encode_output(index, self._output_so_far(item)))
         _park()  # the runner kills the process on that line: the test must not go on
 
     def _output_so_far(self, item: pytest.Item | None) -> str | None:
@@ -234,7 +224,7 @@ class ShardReporter:
         here = Path(session.config.invocation_params.dir)
         fds = _capture_fds(session.config)
         if fds:
-            self._emit("K", fds)
+            self._write(pipe.encode_captures(fds))
         session.perform_collect([m for m in shard["modules"] if (here / m).exists()])
         return True
 
@@ -262,15 +252,15 @@ class ShardReporter:
         if dropped:
             config.hook.pytest_deselected(items=dropped)
         limits_s = {
-            str(self.index[item.nodeid]): seconds
+            self.index[item.nodeid]: seconds
             for item in chosen
             if (seconds := marker_timeout_s(item)) is not None
         }
         if limits_s:
-            self._emit("T", limits_s)
-        self._emit("O", [*entries, *(item.nodeid for item in chosen)])
+            self._write(pipe.encode_timeouts(limits_s))
+        self._write(pipe.encode_order([*entries, *(item.nodeid for item in chosen)]))
         for node_id in entries:
-            self._emit("R", self.skipped_entries[node_id], f"{self.index[node_id]}\t")
+            self._write(pipe.encode_result(self.index[node_id], self.skipped_entries[node_id]))
 
     def _report_modules(self, items: list[pytest.Item]) -> None:
         """One ``M`` line per module collected: what pytest kept of it, what ``-k``,
@@ -281,22 +271,21 @@ class ShardReporter:
         for item in items:
             by_module.setdefault(module_of(item.nodeid), []).append(item.nodeid)
         for module, node_ids in by_module.items():
-            found = {"module": module, "node_ids": node_ids}
-            self._emit("M", {**found, "deselected": self.deselected.get(module, 0)})
+            self._write(pipe.encode_module(module, node_ids, self.deselected.get(module, 0)))
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
             longrepr = truncate(str(report.longrepr), self.limit_bytes)
-            self._emit("C", {"where": report.nodeid, "longrepr": longrepr})
+            self._write(pipe.encode_collect_error(report.nodeid, longrepr))
         elif report.skipped:
             # pytest counts a module that skips itself as one skipped entry.
             outcome, reason = skip_outcome(report)
-            entry = self._wire(report.nodeid, outcome, reason, "", time.time(), {"skipped": 1})
+            entry = self._make(report.nodeid, outcome, reason, "", time.time(), {"skipped": 1})
             self.skipped_entries[report.nodeid] = entry
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        self._emit("F", int(exitstatus))
+        self._write(pipe.encode_finished(int(exitstatus)))
 
     # The test in flight and its phase, for the output of a test over its time limit.
     @pytest.hookimpl(tryfirst=True)
@@ -325,13 +314,15 @@ class ShardReporter:
             self._send_finished()
             # Sent when the next test starts or the session ends, not now: pytest
             # records a test's warnings only after its teardown report.
-            self.finished = (report.nodeid, self._result(report.nodeid, reports))
+            self.finished = self._result(report.nodeid, reports)
             del self.tests[report.nodeid]
 
     def pytest_warning_recorded(self, warning_message: object, when: str, nodeid: str) -> None:
-        if when == "runtest" and self.finished is not None and self.finished[0] == nodeid:
-            tally = self.finished[1]["tally"]
+        finished = self.finished
+        if when == "runtest" and finished is not None and finished.node_id == nodeid:
+            tally = dict(finished.tally)
             tally[WARNINGS_CATEGORY] = tally.get(WARNINGS_CATEGORY, 0) + 1
+            self.finished = replace(finished, tally=tuple(sorted(tally.items())))
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Iterator[None]:
@@ -339,12 +330,12 @@ class ShardReporter:
         self._send_finished()  # the last test's warnings are recorded by now
 
     def _send_finished(self) -> None:
-        if self.finished is not None:
-            node_id, result = self.finished
+        result = self.finished
+        if result is not None:
             self.finished = None
-            self._emit("R", result, f"{self.index.get(node_id, -1)}\t")
+            self._write(pipe.encode_result(self.index.get(result.node_id, -1), result))
 
-    def _result(self, node_id: str, reports: TestReports) -> dict[str, Any]:
+    def _result(self, node_id: str, reports: TestReports) -> TestResult:
         outcome, longrepr = reports.outcome()
         setup_s = reports.setup.duration if reports.setup else 0.0
         own_s = sum(r.duration for r in (*reports.calls[-1:], reports.teardown) if r)
@@ -357,7 +348,7 @@ class ShardReporter:
             self.last_module = module
         else:
             own_s += setup_s
-        return self._wire(
+        return self._make(
             node_id,
             outcome,
             longrepr,
@@ -368,7 +359,7 @@ class ShardReporter:
             module_setup_s=module_setup_s,
         )
 
-    def _wire(
+    def _make(
         self,
         node_id: str,
         outcome: str,
@@ -379,18 +370,22 @@ class ShardReporter:
         *,
         duration_s: float = 0.0,
         module_setup_s: float = 0.0,
-    ) -> dict[str, Any]:
-        """A result in the wire format of :func:`farm.core.messages.encode_event`."""
-        return {
-            "type": "result",
-            **self.stamp,
-            "node_id": node_id,
-            "outcome": outcome,
-            "duration_s": duration_s,
-            "module_setup_s": module_setup_s,
-            "longrepr": truncate(longrepr, self.limit_bytes),
-            "output": truncate(output, self.limit_bytes),
-            "started_at": started_at,
-            "finished_at": time.time(),
-            "tally": dict(tally),
-        }
+    ) -> TestResult:
+        """A result of this shard's, its texts truncated."""
+        stamp = self.stamp
+        return TestResult(
+            run_id=stamp["run_id"],
+            shard_id=stamp["shard_id"],
+            lease=stamp["lease"],
+            node_id=node_id,
+            outcome=Outcome(outcome),
+            duration_s=duration_s,
+            module_setup_s=module_setup_s,
+            worker=stamp["worker"],
+            attempt=stamp["attempt"],
+            longrepr=truncate(longrepr, self.limit_bytes),
+            output=truncate(output, self.limit_bytes),
+            started_at=started_at,
+            finished_at=time.time(),
+            tally=tuple(sorted(tally.items())),
+        )
