@@ -3,7 +3,11 @@
 The runner is trusted code in the worker; the pytest process it starts runs
 untrusted tests. The two talk through a pipe (see :mod:`farm.worker.plugin`); the test
 process's environment is scrubbed of farm's and Celery's variables, so test code
-does not see broker or database credentials.
+does not see broker or database credentials. The lines on that pipe are defined in
+:mod:`farm.worker.pipe`: a result arrives already encoded for the stream and is
+forwarded as is. A line of no known kind is ignored; a malformed line of a known
+kind raises :class:`~farm.worker.pipe.PipeError`, which ends the shard as a failure
+of the worker's (the scheduler hands it out again).
 
 If the pytest process dies in the middle of a test (``os._exit``, a segfault, the
 kernel's OOM killer), that test is reported ``crashed`` with what the process
@@ -23,11 +27,12 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from farm.core.domain import Outcome, TestResult, module_of
 from farm.core.messages import CollectFailed, ModuleCollected, ShardTask, encode_event
 from farm.core.pytest_command import pytest_command
+from farm.worker import pipe
 from farm.worker.deadline import OUTPUT_SIGNAL, STACK_SIGNAL, Overrun, Stopwatch, truncate
 from farm.worker.spawn import Launch, Spawner, TestProcess
 
@@ -50,8 +55,13 @@ class EventSink(Protocol):
 
 
 @dataclass
-class _Attempt:
-    """What one pytest process of a shard reported (see :mod:`farm.worker.plugin`)."""
+class _ProcessState:
+    """The runner's account of one pytest process of a shard: what it reported on the
+    pipe (see :mod:`farm.worker.plugin`), and the clock of the test it is running.
+
+    A shard may take several such processes: after a crash or a timeout, the rest of
+    its tests run in a fresh one.
+    """
 
     order: list[str] | None = None
     reported: set[str] = field(default_factory=set)
@@ -134,21 +144,21 @@ class ShardRunner:
         while remaining:
             if self.sink.cancelled():
                 return "run cancelled"
-            attempt, tail = self._run_process(remaining)
-            left = [n for n in remaining if n not in attempt.reported]
-            overrun, culprit = attempt.watch.overrun, attempt.in_flight
+            state, tail = self._run_process(remaining)
+            left = [n for n in remaining if n not in state.reported]
+            overrun, culprit = state.watch.overrun, state.in_flight
             if overrun is not None and overrun.node_id in left:
-                self._send_timeout(overrun, attempt.captured, tail)
+                self._send_timeout(overrun, state.captured, tail)
                 stopped = overrun.node_id
                 message = f"{stopped} timed out after {overrun.ran_s:.1f}s"
             elif culprit is not None and culprit in left:
-                output = truncate(attempt.captured or "", self.task.result_limit_bytes)
+                output = truncate(state.captured or "", self.task.result_limit_bytes)
                 self._send_synthetic(culprit, Outcome.CRASHED, self._crash_text(tail), output)
                 stopped = culprit
                 message = f"pytest died with code {self.last_exit_code} in {culprit}"
             else:
                 if left:
-                    reason = self._missing_text(attempt, tail)
+                    reason = self._missing_text(state, tail)
                     for node_id in left:
                         self._send_synthetic(node_id, Outcome.ERROR, reason)
                     message = f"{len(left)} test(s) not run: {reason.splitlines()[0]}"
@@ -183,7 +193,7 @@ class ShardRunner:
             command += ["-c", self.task.inifile]
         return command + list(self.task.pytest_args)
 
-    def _run_process(self, node_ids: list[str]) -> tuple[_Attempt, str]:
+    def _run_process(self, node_ids: list[str]) -> tuple[_ProcessState, str]:
         shard = self._shard(node_ids)
         task = self.task
         launch = Launch(self._command(), task.rootdir, self.extra_env, task.memory_limit_bytes)
@@ -192,7 +202,7 @@ class ShardRunner:
             test.discard()  # the spare died waiting: start one now
             test = self.spawner.start(launch)
             test.give(shard)
-        attempt = _Attempt(watch=Stopwatch(task.test_timeout_s))
+        state = _ProcessState(watch=Stopwatch(task.test_timeout_s))
         if self.keep_spare and self.spawner.spare is None:
             # Start the spare once this process has collected: starting both at once
             # would slow this shard's start by as much as the spare gains the next.
@@ -201,16 +211,16 @@ class ShardRunner:
                 if self.more_work():
                     self.spawner.prepare(task.run_id, launch)
 
-            attempt.on_collected = prepare
+            state.on_collected = prepare
         try:
-            self._pump(test, attempt)
+            self._pump(test, state)
         finally:
-            overrun = attempt.watch.overrun
-            if attempt.finished and attempt.exit_status is not None and overrun is None:
+            overrun = state.watch.overrun
+            if state.finished and state.exit_status is not None and overrun is None:
                 tail = test.tail(_TAIL_BYTES)
                 # The session is over and every result is in: let the process exit on
                 # its own (atexit hooks, coverage files) while the next shard starts.
-                self.last_exit_code = attempt.exit_status
+                self.last_exit_code = state.exit_status
                 self.spawner.retire(test)
             else:
                 test.kill()
@@ -222,11 +232,11 @@ class ShardRunner:
                     overrun.stack = test.tail(_STACK_BYTES, start=overrun.log_offset)
                 else:
                     tail = test.tail(_TAIL_BYTES)
-                attempt.captured = test.captured(limit_bytes)
+                state.captured = test.captured(limit_bytes)
                 test.discard()
-        return attempt, tail
+        return state, tail
 
-    def _pump(self, test: TestProcess, attempt: _Attempt) -> None:
+    def _pump(self, test: TestProcess, state: _ProcessState) -> None:
         """Forward events until the test process closes its end of the pipe.
 
         Results are sent at most ``_BATCH_S`` after their test finished; a suite of
@@ -241,8 +251,8 @@ class ShardRunner:
             selector.register(test.report_fd, selectors.EVENT_READ)
             while True:
                 now = self.clock()
-                wake_at = self._watch(test, attempt, now)
-                if attempt.watch.done(now):
+                wake_at = self._watch(test, state, now)
+                if state.watch.done(now):
                     break
                 timeout = _POLL_S if not pending else max(0.0, oldest + _BATCH_S - now)
                 if wake_at is not None:
@@ -260,11 +270,11 @@ class ShardRunner:
                     break
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
-                events = [e for e in (self._line(line, attempt, test) for line in lines) if e]
+                events = [e for e in (self._line(line, state, test) for line in lines) if e]
                 if events and not pending:
                     oldest = self.clock()
                 pending.extend(events)
-                if attempt.finished and attempt.watch.overrun is None:
+                if state.finished and state.watch.overrun is None:
                     break
                 if pending and self.clock() - oldest >= _BATCH_S:
                     self.sink.send(pending)
@@ -272,69 +282,60 @@ class ShardRunner:
         if pending:
             self.sink.send(pending)
 
-    def _watch(self, test: TestProcess, attempt: _Attempt, now: float) -> float | None:
+    def _watch(self, test: TestProcess, state: _ProcessState, now: float) -> float | None:
         """Start stopping the in-flight test once past its limit; when to look again."""
-        watch, index = attempt.watch, attempt.in_flight_index
+        watch, index = state.watch, state.in_flight_index
         deadline = watch.deadline(index)
         if watch.overrun is None and deadline is not None and now >= deadline:
-            assert index is not None and attempt.order is not None
-            watch.stop(attempt.order[index], index, now, test.log_size())
+            assert index is not None and state.order is not None
+            watch.stop(state.order[index], index, now, test.log_size())
             # Stack first, output second: see farm.worker.deadline for why this order holds.
             test.signal(STACK_SIGNAL)
             test.signal(OUTPUT_SIGNAL)
         return watch.wake_at(index)
 
-    def _line(self, line: bytes, attempt: _Attempt, test: TestProcess) -> bytes | None:
-        """Account for one line of the plugin; returns a result to forward, as is."""
-        kind, rest = line[:1], line[1:]
-        if kind == b"R":
-            index, payload = rest.split(b"\t", 1)
-            order = attempt.order or []
-            position = int(index)
-            overrun = attempt.watch.overrun
-            if overrun is not None and position == overrun.index:
-                return None  # it finished, but only after the runner stopped it
-            if 0 <= position < len(order):
-                attempt.reported.add(order[position])
-            attempt.watch.since = self.clock()  # the next test starts now
-            return payload
-        if kind == b"T":
-            attempt.watch.marker_s = {int(i): float(s) for i, s in json.loads(rest).items()}
-        elif kind == b"K":
-            test.keep_captures({str(k): int(v) for k, v in json.loads(rest).items()})
-        elif kind == b"P":
-            attempt.watch.answer(json.loads(rest))
-        elif kind == b"O":
-            attempt.order = json.loads(rest)
-            attempt.watch.since = self.clock()
-            if attempt.on_collected is not None:
-                attempt.on_collected()
-                attempt.on_collected = None
-        elif kind == b"F":
-            attempt.finished = True
-            attempt.exit_status = int(rest)
-        elif kind == b"M":
-            data: dict[str, Any] = json.loads(rest)
-            event = ModuleCollected(
-                self.task.run_id,
-                self.task.shard_id,
-                self.task.lease,
-                str(data["module"]),
-                tuple(data["node_ids"]),
-                int(data.get("deselected", 0)),
-            )
-            return encode_event(event).encode()
-        elif kind == b"C":
-            data = json.loads(rest)
-            attempt.collect_errors.append(f"{data['where']}:\n{data['longrepr']}")
-            failed = CollectFailed(
-                self.task.run_id,
-                self.task.shard_id,
-                self.task.lease,
-                str(data["where"]),
-                str(data["longrepr"]),
-            )
-            return encode_event(failed).encode()
+    def _line(self, raw: bytes, state: _ProcessState, test: TestProcess) -> bytes | None:
+        """Account for one line of the plugin; returns an event to forward, encoded."""
+        try:
+            line = pipe.decode_line(raw)
+        except pipe.UnknownKind:
+            return None  # not the plugin's: what test code wrote on the pipe is ignored
+        match line:
+            case pipe.ResultLine(position, payload):
+                overrun = state.watch.overrun
+                if overrun is not None and position == overrun.index:
+                    return None  # it finished, but only after the runner stopped it
+                order = state.order or []
+                if 0 <= position < len(order):
+                    state.reported.add(order[position])
+                state.watch.since = self.clock()  # the next test starts now
+                return payload  # already in the stream's wire format
+            case pipe.OrderLine(node_ids):
+                state.order = node_ids
+                state.watch.since = self.clock()
+                if state.on_collected is not None:
+                    state.on_collected()
+                    state.on_collected = None
+            case pipe.FinishedLine(exit_status):
+                state.finished = True
+                state.exit_status = exit_status
+            case pipe.TimeoutsLine(limits_s):
+                state.watch.marker_s = limits_s
+            case pipe.CapturesLine(fds):
+                test.keep_captures(fds)
+            case pipe.OutputLine(index, output):
+                state.watch.answer({"index": index, "output": output})
+            case pipe.ModuleLine(module, node_ids, deselected):
+                task = self.task
+                collected = ModuleCollected(
+                    task.run_id, task.shard_id, task.lease, module, tuple(node_ids), deselected
+                )
+                return encode_event(collected).encode()
+            case pipe.CollectErrorLine(where, longrepr):
+                state.collect_errors.append(f"{where}:\n{longrepr}")
+                task = self.task
+                failed = CollectFailed(task.run_id, task.shard_id, task.lease, where, longrepr)
+                return encode_event(failed).encode()
         return None
 
     def _send_synthetic(
@@ -371,9 +372,9 @@ class ShardRunner:
         how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
         return f"the test process {how} during this test; its last output:\n{tail}"
 
-    def _missing_text(self, attempt: _Attempt, tail: str) -> str:
-        if attempt.collect_errors:
-            return "collection failed on the worker:\n" + "\n".join(attempt.collect_errors)
+    def _missing_text(self, state: _ProcessState, tail: str) -> str:
+        if state.collect_errors:
+            return "collection failed on the worker:\n" + "\n".join(state.collect_errors)
         return (
             f"pytest on the worker did not run this test (exit code {self.last_exit_code}); "
             f"its last output:\n{tail}"
