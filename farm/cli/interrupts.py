@@ -3,7 +3,7 @@
 A CI job's timeout sends SIGTERM, a closed terminal SIGHUP. Within
 :func:`interrupt_on_signals` they and SIGINT raise :class:`SignalInterrupt` in the
 main thread: a KeyboardInterrupt, which the run handles as Ctrl-C (``_finish`` in
-:mod:`farm.run.driver`), so the run is recorded as interrupted and what it started is
+:mod:`farm.run.conduct`), so the run is recorded as interrupted and what it started is
 stopped on the way out. The command then ends with :func:`interrupted`, one line
 naming the signal and exit code 2.
 """

@@ -125,7 +125,8 @@ def _run(
             env=worker_env,
         ) as (url, local):
             # Imported only now: the local workers boot meanwhile.
-            from farm.run.driver import RunRequest, execute
+            from farm.run.request import RunRequest
+            from farm.run.start import execute
 
             if resume_id:
                 from farm.run.resume import resume
@@ -135,7 +136,7 @@ def _run(
                 request = RunRequest(paths, pytest_args(), Path.cwd(), env, rev)
                 outcome = execute(settings, request, url=url, local=local)
     except CollectionError as e:
-        from farm.run.ledger import collection_failed
+        from farm.run.records import collection_failed
 
         failed = collection_failed(e, workers=settings.workers, started_at=started_at)
         _report(failed, {}, junit_xml, json_path)
@@ -188,8 +189,7 @@ def plan(
 ) -> None:
     """Print the shard plan for PATHS (or --tests/--durations) without running it."""
     from farm.report.history_io import read_history_file
-    from farm.scheduler.estimate import estimate
-    from farm.scheduler.plan import make_plan
+    from farm.run.planner import Planner
     from farm.scheduler.test_ids import load_test_ids
 
     settings = settings_from(**flags)
@@ -209,13 +209,13 @@ def plan(
         click.echo(project_line(project), err=True)
         with ResultStore.open(settings.database_url_or_default) as store:
             history = store.history(project)
-    the_plan = make_plan(
-        node_ids,
-        estimate(node_ids, history),
-        settings.workers,
-        settings.strategy,
+    planner = Planner(
+        history,
+        workers=settings.workers,
+        strategy=settings.strategy,
         shard_overhead_s=settings.shard_overhead_s,
     )
+    the_plan = planner.plan(node_ids)
     if as_json:
         click.echo(json.dumps(the_plan.to_json()))
         return

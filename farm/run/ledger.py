@@ -1,152 +1,126 @@
-"""What a run hands out and writes down: its shard tasks, the records the store keeps
-of its shards and settings, and the summary it reports at the end.
+"""The ledger of a run: every write about its life in the results store.
 
-Pure functions of the run's settings, request, collection and published code: the
-driver in :mod:`farm.run.driver` decides when, these say what.
+A run is created (or reopened, to resume it), started with its first shards, given
+more shards as it learns of more tests, kept alive by heartbeats, and finished
+with its verdict and the history its results update. Nothing else in a run
+writes these rows, so the order of a run's life is read in one place. Results
+themselves are written by the session as they arrive (:mod:`farm.scheduler.session`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import time
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
-from farm.core.domain import Collection, Outcome, RunSummary, ShardTimeline, TestResult, Verdict
-from farm.core.errors import CollectionError
+from farm.core.domain import RunState, ShardTimeline, TestResult, Verdict
 from farm.core.messages import ShardTask
-from farm.core.settings import Settings
-from farm.run.publish import CodeRef, relative_to_code
-from farm.scheduler.plan import Plan
+from farm.run.planner import Shards
+from farm.run.records import shard_records, shard_timeline
 from farm.store import ShardRecord, ShardView
 
-if TYPE_CHECKING:
-    from farm.run.driver import RunRequest
+
+class RunRows(Protocol):
+    """The part of the results store a ledger writes to."""
+
+    def create_run(
+        self,
+        *,
+        project: str,
+        trigger: str,
+        settings: Mapping[str, object],
+        snapshot_digest: str | None = None,
+    ) -> str: ...
+
+    def start_run(
+        self,
+        run_id: str,
+        *,
+        total_tests: int,
+        estimated_makespan_s: float,
+        shards: Sequence[ShardRecord],
+    ) -> None: ...
+
+    def add_shards(
+        self, run_id: str, shards: Sequence[ShardRecord], *, total_tests: int
+    ) -> None: ...
+
+    def save_shard_tests(self, run_id: str, shard_tests: Mapping[int, Sequence[str]]) -> None: ...
+
+    def reopen_run(self, run_id: str) -> None: ...
+
+    def heartbeat(self, run_id: str) -> None: ...
+
+    def finish_run(
+        self, run_id: str, *, verdict: Verdict, message: str = "", state: RunState = ...
+    ) -> None: ...
+
+    def update_history(self, project: str, results: Sequence[TestResult]) -> None: ...
+
+    def get_shards(self, run_id: str) -> tuple[ShardView, ...]: ...
 
 
-def shard_tasks(
-    settings: Settings,
-    run_id: str,
-    pytest_args: tuple[str, ...],
-    collection: Collection,
-    code: CodeRef | None,
-    plan: Plan,
-    *,
-    first_id: int,
-) -> list[ShardTask]:
-    """One task per shard of ``plan``, numbered from ``first_id``."""
-    template = ShardTask(
-        run_id=run_id,
-        shard_id=0,
-        lease=1,
-        rootdir=collection.rootdir,
-        node_ids=(),
-        pytest_args=pytest_args,
-        inifile=collection.inifile,
-        result_limit_bytes=settings.result_limit_bytes,
-        heartbeat_s=settings.heartbeat_s,
-        test_timeout_s=settings.test_timeout_s,
-        memory_limit_bytes=settings.test_memory_limit_bytes,
-    )
-    if code is not None:
-        # Workers elsewhere: paths relative to the snapshot, and how to get it.
-        template = dataclasses.replace(
-            template,
-            rootdir=relative_to_code(code, collection.rootdir, "rootdir") or ".",
-            inifile=relative_to_code(code, collection.inifile, "ini file"),
-            snapshot=code.digest,
-            artifacts=code.location,
-            snapshot_max_bytes=settings.snapshot_max_bytes,
-            setup_command=settings.setup_command,
-            setup_files=settings.setup_files if settings.setup_command else (),
+class RunLedger:
+    """The store's record of run ``run_id`` of ``project``."""
+
+    def __init__(self, store: RunRows, run_id: str, project: str) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.project = project
+
+    @classmethod
+    def create(
+        cls,
+        store: RunRows,
+        *,
+        project: str,
+        settings: Mapping[str, object],
+        snapshot_digest: str | None = None,
+    ) -> RunLedger:
+        """A new run, recorded as asked for from the command line."""
+        run_id = store.create_run(
+            project=project, trigger="cli", settings=settings, snapshot_digest=snapshot_digest
         )
-    return [
-        dataclasses.replace(template, shard_id=shard_id, node_ids=shard.node_ids)
-        for shard_id, shard in enumerate(plan.shards, start=first_id)
-    ]
+        return cls(store, run_id, project)
 
+    @classmethod
+    def reopen(cls, store: RunRows, run_id: str, project: str) -> RunLedger:
+        """An abandoned run, running again under a new scheduler."""
+        store.reopen_run(run_id)
+        return cls(store, run_id, project)
 
-def shard_records(plan: Plan, tasks: Sequence[ShardTask]) -> list[ShardRecord]:
-    """The store's record of each task's shard: its id, size and estimate."""
-    return [
-        ShardRecord(task.shard_id, len(task.node_ids), shard.estimate_s)
-        for task, shard in zip(tasks, plan.shards, strict=True)
-    ]
-
-
-def settings_record(
-    settings: Settings,
-    request: RunRequest,
-    collection: Collection | None,
-    code: CodeRef | None,
-) -> dict[str, object]:
-    """What the store keeps of a run's settings: no URLs, so no credentials; with
-    what ``--resume`` needs to dispatch its shards again."""
-    return {
-        "cwd": str(request.cwd),
-        "rootdir": collection.rootdir if collection else None,
-        "inifile": collection.inifile if collection else None,
-        "code_root": str(code.local_root) if code else None,
-        "artifacts": code.location if code else None,
-        "rev": request.rev,
-        "snapshot": code.digest if code else None,
-        "snapshot_bytes": code.size_bytes if code else None,
-        "uploaded_bytes": code.uploaded_bytes if code else None,
-        "paths": list(request.paths),
-        "pytest_args": list(request.pytest_args),
-        "workers": settings.workers,
-        "strategy": settings.strategy,
-        "embedded_broker": settings.broker_url is None,
-        "pid": os.getpid(),
-    }
-
-
-def collection_failed(error: CollectionError, *, workers: int, started_at: float) -> RunSummary:
-    """The summary of a run whose collection failed: one error per module that did
-    not collect, as pytest counts and reports them, and nothing run."""
-    now = time.time()
-    results = tuple(
-        TestResult(
-            run_id="",
-            shard_id=-1,
-            lease=0,
-            node_id=where,
-            outcome=Outcome.ERROR,
-            duration_s=0.0,
-            longrepr=longrepr,
-            started_at=now,
-            finished_at=now,
-            tally=(("error", 1),),
+    def start(self, shards: Shards, *, total_tests: int) -> None:
+        """The run's first shards are about to go out."""
+        self.store.start_run(
+            self.run_id,
+            total_tests=total_tests,
+            estimated_makespan_s=shards.plan.estimated_makespan_s,
+            shards=shard_records(shards.plan, shards.tasks),
         )
-        for where, longrepr in error.failed
-    )
-    return RunSummary(
-        run_id="",
-        verdict=Verdict.ERROR,
-        collected=0,
-        results=results,
-        missing=(),
-        makespan_s=now - started_at,
-        estimated_makespan_s=0.0,
-        workers=workers,
-        message=f"collection failed: {error}",
-        started_at=started_at,
-        finished_at=now,
-        collection_errors=max(len(results), 1),
-    )
+        self._save_tests(shards.tasks)
 
-
-def shard_timeline(shards: Iterable[ShardView]) -> tuple[ShardTimeline, ...]:
-    """Who ran each shard and when, for the reports; blanks where the store has none."""
-    return tuple(
-        ShardTimeline(
-            s.shard_id,
-            s.test_count,
-            s.worker or "",
-            s.machine or "",
-            s.started_at or 0.0,
-            s.finished_at or 0.0,
+    def add(self, shards: Shards, *, total_tests: int) -> None:
+        """More shards of a run under way; the run now holds ``total_tests``."""
+        self.store.add_shards(
+            self.run_id, shard_records(shards.plan, shards.tasks), total_tests=total_tests
         )
-        for s in shards
-    )
+        self._save_tests(shards.tasks)
+
+    def heartbeat(self) -> None:
+        """The run's scheduler is alive."""
+        self.store.heartbeat(self.run_id)
+
+    def finish(self, verdict: Verdict, message: str, state: RunState = RunState.FINISHED) -> None:
+        """The run is over with ``verdict``."""
+        self.store.finish_run(self.run_id, verdict=verdict, message=message, state=state)
+
+    def learn(self, results: Sequence[TestResult]) -> None:
+        """Fold a finished run's final results into its project's history."""
+        self.store.update_history(self.project, results)
+
+    def timeline(self) -> tuple[ShardTimeline, ...]:
+        """Who ran each shard and when."""
+        return shard_timeline(self.store.get_shards(self.run_id))
+
+    def _save_tests(self, tasks: Sequence[ShardTask]) -> None:
+        # What a resumed run must dispatch again if this scheduler dies.
+        self.store.save_shard_tests(self.run_id, {t.shard_id: t.node_ids for t in tasks})

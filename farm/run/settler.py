@@ -4,6 +4,10 @@ The loop steps the run's session (results keep flowing in and being stored) whil
 three things happen beside it, in the pool's threads: discovery of the test files,
 a direct collection of the modules no worker will report on, and the workers'
 own reports of what they collected. See :mod:`farm.scheduler.settle` for the rules.
+
+The settler asks the run it settles for three things only (:class:`SettleHost`):
+the result of a collection (a failed one ends the run), shards for tests the
+guess lacked, and the end of the run when a worker could not collect a module.
 """
 
 from __future__ import annotations
@@ -12,35 +16,50 @@ import dataclasses
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn, Protocol
 
 from farm.core.domain import Collection, Verdict, module_of
 from farm.core.errors import CollectionError
 from farm.core.messages import CollectFailed
+from farm.run.request import RunRequest
 from farm.scheduler.collect import collect, discover
 from farm.scheduler.session import RunSession
 from farm.scheduler.settle import Settlement
 
-if TYPE_CHECKING:
-    from farm.run.driver import RunDriver
+
+class SettleHost(Protocol):
+    """What a settler needs of the run it settles."""
+
+    def collected(self, collecting: Future[Collection]) -> Collection:
+        """The collection ``collecting`` made; if it failed, the run ends and this raises."""
+        ...
+
+    def dispatch_more(self, node_ids: Sequence[str], where: Collection) -> None:
+        """Plan and dispatch ``node_ids``, tests of ``where`` no shard holds yet."""
+        ...
+
+    def end(self, verdict: Verdict, message: str) -> None:
+        """End the run now with ``verdict``."""
+        ...
 
 
-class Verifier:
-    """Drives one warm run until its collection is settled."""
+class Settler:
+    """Steps one warm run's session until its collection is settled."""
 
     def __init__(
         self,
-        driver: RunDriver,
+        host: SettleHost,
+        request: RunRequest,
         session: RunSession,
         guess: Collection,
         pool: ThreadPoolExecutor,
     ) -> None:
-        self.driver = driver
+        self.host = host
+        self.request = request
         self.session = session
         self.guess = guess
         self.pool = pool
         self.settlement = Settlement(guess.node_ids)
-        request = driver.request
         self.discovering: Future[Collection] | None = pool.submit(
             discover, request.paths, request.pytest_args, cwd=request.cwd, env=request.env
         )
@@ -62,7 +81,7 @@ class Verifier:
                 else:
                     self._learn(event.module, event.node_ids, event.deselected)
             if self.discovering is not None and self.discovering.done():
-                found = self.driver.collected(self.discovering)
+                found = self.host.collected(self.discovering)
                 self.discovering = None
                 if (found.rootdir, found.inifile) != (self.guess.rootdir, self.guess.inifile):
                     return self._start_over()
@@ -77,7 +96,6 @@ class Verifier:
                 self._collect_directly(self.settlement.waiting())
         collected = self.settlement.collected()
         self.session.settle(collected)
-        self.driver.progress.total = len(collected)
         return Collection(
             self.guess.rootdir,
             self.guess.inifile,
@@ -92,13 +110,13 @@ class Verifier:
     def _learn(self, module: str, node_ids: Sequence[str], deselected: int = 0) -> None:
         extra = self.settlement.learn(module, node_ids, deselected)
         if extra:
-            self.driver.dispatch_more(self.session, extra, self.guess)
+            self.host.dispatch_more(extra, self.guess)
 
     def _collect_directly(self, modules: list[str]) -> None:
         if not modules:
             return
         rootdir = self.guess.rootdir
-        args = [*self.driver.request.pytest_args, "--rootdir", rootdir]
+        args = [*self.request.pytest_args, "--rootdir", rootdir]
         if self.guess.inifile:
             args += ["-c", self.guess.inifile]
         self.asked = modules
@@ -107,7 +125,7 @@ class Verifier:
             modules,
             args,
             cwd=Path(rootdir),
-            env=self.driver.request.env,
+            env=self.request.env,
             # Files with no test left (none written, or all deselected) owe nothing;
             # that is no end of the run, which still owes what its shards run.
             require_tests=False,
@@ -116,7 +134,7 @@ class Verifier:
     def _learn_collected(self) -> None:
         collecting, self.collecting = self.collecting, None
         assert collecting is not None
-        collection = self.driver.collected(collecting)
+        collection = self.host.collected(collecting)
         found = collection.node_ids
         self.direct_deselected += collection.deselected
         by_module: dict[str, list[str]] = {module: [] for module in self.asked}
@@ -132,20 +150,19 @@ class Verifier:
             f"{event.where}:\n{event.longrepr}",
             ((event.where, event.longrepr),),
         )
-        self.driver.abandon(Verdict.ERROR, str(error))
+        self.host.end(Verdict.ERROR, str(error))
         raise error
 
     def _start_over(self) -> Collection:
         """The rootdir moved: the guess names other tests. Collect and plan everything."""
         self.session.tracker.drop_shards(list(self.session.tracker.shards))
-        request = self.driver.request
+        request = self.request
         future = self.pool.submit(
             collect, request.paths, request.pytest_args, cwd=request.cwd, env=request.env
         )
         while not future.done():
             self.session.step()
-        collection = self.driver.collected(future)
-        self.driver.dispatch_more(self.session, collection.node_ids, collection)
+        collection = self.host.collected(future)
+        self.host.dispatch_more(collection.node_ids, collection)
         self.session.settle(collection.node_ids)
-        self.driver.progress.total = len(collection.node_ids)
         return collection

@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from farm.core.defaults import RUN_HEARTBEAT_S
 from farm.core.errors import FarmError, WorkerLost
 from farm.core.keys import Keys
 from farm.core.settings import Settings
 from farm.run.embedded import LocalWorkers
 from farm.run.publish import CodeRef, republish
-from farm.store import ResultStore
 from farm.worker.registry import WorkerRegistry
 
 if TYPE_CHECKING:
@@ -38,44 +38,49 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_EVERY_S = 5.0
-
 
 class Supervision:
-    """The liveness checks and recovery hooks of one run."""
+    """The liveness checks and recovery hooks of run ``run_id``.
+
+    ``heartbeat`` records in the store that the run's scheduler is alive; the
+    session to watch is given by :meth:`watch` once it exists (it is built with
+    this object's hooks)."""
 
     def __init__(
         self,
         settings: Settings,
         *,
+        run_id: str,
+        code: CodeRef | None,
         client: redis.Redis,
-        store: ResultStore,
+        heartbeat: Callable[[], None],
         local: LocalWorkers | None,
         clock: Callable[[], float],
     ) -> None:
         self.settings = settings
+        self.run_id = run_id
+        self.code = code
         self.client = client
-        self.store = store
+        self.heartbeat = heartbeat
         self.local = local
         self.clock = clock
         self.keys = Keys(settings.key_prefix)
-        self.run_id = ""
-        self.code: CodeRef | None = None
         self.session: RunSession | None = None
         self.begun_at = clock()
         self._beat_at = float("-inf")
 
-    def begin(self, run_id: str, session: RunSession, code: CodeRef | None) -> None:
-        self.run_id, self.session, self.code = run_id, session, code
+    def watch(self, session: RunSession) -> None:
+        """Check ``session``'s progress from now on."""
+        self.session = session
         self.begun_at = self.clock()
 
     def liveness(self) -> None:
         now = self.clock()
         # Often enough that a live run is never taken for an abandoned one.
-        if now - self._beat_at >= min(HEARTBEAT_EVERY_S, self.settings.run_deadline_s / 4):
+        if now - self._beat_at >= min(RUN_HEARTBEAT_S, self.settings.run_deadline_s / 4):
             self._beat_at = now
             with contextlib.suppress(FarmError):  # the database's outage is the store's to report
-                self.store.heartbeat(self.run_id)
+                self.heartbeat()
         if self.local is not None:
             self.local.check_alive()
         session = self.session
@@ -128,6 +133,9 @@ class Supervision:
             republish(self.code, settings=self.settings, client=self.client)
 
     def end(self) -> None:
-        """The run is over: workers skip its shards if Celery redelivers one later."""
+        """The run is over: its workers stop its shards, and skip any Celery redelivers.
+
+        The one place a run is cancelled; Redis may be away, and then the keys'
+        TTL and the leases' fencing keep late results out."""
         with contextlib.suppress(redis.RedisError):
             self.client.set(self.keys.cancel(self.run_id), "1", ex=self.settings.run_ttl_s)

@@ -23,7 +23,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -106,7 +106,7 @@ class RunSession:
         store: ResultSink,
         sender: Sender,
         progress: ProgressView,
-        estimates_s: dict[str, float],
+        estimates_s: Mapping[str, float],
         settled: bool = True,
         max_failures: int = 0,
         recovery: Recovery = Recovery(),

@@ -13,16 +13,12 @@ import hashlib
 import json
 import zlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Table, delete, insert, select
 
 from farm.core.domain import Collection, PytestOptions
 from farm.store.models import CollectionCache
 from farm.store.rows import pack_node_ids, unpack_node_ids
-
-if TYPE_CHECKING:
-    from farm.store.store import ResultStore
 
 CACHE: Table = CollectionCache.__table__  # type: ignore[assignment]
 
@@ -75,13 +71,3 @@ def write_collection(
             facts=_facts(collection),
         )
     )
-
-
-# kept for farm/run until it calls ResultStore's method
-def load_collection(store: ResultStore, key: str) -> Collection | None:
-    return store.load_collection(key)
-
-
-# kept for farm/run until it calls ResultStore's method
-def save_collection(store: ResultStore, key: str, collection: Collection) -> None:
-    store.save_collection(key, collection)

@@ -14,7 +14,6 @@ caller's transaction and the store clock's ``now`` where it needs the time.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Table, and_, insert, or_, select, update
 
@@ -22,9 +21,6 @@ from farm.core.domain import RunState, Verdict
 from farm.store.connection import UnknownRun
 from farm.store.models import ShardTests
 from farm.store.rows import RUNS, pack_node_ids, unpack_node_ids
-
-if TYPE_CHECKING:
-    from farm.store.store import ResultStore
 
 SHARD_TESTS: Table = ShardTests.__table__  # type: ignore[assignment]
 
@@ -86,23 +82,3 @@ def reopen(connection: Connection, run_id: str, *, now: float) -> None:
     done = connection.execute(update(RUNS).where(RUNS.c.id == run_id).values(**values))
     if done.rowcount == 0:
         raise UnknownRun(run_id)
-
-
-# kept for farm/run until it calls ResultStore's method
-def save_shard_tests(store: ResultStore, run_id: str, shards: Mapping[int, Sequence[str]]) -> None:
-    store.save_shard_tests(run_id, shards)
-
-
-# kept for farm/run until it calls ResultStore's method
-def load_run_tests(store: ResultStore, run_id: str) -> dict[int, tuple[str, ...]]:
-    return store.load_run_tests(run_id)
-
-
-# kept for farm/run until it calls ResultStore's method
-def mark_abandoned(store: ResultStore, *, deadline_s: float) -> int:
-    return store.mark_abandoned(deadline_s=deadline_s)
-
-
-# kept for farm/run until it calls ResultStore's method
-def reopen_run(store: ResultStore, run_id: str) -> None:
-    store.reopen_run(run_id)

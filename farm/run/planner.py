@@ -1,0 +1,79 @@
+"""The planner of a run: estimates from history, a plan per batch of tests, shard ids.
+
+One run plans more than once: its first tests, tests a warm run's guess lacked,
+the tests a resumed run still owes. The planner keeps what those plans share: the
+history they estimate from, every estimate made (the report compares durations
+with them), and the next free shard id, so shards planned later never reuse an id.
+``farm plan`` uses the same planner without making tasks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from farm.core.domain import History
+from farm.core.messages import ShardTask
+from farm.scheduler.estimate import estimate
+from farm.scheduler.plan import Plan, make_plan
+
+
+@dataclass(frozen=True)
+class Shards:
+    """A plan, and one task per shard of it, numbered."""
+
+    plan: Plan
+    tasks: tuple[ShardTask, ...]
+
+
+class Planner:
+    """Plans batches of tests for ``workers`` with the named strategy."""
+
+    def __init__(
+        self,
+        history: History,
+        *,
+        workers: int,
+        strategy: str,
+        shard_overhead_s: float,
+        first_shard_id: int = 0,
+    ) -> None:
+        self.history = history
+        self.workers = workers
+        self.strategy = strategy
+        self.shard_overhead_s = shard_overhead_s
+        self._next_shard_id = first_shard_id
+        self._estimates_s: dict[str, float] = {}
+
+    @property
+    def estimates_s(self) -> Mapping[str, float]:
+        """Every test's estimate so far, in seconds (a live view)."""
+        return self._estimates_s
+
+    def plan(self, node_ids: Sequence[str]) -> Plan:
+        """Estimate and shard ``node_ids`` (collection order)."""
+        estimates = estimate(node_ids, self.history)
+        self._estimates_s.update(estimates.test_s)
+        return make_plan(
+            node_ids,
+            estimates,
+            self.workers,
+            self.strategy,
+            shard_overhead_s=self.shard_overhead_s,
+        )
+
+    def shards(self, node_ids: Sequence[str], template: ShardTask) -> Shards:
+        """Plan ``node_ids`` and make their tasks (see :meth:`tasks`)."""
+        return self.tasks(self.plan(node_ids), template)
+
+    def tasks(self, plan: Plan, template: ShardTask) -> Shards:
+        """A task of each shard of ``plan``, made from ``template``, with shard ids no
+        earlier shard of the run had."""
+        first = self._next_shard_id
+        self._next_shard_id += len(plan.shards)
+        tasks = tuple(
+            dataclasses.replace(template, shard_id=shard_id, node_ids=shard.node_ids)
+            for shard_id, shard in enumerate(plan.shards, start=first)
+        )
+        return Shards(plan, tasks)

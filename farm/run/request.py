@@ -1,0 +1,28 @@
+"""What a run is asked for, and what it gives back."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from farm.core.domain import RunSummary
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What the user asked for: paths and pytest options as given, where, with what env."""
+
+    paths: tuple[str, ...]
+    pytest_args: tuple[str, ...]
+    cwd: Path
+    env: Mapping[str, str]
+    rev: str | None = None  # test this commit of the cwd's git repository, not the disk
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A finished run: its summary and the estimates the report compares against."""
+
+    summary: RunSummary
+    estimates_s: dict[str, float]
