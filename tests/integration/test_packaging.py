@@ -69,8 +69,13 @@ def build_requirements_met() -> bool:
             return False
         if not requirement.specifier.contains(installed, prereleases=True):
             return False
+    if not build_system.get("build-backend", "").startswith("setuptools"):
+        return True
     # setuptools makes wheels itself from 70.1 on; before, with the wheel package.
-    setuptools = Version(importlib.metadata.version("setuptools"))
+    try:
+        setuptools = Version(importlib.metadata.version("setuptools"))
+    except importlib.metadata.PackageNotFoundError:
+        return False
     return setuptools >= Version("70.1") or importlib.util.find_spec("wheel") is not None
 
 
