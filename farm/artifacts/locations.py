@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from farm.artifacts.base import ArtifactError, ArtifactStore
+from farm.core import defaults
 from farm.core.errors import SettingsError
 from farm.core.urls import mask_url
 
@@ -61,8 +62,8 @@ def open_artifacts(
     location: str,
     *,
     redis_client: redis.Redis | None = None,
-    key_prefix: str = "farm:",
-    ttl_s: int = 24 * 3600,
+    key_prefix: str = defaults.KEY_PREFIX,
+    ttl_s: int = defaults.RUN_TTL_S,
 ) -> ArtifactStore:
     """The store at ``location``; ArtifactError if it cannot be opened.
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from farm.core import defaults
 from farm.core.errors import InfrastructureError, UsageError
 
 _CHUNK = 1 << 20
@@ -64,7 +65,7 @@ class _HashingWriter(io.RawIOBase):
 
 
 def pack(
-    root: Path, out_dir: Path, *, rev: str | None = None, state_dir_name: str = ".farm"
+    root: Path, out_dir: Path, *, rev: str | None = None, state_dir_name: str = defaults.STATE_DIR
 ) -> Snapshot:
     """Pack ``root`` (the working tree, or commit ``rev`` of its git repository)."""
     root = root.resolve()

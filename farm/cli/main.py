@@ -24,6 +24,7 @@ import click
 from farm.cli.history import history
 from farm.cli.interrupts import SignalInterrupt, interrupt_on_signals, interrupted
 from farm.cli.options import WORKERS, common_options, pytest_args, settings_from
+from farm.core import defaults
 from farm.core.domain import ExitCode, History, RunSummary, Verdict
 from farm.core.errors import CollectionError, FarmError, SettingsError
 from farm.core.settings import Settings
@@ -57,7 +58,7 @@ def _in_writable_folder(
 @click.argument("paths", nargs=-1)
 @click.option("-n", "--workers", type=WORKERS, help="Local worker processes [CPU count].")
 @click.option("--broker", "broker_url", help="Redis URL of an existing farm (no embedded Redis).")
-@click.option("--strategy", help="Sharding strategy [lpt].")
+@click.option("--strategy", help=f"Sharding strategy [{defaults.STRATEGY}].")
 @click.option("--rev", help="Test this git commit (packed from the repository), not the disk.")
 @click.option(
     "--snapshot",
@@ -168,7 +169,7 @@ def _report(
 @cli.command()
 @click.argument("paths", nargs=-1)
 @click.option("-n", "--workers", type=WORKERS, help="Workers to plan for [CPU count].")
-@click.option("--strategy", help="Sharding strategy [lpt].")
+@click.option("--strategy", help=f"Sharding strategy [{defaults.STRATEGY}].")
 @click.option(
     "--tests", "tests_file", type=click.Path(dir_okay=False), help="Node ids, one a line."
 )
@@ -233,8 +234,8 @@ def plan(
 @cli.command()
 @click.option("--broker", "broker_url", help="Redis URL of the farm [FARM_BROKER_URL].")
 @click.option("-c", "--concurrency", type=WORKERS, help="Shards run at once [CPU count].")
-@click.option("--queue", help="Queue to consume [farm].")
-@click.option("--key-prefix", help="Prefix of every Redis key [farm:].")
+@click.option("--queue", help=f"Queue to consume [{defaults.QUEUE}].")
+@click.option("--key-prefix", help=f"Prefix of every Redis key [{defaults.KEY_PREFIX}].")
 @click.option("--name", help="Worker name in results and `farm workers` [host name].")
 @click.option("--cache", "cache_dir", help="Folder for snapshots and environments [~/.cache/farm].")
 @click.option("--local", is_flag=True, hidden=True)
@@ -295,7 +296,7 @@ def worker(concurrency: int | None, name: str | None, local: bool, **flags: Any)
 
 @cli.command()
 @click.option("--broker", "broker_url", help="Redis URL of the farm [FARM_BROKER_URL].")
-@click.option("--key-prefix", help="Prefix of every Redis key [farm:].")
+@click.option("--key-prefix", help=f"Prefix of every Redis key [{defaults.KEY_PREFIX}].")
 @click.option("--all", "show_all", is_flag=True, help="Also list workers not seen lately.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
 def workers(show_all: bool, as_json: bool, **flags: Any) -> None:

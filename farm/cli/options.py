@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from farm.core import defaults
 from farm.core.settings import Settings, load_settings
 
 WORKERS = click.IntRange(min=1)
@@ -27,9 +28,9 @@ def common_options(func: Any) -> Any:
     func = click.option("--db", "database_url", help="SQLAlchemy URL of the results database.")(
         func
     )
-    func = click.option("--state-dir", help="Folder for the embedded Redis and SQLite [.farm].")(
-        func
-    )
+    func = click.option(
+        "--state-dir", help=f"Folder for the embedded Redis and SQLite [{defaults.STATE_DIR}]."
+    )(func)
     func = click.option("--project", help="History namespace [name of pytest's rootdir].")(func)
     return func
 

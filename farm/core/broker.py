@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import redis
 
+from farm.core import defaults
 from farm.core.errors import BrokerUnavailable, SettingsError
 from farm.core.urls import mask_url
 
@@ -41,7 +42,7 @@ def redis_py_url(url: str) -> str:
     return url
 
 
-def connect(url: str, *, timeout_s: float = 5.0) -> redis.Redis:
+def connect(url: str, *, timeout_s: float = defaults.BROKER_TIMEOUT_S) -> redis.Redis:
     """A redis-py client that has answered a PING, or :class:`BrokerUnavailable`."""
     client: redis.Redis = redis.Redis.from_url(
         redis_py_url(url),

@@ -11,6 +11,7 @@ from __future__ import annotations
 KEY_PREFIX = "farm:"  # every Redis key farm writes starts with it (Celery's queues too)
 QUEUE = "farm"  # the Celery queue shards go on
 RUN_TTL_S = 24 * 3600  # every Redis key of a run expires after this
+STATE_DIR = ".farm"  # the submitter's folder for the embedded Redis and SQLite, never packed
 
 # Planning.
 STRATEGY = "lpt"
@@ -21,6 +22,7 @@ EWMA_ALPHA = 0.3  # weight of the newest duration in a test's history
 RESULT_LIMIT_BYTES = 64 * 1024  # per traceback and per captured output
 TEST_TIMEOUT_S = 900.0  # per test, unless its timeout marker says otherwise
 TEST_MEMORY_LIMIT_BYTES = 0  # address space of a test process; 0 is no limit
+SPARE_IDLE_S = 120.0  # a spare test process nobody gives a shard exits after this
 
 # Liveness: how often things say they are alive, and how long silence is tolerated.
 HEARTBEAT_S = 5.0  # a worker's heartbeat per running shard
@@ -30,7 +32,7 @@ RUN_DEADLINE_S = 60.0  # a run whose scheduler is silent this long is abandoned
 WORKER_ANNOUNCE_S = 5.0  # a worker's entry in the registry is refreshed this often
 WORKER_SEEN_S = 30.0  # registry entries older than this are not live workers
 STALL_TIMEOUT_S = 120.0  # no event and no live worker this long ends the run
-REDIS_OUTAGE_S = 120.0  # how long the scheduler and workers wait for Redis to come back
+REDIS_OUTAGE_S = 120.0  # how long the scheduler waits for Redis to come back
 WORKER_START_TIMEOUT_S = 60.0  # a run no worker takes in this long ends
 BROKER_TIMEOUT_S = 5.0  # the broker must answer a PING within this
 MAX_REISSUES = 3  # a shard handed out this many times more ends with error results

@@ -33,13 +33,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
+from farm.core import defaults
 from farm.core.domain import Outcome, Tally, TestResult
 from farm.core.errors import FarmError
 
 T = TypeVar("T")
 
 TASK_NAME = "farm.run_shard"
-SNAPSHOT_MAX_BYTES = 1 << 30  # unpacked size a worker accepts unless told otherwise
 
 
 class MessageError(FarmError):
@@ -68,15 +68,15 @@ class ShardTask:
     node_ids: tuple[str, ...]
     pytest_args: tuple[str, ...] = ()
     inifile: str = ""
-    result_limit_bytes: int = 64 * 1024
+    result_limit_bytes: int = defaults.RESULT_LIMIT_BYTES
     snapshot: str = ""
     artifacts: str = ""
-    snapshot_max_bytes: int = SNAPSHOT_MAX_BYTES
+    snapshot_max_bytes: int = defaults.SNAPSHOT_MAX_BYTES
     setup_command: str = ""
     setup_files: tuple[str, ...] = ()
-    heartbeat_s: float = 5.0
-    test_timeout_s: float = 900.0
-    memory_limit_bytes: int = 0
+    heartbeat_s: float = defaults.HEARTBEAT_S
+    test_timeout_s: float = defaults.TEST_TIMEOUT_S
+    memory_limit_bytes: int = defaults.TEST_MEMORY_LIMIT_BYTES
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -101,12 +101,16 @@ class ShardTask:
                 result_limit_bytes=_int(data, "result_limit_bytes"),
                 snapshot=_optional(data, "snapshot", _str, ""),
                 artifacts=_optional(data, "artifacts", _str, ""),
-                snapshot_max_bytes=_optional(data, "snapshot_max_bytes", _int, SNAPSHOT_MAX_BYTES),
+                snapshot_max_bytes=_optional(
+                    data, "snapshot_max_bytes", _int, defaults.SNAPSHOT_MAX_BYTES
+                ),
                 setup_command=_optional(data, "setup_command", _str, ""),
                 setup_files=tuple(_optional(data, "setup_files", _str_list, [])),
-                heartbeat_s=_optional(data, "heartbeat_s", _float, 5.0),
-                test_timeout_s=_optional(data, "test_timeout_s", _float, 900.0),
-                memory_limit_bytes=_optional(data, "memory_limit_bytes", _int, 0),
+                heartbeat_s=_optional(data, "heartbeat_s", _float, defaults.HEARTBEAT_S),
+                test_timeout_s=_optional(data, "test_timeout_s", _float, defaults.TEST_TIMEOUT_S),
+                memory_limit_bytes=_optional(
+                    data, "memory_limit_bytes", _int, defaults.TEST_MEMORY_LIMIT_BYTES
+                ),
             )
         except KeyError as e:
             raise MessageError(f"shard task lacks field {e}") from None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from farm.core import defaults
 from farm.core.errors import SettingsError
 
 if sys.version_info >= (3, 11):
@@ -54,37 +55,37 @@ class Settings:
 
     broker_url: str | None = None  # Redis URL; None starts an embedded redis-server
     database_url: str | None = None  # SQLAlchemy URL; None is a SQLite file in state_dir
-    state_dir: Path = Path(".farm")
+    state_dir: Path = Path(defaults.STATE_DIR)
     workers: int = dataclasses.field(default_factory=_default_workers)
-    strategy: str = "lpt"
+    strategy: str = defaults.STRATEGY
     project: str = ""  # history namespace; "" names it by farm.core.project's rule
-    queue: str = "farm"
-    key_prefix: str = "farm:"
-    run_ttl_s: int = 24 * 3600  # every Redis key of a run expires after this
-    broker_timeout_s: float = 5.0
-    result_limit_bytes: int = 64 * 1024  # per traceback and per captured output
-    progress_interval_s: float = 5.0  # plain progress lines when not on a terminal
-    worker_start_timeout_s: float = 60.0
-    shard_overhead_s: float = 0.3  # what starting a test process for a shard costs
+    queue: str = defaults.QUEUE
+    key_prefix: str = defaults.KEY_PREFIX
+    run_ttl_s: int = defaults.RUN_TTL_S  # every Redis key of a run expires after this
+    broker_timeout_s: float = defaults.BROKER_TIMEOUT_S
+    result_limit_bytes: int = defaults.RESULT_LIMIT_BYTES  # per traceback and captured output
+    progress_interval_s: float = defaults.PROGRESS_INTERVAL_S  # when not on a terminal
+    worker_start_timeout_s: float = defaults.WORKER_START_TIMEOUT_S
+    shard_overhead_s: float = defaults.SHARD_OVERHEAD_S  # starting a shard's test process
     # Code snapshots: "auto" packs the tree only for workers elsewhere (with --broker).
     snapshot: str = "auto"
     artifacts: str = "redis"  # where snapshots go: redis, a directory, s3://bucket/prefix
-    snapshot_max_bytes: int = 1 << 30  # unpacked size a worker accepts
+    snapshot_max_bytes: int = defaults.SNAPSHOT_MAX_BYTES  # unpacked size a worker accepts
     setup_command: str = ""  # builds the tests' environment on workers; "" uses the worker's
     setup_files: tuple[str, ...] = DEFAULT_SETUP_FILES
-    setup_timeout_s: float = 1800.0
+    setup_timeout_s: float = defaults.SETUP_TIMEOUT_S
     cache_dir: Path = dataclasses.field(default_factory=_default_cache_dir)  # worker's cache
-    cache_max_bytes: int = 10 << 30  # unpacked snapshots a worker keeps
+    cache_max_bytes: int = defaults.CACHE_MAX_BYTES  # unpacked snapshots a worker keeps
     # Nothing lost: a running shard's lease is renewed by its worker's heartbeat; a
     # shard whose lease lapses goes back to the queue for another worker.
-    lease_s: float = 30.0
-    heartbeat_s: float = 5.0
-    test_timeout_s: float = 900.0  # per test, unless its timeout marker says otherwise
-    test_memory_limit_bytes: int = 0  # address space of a test process; 0 is no limit
-    stall_timeout_s: float = 120.0  # no event and no live worker this long ends the run
-    worker_max_failures: int = 3  # shards in a row a worker may fail before it stops
-    run_deadline_s: float = 60.0  # a run whose scheduler is silent this long is abandoned
-    redis_outage_s: float = 120.0  # how long the scheduler waits for Redis to come back
+    lease_s: float = defaults.LEASE_S
+    heartbeat_s: float = defaults.HEARTBEAT_S
+    test_timeout_s: float = defaults.TEST_TIMEOUT_S  # per test, unless its marker says otherwise
+    test_memory_limit_bytes: int = defaults.TEST_MEMORY_LIMIT_BYTES  # 0 is no limit
+    stall_timeout_s: float = defaults.STALL_TIMEOUT_S  # no event and no live worker: run ends
+    worker_max_failures: int = defaults.WORKER_MAX_FAILURES  # own failures in a row: it stops
+    run_deadline_s: float = defaults.RUN_DEADLINE_S  # a silent scheduler's run is abandoned
+    redis_outage_s: float = defaults.REDIS_OUTAGE_S  # the scheduler waits this long for Redis
 
     def snapshots_on(self, *, rev: str | None = None) -> bool:
         """Whether a run packs its code: always for a revision, by default only for a

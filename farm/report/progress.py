@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from typing import TextIO
 
+from farm.core import defaults
 from farm.core.domain import Outcome, TestResult
 
 _CLEAR_TO_END = "\x1b[K"
@@ -44,7 +45,7 @@ class Progress:
         workers: int,
         is_tty: bool,
         *,
-        interval_s: float = 5.0,
+        interval_s: float = defaults.PROGRESS_INTERVAL_S,
         width: int = 80,
         started_at: float | None = None,
     ) -> None:

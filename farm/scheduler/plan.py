@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from farm.core import defaults
 from farm.core.errors import PlanError
 from farm.scheduler.estimate import Estimates
 from farm.scheduler.simulate import list_schedule_makespan_s, lower_bound_s
-from farm.scheduler.strategies import DEFAULT_STRATEGY, get_strategy
-from farm.scheduler.strategies.base import SHARD_OVERHEAD_S
+from farm.scheduler.strategies import get_strategy
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Plan:
     total_s: float
     lower_bound_s: float
     estimated_makespan_s: float
-    shard_overhead_s: float = SHARD_OVERHEAD_S
+    shard_overhead_s: float = defaults.SHARD_OVERHEAD_S
 
     @property
     def tests(self) -> int:
@@ -74,9 +74,9 @@ def make_plan(
     node_ids: Sequence[str],
     estimates: Estimates,
     workers: int,
-    strategy_name: str = DEFAULT_STRATEGY,
+    strategy_name: str = defaults.STRATEGY,
     *,
-    shard_overhead_s: float = SHARD_OVERHEAD_S,
+    shard_overhead_s: float = defaults.SHARD_OVERHEAD_S,
 ) -> Plan:
     """Shard ``node_ids`` (collection order) for ``workers`` with the named strategy.
 

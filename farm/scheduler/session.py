@@ -30,6 +30,7 @@ from typing import Protocol
 import redis
 from kombu.exceptions import OperationalError
 
+from farm.core import defaults
 from farm.core.domain import TestResult
 from farm.core.errors import BrokerUnavailable, InfrastructureError, WorkerLost
 from farm.core.messages import (
@@ -77,12 +78,12 @@ class Sender(Protocol):
 class Recovery:
     """How a session recovers what workers and the broker lose."""
 
-    lease_s: float = 30.0
-    max_reissues: int = 3
-    redis_outage_s: float = 120.0
+    lease_s: float = defaults.LEASE_S
+    max_reissues: int = defaults.MAX_REISSUES
+    redis_outage_s: float = defaults.REDIS_OUTAGE_S
     server_check_s: float = 1.0  # how often to ask Redis whether it is still the same server
-    test_timeout_s: float = 900.0  # the run's per-test limit, for the watchdog's bound
-    worker_start_s: float = 60.0  # how long a shard may wait for a worker, likewise
+    test_timeout_s: float = defaults.TEST_TIMEOUT_S  # the run's per-test limit, for the watchdog
+    worker_start_s: float = defaults.WORKER_START_TIMEOUT_S  # a shard's wait for a worker, too
 
     @property
     def watchdog(self) -> WatchdogLimits:

@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from farm.core import defaults
+
 # A test's history may be far off (a new machine, a slower change): three times its
 # estimate before the watchdog suspects it, where that exceeds the time limit.
 _ESTIMATE_MARGIN = 3.0
@@ -31,11 +33,11 @@ _ESTIMATE_MARGIN = 3.0
 class WatchdogLimits:
     """The settings the bound is made of; see the module's docstring."""
 
-    test_timeout_s: float = 900.0
-    lease_s: float = 30.0
-    max_reissues: int = 3
-    redis_outage_s: float = 120.0
-    worker_start_s: float = 60.0
+    test_timeout_s: float = defaults.TEST_TIMEOUT_S
+    lease_s: float = defaults.LEASE_S
+    max_reissues: int = defaults.MAX_REISSUES
+    redis_outage_s: float = defaults.REDIS_OUTAGE_S
+    worker_start_s: float = defaults.WORKER_START_TIMEOUT_S
 
     def bound_s(self, longest_owed_s: float) -> float:
         """How long a run may go without a finished test, owing a test of that estimate."""

@@ -27,13 +27,14 @@ from typing import Any
 import redis
 from celery import Celery, signals
 
+from farm.core import defaults
 from farm.core.broker import celery_config, redis_py_url
 from farm.core.keys import Keys
 from farm.core.lifeline import TESTS_TMPDIR_ENV
 from farm.core.logs import event
 from farm.core.messages import TASK_NAME, ShardTask
 from farm.worker.job import Breaker, Slot, run_job
-from farm.worker.registry import ANNOUNCE_INTERVAL_S, WorkerInfo, WorkerRegistry
+from farm.worker.registry import WorkerInfo, WorkerRegistry
 from farm.worker.runner import scrubbed_env
 from farm.worker.spawn import Spawner
 from farm.worker.workspace import WorkspaceConfig, Workspaces
@@ -49,10 +50,10 @@ class WorkerConfig:
     workspace: WorkspaceConfig
     name: str = socket.gethostname()
     concurrency: int = 1
-    queue: str = "farm"
-    key_prefix: str = "farm:"
-    run_ttl_s: int = 24 * 3600
-    max_failures: int = 3  # shards in a row a slot may fail for its own reasons
+    queue: str = defaults.QUEUE
+    key_prefix: str = defaults.KEY_PREFIX
+    run_ttl_s: int = defaults.RUN_TTL_S
+    max_failures: int = defaults.WORKER_MAX_FAILURES  # own failures in a row, per slot
 
 
 def _stop_worker() -> None:
@@ -130,7 +131,7 @@ def _announce_while_running(config: WorkerConfig, host: str) -> None:
                 registry.announce(info)
             except redis.RedisError as e:
                 event(log, "registry.unreachable", level=logging.WARNING, error=str(e))
-            if stop.wait(ANNOUNCE_INTERVAL_S):
+            if stop.wait(defaults.WORKER_ANNOUNCE_S):
                 break
         with contextlib.suppress(redis.RedisError):  # else the entry goes stale by itself
             registry.forget(config.name)

@@ -1,10 +1,11 @@
 """Who is on the farm: each ``farm worker`` announces itself in Redis.
 
 A worker writes its :class:`WorkerInfo` into the ``{p}workers`` hash when it
-starts and again every ``announce_interval_s``; it removes it when it stops
-cleanly. A worker killed outright leaves its entry behind, so readers count a
-worker as live only if it was seen within ``stale_after_s``. The scheduler uses
-the registry to tell a user why nothing runs, ``farm workers`` to list the farm.
+starts and again every ``WORKER_ANNOUNCE_S`` (:mod:`farm.core.defaults`); it
+removes it when it stops cleanly. A worker killed outright leaves its entry
+behind, so readers count a worker as live only if it was seen within
+``stale_after_s``. The scheduler uses the registry to tell a user why nothing
+runs, ``farm workers`` to list the farm.
 """
 
 from __future__ import annotations
@@ -17,10 +18,8 @@ from typing import Any
 
 import redis
 
+from farm.core import defaults
 from farm.core.keys import Keys
-
-ANNOUNCE_INTERVAL_S = 5.0
-STALE_AFTER_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ class WorkerRegistry:
         client: redis.Redis,
         keys: Keys,
         *,
-        stale_after_s: float = STALE_AFTER_S,
+        stale_after_s: float = defaults.WORKER_SEEN_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client

@@ -32,6 +32,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from farm.core import defaults
+
 
 @dataclass
 class TestProcess:
@@ -173,7 +175,7 @@ class Spawner:
         self,
         *,
         env: Mapping[str, str],
-        idle_s: float = 120.0,
+        idle_s: float = defaults.SPARE_IDLE_S,
         exit_grace_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

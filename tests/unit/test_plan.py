@@ -6,11 +6,11 @@ import json
 
 import pytest
 
+from farm.core.defaults import SHARD_OVERHEAD_S
 from farm.core.errors import PlanError
 from farm.scheduler.estimate import Estimates
 from farm.scheduler.plan import Plan, make_plan
 from farm.scheduler.simulate import list_schedule_makespan_s
-from farm.scheduler.strategies.base import SHARD_OVERHEAD_S
 
 
 def estimates(test_s: dict[str, float], setup_s: dict[str, float] | None = None) -> Estimates:

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from farm.core import defaults
 from farm.core.errors import PlanError
-from farm.scheduler.strategies.base import SHARD_OVERHEAD_S, Strategy
+from farm.scheduler.strategies.base import Strategy
 from farm.scheduler.strategies.lpt import LongestFirst
 from farm.scheduler.strategies.modules import WholeModules
 from farm.scheduler.strategies.round_robin import RoundRobin
-
-DEFAULT_STRATEGY = "lpt"
 
 # Factories, so that every plan gets its own instance and no strategy is a global.
 # Each takes the per-shard start-up cost; strategies that do not size shards ignore it.
@@ -29,7 +28,7 @@ def strategy_names() -> tuple[str, ...]:
     return tuple(sorted(_FACTORIES))
 
 
-def get_strategy(name: str, *, shard_overhead_s: float = SHARD_OVERHEAD_S) -> Strategy:
+def get_strategy(name: str, *, shard_overhead_s: float = defaults.SHARD_OVERHEAD_S) -> Strategy:
     """The strategy called ``name``, tuned for ``shard_overhead_s``; PlanError if unknown."""
     factory = _FACTORIES.get(name)
     if factory is None:
@@ -38,4 +37,4 @@ def get_strategy(name: str, *, shard_overhead_s: float = SHARD_OVERHEAD_S) -> St
     return factory(shard_overhead_s)
 
 
-__all__ = ["DEFAULT_STRATEGY", "SHARD_OVERHEAD_S", "Strategy", "get_strategy", "strategy_names"]
+__all__ = ["Strategy", "get_strategy", "strategy_names"]

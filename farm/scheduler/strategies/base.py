@@ -18,10 +18,6 @@ from typing import Protocol
 from farm.core.domain import module_of
 from farm.scheduler.estimate import Estimates, with_modules
 
-#: Seconds one shard pays before its first test runs: a pytest process starting,
-#: importing plugins and collecting the shard's modules. Plans charge it per shard.
-SHARD_OVERHEAD_S = 0.3
-
 
 class Strategy(Protocol):
     """A sharding policy; ``name`` is how users pick it (``--strategy NAME``)."""

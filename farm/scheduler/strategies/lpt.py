@@ -43,8 +43,9 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import ClassVar
 
+from farm.core import defaults
 from farm.scheduler.estimate import Estimates
-from farm.scheduler.strategies.base import SHARD_OVERHEAD_S, group_by_module
+from farm.scheduler.strategies.base import group_by_module
 
 # A *piece*: (rank of its module in collection order, module, some of its node ids in
 # collection order). A *chunk*: (estimated seconds, the runs of pieces it holds).
@@ -76,7 +77,7 @@ class LongestFirst:
     snap_fraction: float = 0.25
     probe_factor: float = 3.0
     probe_max_fraction: float = 0.25
-    shard_overhead_s: float = SHARD_OVERHEAD_S
+    shard_overhead_s: float = defaults.SHARD_OVERHEAD_S
 
     def shard(self, node_ids: Sequence[str], estimates: Estimates, workers: int) -> list[list[str]]:
         if not node_ids:
