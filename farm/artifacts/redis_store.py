@@ -8,6 +8,7 @@ uploader leaves nothing for long), then publishes it with RENAMENX in one script
 so readers see a whole snapshot or none and a second uploader of the same digest
 simply discards its copy. The snapshot expires ``ttl_s`` after its last upload,
 ``has`` or fetch: a snapshot a later run reuses must not expire during that run.
+Both keys are built by :class:`farm.core.keys.Keys`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from farm.artifacts.base import (
     one_line,
     read_verified,
 )
+from farm.core.keys import Keys
 
 # Chunks sent per pipelined round trip: bounds the uploader's memory to about 8 MiB.
 _CHUNKS_PER_BATCH = 8
@@ -65,12 +67,12 @@ class RedisArtifacts(ChunkedStore):
         if ttl_s <= 0:
             raise ArtifactError(f"artifact store redis: ttl_s must be positive, got {ttl_s}")
         self.client = client
-        self.key_prefix = key_prefix
+        self.keys = Keys(key_prefix)
         self.ttl_s = ttl_s
         self._publish = client.register_script(_PUBLISH)
 
     def key(self, digest: str) -> str:
-        return f"{self.key_prefix}snapshot:{check_digest(digest, self.location)}"
+        return self.keys.snapshot(check_digest(digest, self.location))
 
     def has(self, digest: str) -> bool:
         key = self.key(digest)
@@ -85,7 +87,7 @@ class RedisArtifacts(ChunkedStore):
         key = self.key(digest)
         if self.has(digest):
             return 0
-        tmp = f"{key}:upload:{uuid.uuid4().hex}"
+        tmp = self.keys.upload(digest, uuid.uuid4().hex)
         size = 0
         count = 0
         try:

@@ -103,7 +103,7 @@ def make_app(config: WorkerConfig) -> Celery:
                 spawner=Spawner(env=env),
                 workspaces=Workspaces(config.workspace, client=client, base_env=env),
                 breaker=Breaker(config.max_failures),
-                queue_key=config.key_prefix + config.queue,  # kombu's list, under its prefix
+                queue_key=keys.queue(config.queue),
                 run_ttl_s=config.run_ttl_s,
                 stop_worker=_stop_worker,
             )

@@ -145,7 +145,7 @@ def _end(
 
 def _claim(task: ShardTask, slot: Slot) -> bool:
     """Whether this is the first slot to run the shard under its lease."""
-    key = slot.keys.lease(task.run_id, task.shard_id) + f":claimed:{task.lease}"
+    key = slot.keys.claim(task.run_id, task.shard_id, task.lease)
     return bool(slot.client.set(key, slot.name, nx=True, ex=slot.run_ttl_s))
 
 
