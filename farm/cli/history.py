@@ -52,12 +52,12 @@ def history_export(file: str, paths: tuple[str, ...], **flags: Any) -> None:
 
     It is the history of the project a run of PATHS from here uses.
     """
-    from farm.core.project import project_for
+    from farm.core.project import project_name, pytest_rootdir
     from farm.report.history_io import write_test_durations
     from farm.store import ResultStore
 
     settings = settings_from(**flags)
-    project = project_for(settings.project, paths, Path.cwd())
+    project = project_name(settings.project, pytest_rootdir(paths, Path.cwd()))
     with ResultStore.open(settings.database_url_or_default) as store:
         durations = store.export_durations(project)
     write_test_durations(Path(file), durations)

@@ -24,18 +24,17 @@ from farm.core.errors import UsageError
 
 
 def project_name(configured: str, rootdir: Path) -> str:
-    """The project of a suite whose pytest rootdir is ``rootdir``."""
+    """The project of a suite whose pytest rootdir is ``rootdir``.
+
+    The rule itself, written only here: every command names its project by calling
+    this with the rootdir it collected, or the one :func:`pytest_rootdir` finds.
+    """
     return configured or rootdir.name or str(rootdir)
 
 
 def project_line(name: str) -> str:
     """What a command prints on stderr to say whose history it uses."""
     return f"farm: project {name}"
-
-
-def project_for(configured: str, paths: Sequence[str], cwd: Path) -> str:
-    """The project of the suite under ``paths`` (node ids allowed) seen from ``cwd``."""
-    return project_name(configured, pytest_rootdir(paths, cwd))
 
 
 def pytest_rootdir(paths: Sequence[str], cwd: Path) -> Path:

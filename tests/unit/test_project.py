@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from farm.core.errors import UsageError
-from farm.core.project import names_files_under, project_for, project_name, pytest_rootdir
+from farm.core.project import names_files_under, project_name, pytest_rootdir
 
 
 @pytest.fixture
@@ -48,9 +48,9 @@ def test_a_config_file_in_the_suite_makes_it_the_rootdir(top: Path, name: str, t
     (top / "suite" / name).write_text(text)
     assert pytest_rootdir(["suite"], top) == top / "suite"
     assert pytest_rootdir(["suite/test_a.py::test_x"], top) == top / "suite"
-    assert project_for("", ["suite"], top) == "suite"
+    assert project_name("", pytest_rootdir(["suite"], top)) == "suite"
     # With no paths, the working folder is what pytest would run.
-    assert project_for("", [], top) == "top"
+    assert project_name("", pytest_rootdir([], top)) == "top"
 
 
 @pytest.mark.parametrize(("name", "text"), [("tox.ini", "[tox]\n"), ("setup.cfg", "[metadata]\n")])
@@ -58,14 +58,14 @@ def test_a_config_file_without_a_pytest_section_does_not_count(
     top: Path, name: str, text: str
 ) -> None:
     (top.parent / name).write_text(text)
-    assert project_for("", ["suite"], top) == "top"
-    assert project_for("", [], top) == "top"
+    assert project_name("", pytest_rootdir(["suite"], top)) == "top"
+    assert project_name("", pytest_rootdir([], top)) == "top"
 
 
 def test_a_config_file_above_the_paths_is_found(top: Path) -> None:
     (top / "pytest.ini").write_text("[pytest]\n")
     assert pytest_rootdir(["suite"], top / "suite") == top
-    assert project_for("", [], top / "suite") == "top"
+    assert project_name("", pytest_rootdir([], top / "suite")) == "top"
 
 
 def test_paths_that_do_not_exist_are_ignored_as_pytest_does(top: Path) -> None:
