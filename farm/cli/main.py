@@ -236,7 +236,7 @@ def plan(
 @click.option("-c", "--concurrency", type=WORKERS, help="Shards run at once [CPU count].")
 @click.option("--queue", help=f"Queue to consume [{defaults.QUEUE}].")
 @click.option("--key-prefix", help=f"Prefix of every Redis key [{defaults.KEY_PREFIX}].")
-@click.option("--name", help="Worker name in results and `farm workers` [host name].")
+@click.option("--name", help="Worker name in results and `farm workers` [machine's name].")
 @click.option("--cache", "cache_dir", help="Folder for snapshots and environments [~/.cache/farm].")
 @click.option("--local", is_flag=True, hidden=True)
 def worker(concurrency: int | None, name: str | None, local: bool, **flags: Any) -> None:
@@ -300,7 +300,7 @@ def worker(concurrency: int | None, name: str | None, local: bool, **flags: Any)
 @click.option("--all", "show_all", is_flag=True, help="Also list workers not seen lately.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
 def workers(show_all: bool, as_json: bool, **flags: Any) -> None:
-    """List the workers on the farm: name, host, pid, capacity, queue."""
+    """List the workers on the farm: name, machine, pid, capacity, queue."""
     import time
 
     from farm.core.broker import connect
@@ -322,7 +322,7 @@ def workers(show_all: bool, as_json: bool, **flags: Any) -> None:
             click.echo(info.to_json())
         else:
             click.echo(
-                f"{info.name:20} {info.host:20} pid {info.pid:<7} capacity {info.capacity:<3} "
+                f"{info.name:20} {info.machine:20} pid {info.pid:<7} capacity {info.capacity:<3} "
                 f"queue {info.queue}  seen {now - info.seen_at:.0f}s ago"
             )
     if not as_json:

@@ -134,13 +134,13 @@ class History:
 
 @dataclass(frozen=True)
 class ShardTimeline:
-    """Where and when one shard ran: ``worker`` is the slot (``name:pid``), ``host`` its
-    machine; times are unix seconds, 0 when unknown (never started, or lost)."""
+    """Where and when one shard ran: ``worker`` is the slot (``name:pid``) on ``machine``;
+    times are unix seconds, 0 when unknown (never started, or lost)."""
 
     shard_id: int
     tests: int
     worker: str
-    host: str
+    machine: str
     started_at: float
     finished_at: float
 

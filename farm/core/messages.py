@@ -4,7 +4,8 @@ A :class:`ShardTask` is the argument of the Celery task ``farm.run_shard``. Work
 answer on the run's events stream (see :mod:`farm.core.keys`) with one JSON object per
 entry, told apart by ``type``:
 
-- ``shard_start``: ``{type, run_id, shard_id, lease, worker, at, host}``
+- ``shard_start``: ``{type, run_id, shard_id, lease, worker, at, machine}`` (workers
+  before ``machine`` was named so sent it as ``host``, still read)
 - ``result``: a :class:`farm.core.domain.TestResult` as a dict (``outcome`` as its value,
   ``tally`` as an object of counts)
 - ``heartbeat``: ``{type, run_id, shard_id, lease, worker, at}``, every ``heartbeat_s``
@@ -119,14 +120,14 @@ class ShardTask:
 
 @dataclass(frozen=True)
 class ShardStart:
-    """A worker began a shard; ``worker`` is the slot (``name:pid``), ``host`` its machine."""
+    """A worker began a shard; ``worker`` is the slot (``name:pid``) on ``machine``."""
 
     run_id: str
     shard_id: int
     lease: int
     worker: str
     at: float
-    host: str = ""
+    machine: str = ""
 
 
 @dataclass(frozen=True)
@@ -237,7 +238,7 @@ def decode_event(raw: str | bytes) -> Event:
                 *_shard_fields(data),
                 _str(data, "worker"),
                 _float(data, "at"),
-                str(data.get("host", "")),
+                str(data.get("machine", data.get("host", ""))),
             )
         if kind == "shard_end":
             return ShardEnd(

@@ -6,7 +6,8 @@ never renamed or removed, without raising ``format_version``.
 Top level:
 
 ``format_version`` (int)
-    The schema version of this document, now ``1``.
+    The schema version of this document, now ``2``; version ``1`` called a shard's
+    ``machine`` ``host``.
 ``run_id`` (str)
 ``verdict`` (str)
     One of :class:`farm.core.domain.Verdict`'s values: ``passed``, ``failed``, ``flaky``,
@@ -38,8 +39,9 @@ Top level:
     Node ids that never got a result, in collection order.
 ``shards`` (array)
     One object per shard, by id: ``shard`` (int), ``tests`` (int), ``worker``
-    (str, the slot ``name:pid`` that ran it, "" if none), ``host`` (str, its
-    machine), ``started_at`` and ``finished_at`` (float unix times or null).
+    (str, the slot ``name:pid`` that ran it, "" if none), ``machine`` (str, the
+    machine that slot is on), ``started_at`` and ``finished_at`` (float unix times
+    or null).
 ``snapshot`` (object or null)
     The code snapshot the workers ran: ``digest`` (sha256), ``size_bytes``,
     ``uploaded_bytes`` (0 when the store already had it), ``pack_s``,
@@ -63,7 +65,7 @@ from typing import Any
 from farm.core.domain import CodeInfo, Outcome, RunSummary, ShardTimeline, TestResult
 from farm.core.verdict import summary_exit_code
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def report_dict(summary: RunSummary) -> dict[str, Any]:
@@ -97,7 +99,7 @@ def _shard_dict(shard: ShardTimeline) -> dict[str, Any]:
         "shard": shard.shard_id,
         "tests": shard.tests,
         "worker": _text(shard.worker),
-        "host": _text(shard.host),
+        "machine": _text(shard.machine),
         "started_at": _timestamp(shard.started_at),
         "finished_at": _timestamp(shard.finished_at),
     }

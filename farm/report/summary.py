@@ -183,9 +183,9 @@ def format_summary(
     if summary.stopped_after:
         lines.append(_rule(f"stopping after {summary.stopped_after} failures", "!", width))
 
-    hosts = _hosts_line(summary)
-    if hosts:
-        lines.append(hosts)
+    machines = _machines_line(summary)
+    if machines:
+        lines.append(machines)
 
     if summary.message:
         lines.append(paint(f"{summary.verdict.value}: {terminal_safe(summary.message)}", _BOLD))
@@ -199,20 +199,20 @@ def format_summary(
     return "\n".join(lines)
 
 
-def _hosts_line(summary: RunSummary) -> str:
+def _machines_line(summary: RunSummary) -> str:
     """Which machines ran the run, and the snapshot they ran: only for a farm elsewhere."""
     if summary.code is None:
         return ""
-    by_host: dict[str, int] = {}
+    by_machine: dict[str, int] = {}
     for shard in summary.shards:
-        if shard.host:
-            by_host[shard.host] = by_host.get(shard.host, 0) + shard.tests
-    ran = ", ".join(f"{terminal_safe(h)} ({n})" for h, n in sorted(by_host.items()))
+        if shard.machine:
+            by_machine[shard.machine] = by_machine.get(shard.machine, 0) + shard.tests
+    ran = ", ".join(f"{terminal_safe(m)} ({n})" for m, n in sorted(by_machine.items()))
     code = summary.code
     sent = f"uploaded {code.uploaded_bytes / 1024:.0f} KiB" if code.uploaded_bytes else "cached"
     return (
         f"snapshot {code.digest[:12]} ({code.size_bytes / 1024:.0f} KiB, {sent}); "
-        f"tests by host: {ran or 'none'}"
+        f"tests by machine: {ran or 'none'}"
     )
 
 

@@ -324,7 +324,7 @@ class RunSession:
                 start.shard_id,
                 worker=start.worker,
                 started_at=start.at,
-                machine=start.host or None,
+                machine=start.machine or None,
             )
         if self._pending:
             self.store.record_results(self._pending)

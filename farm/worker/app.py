@@ -85,7 +85,7 @@ def make_app(config: WorkerConfig) -> Celery:
     # farm.core.logs formats every record; Celery must not take over the root logger or stdout.
     app.conf.update(worker_hijack_root_logger=False, worker_redirect_stdouts=False)
     keys = Keys(config.key_prefix)
-    host = socket.gethostname()
+    machine = socket.gethostname()
     slots: dict[int, Slot] = {}
 
     def slot() -> Slot:
@@ -97,7 +97,7 @@ def make_app(config: WorkerConfig) -> Celery:
             client = redis.Redis.from_url(redis_py_url(config.broker_url))
             slots[pid] = Slot(
                 name=f"{config.name}:{pid}",
-                host=host,
+                machine=machine,
                 client=client,
                 keys=keys,
                 spawner=Spawner(env=env),
@@ -113,14 +113,16 @@ def make_app(config: WorkerConfig) -> Celery:
     def run_shard(payload: dict[str, Any]) -> None:
         run_job(ShardTask.from_json(payload), slot())
 
-    _announce_while_running(config, host)
+    _announce_while_running(config, machine)
     return app
 
 
-def _announce_while_running(config: WorkerConfig, host: str) -> None:
+def _announce_while_running(config: WorkerConfig, machine: str) -> None:
     """Keep this worker in the registry from ready to shutdown (main process only)."""
     stop = threading.Event()
-    info = WorkerInfo(config.name, host, os.getpid(), config.concurrency, config.queue, time.time())
+    info = WorkerInfo(
+        config.name, machine, os.getpid(), config.concurrency, config.queue, time.time()
+    )
 
     def beat() -> None:
         registry = WorkerRegistry(
@@ -142,7 +144,7 @@ def _announce_while_running(config: WorkerConfig, host: str) -> None:
     def on_ready(**_: object) -> None:
         thread.start()
         event(
-            log, "worker.ready", name=config.name, host=host, pid=os.getpid(),
+            log, "worker.ready", name=config.name, machine=machine, pid=os.getpid(),
             capacity=config.concurrency, queue=config.queue, cache=str(config.workspace.cache_dir),
         )  # fmt: skip
 

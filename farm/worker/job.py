@@ -58,7 +58,7 @@ class Slot:
     """What a pool process keeps between shards."""
 
     name: str  # ``<worker name>:<pid>``
-    host: str
+    machine: str  # the machine the worker runs on
     client: redis.Redis
     keys: Keys
     spawner: Spawner
@@ -81,7 +81,7 @@ def run_job(task: ShardTask, slot: Slot) -> None:
         sink.send([encode_event(_end(task, slot, "redelivered after its worker died", retry=True))])
         event(log, "shard.redelivered", run_id=task.run_id, shard=task.shard_id, lease=task.lease)
         return
-    start = ShardStart(task.run_id, task.shard_id, task.lease, slot.name, time.time(), slot.host)
+    start = ShardStart(task.run_id, task.shard_id, task.lease, slot.name, time.time(), slot.machine)
     sink.send([encode_event(start)])
     event(log, "shard.start", run_id=task.run_id, shard=task.shard_id, tests=len(task.node_ids))
     stop_beating = threading.Event()

@@ -24,10 +24,10 @@ from farm.core.keys import Keys
 
 @dataclass(frozen=True)
 class WorkerInfo:
-    """One ``farm worker`` process: ``capacity`` shards at once from ``queue``."""
+    """One ``farm worker`` process on ``machine``: ``capacity`` shards at once from ``queue``."""
 
     name: str
-    host: str
+    machine: str
     pid: int
     capacity: int
     queue: str
@@ -39,12 +39,16 @@ class WorkerInfo:
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> WorkerInfo | None:
-        """The entry, or None for one that is not a worker's (a damaged or foreign value)."""
+        """The entry, or None for one that is not a worker's (a damaged or foreign value).
+
+        Workers before the field was named ``machine`` wrote it as ``host``: their
+        entries are read too, so a farm in the middle of an upgrade lists every worker.
+        """
         try:
             data: dict[str, Any] = json.loads(raw)
             return cls(
                 name=str(data["name"]),
-                host=str(data["host"]),
+                machine=str(data["machine"] if "machine" in data else data["host"]),
                 pid=int(data["pid"]),
                 capacity=int(data["capacity"]),
                 queue=str(data["queue"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -46,3 +47,19 @@ def test_a_damaged_entry_is_skipped_not_fatal(client: redis.Redis, key_prefix: s
     client.hset(keys.workers(), "bad", b"\x80 not json")
     client.hset(keys.workers(), "partial", '{"name": "partial"}')
     assert [w.name for w in registry.all()] == ["good"]
+
+
+def test_an_entry_of_an_older_worker_names_its_machine_host(
+    client: redis.Redis, key_prefix: str
+) -> None:
+    keys = Keys(key_prefix)
+    registry = WorkerRegistry(client, keys, clock=lambda: 1000.0)
+    registry.announce(info("new"))
+    old = {
+        "name": "old", "host": "box", "pid": 7, "capacity": 2, "queue": "farm",
+        "started_at": 900.0, "seen_at": 1000.0,
+    }  # fmt: skip
+    client.hset(keys.workers(), "old", json.dumps(old))
+    assert [(w.name, w.machine) for w in registry.live()] == [("new", "host-new"), ("old", "box")]
+    raw = client.hget(keys.workers(), "new")
+    assert isinstance(raw, bytes) and "machine" in json.loads(raw)

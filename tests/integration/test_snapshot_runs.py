@@ -127,9 +127,9 @@ def test_workers_run_the_snapshot_of_the_working_tree_and_fetch_it_once(
     assert isinstance(snapshot, dict) and snapshot["uploaded_bytes"] > 0
     shards = report["shards"]
     assert isinstance(shards, list) and shards
-    assert {s["host"] for s in shards} == {socket.gethostname()}
+    assert {s["machine"] for s in shards} == {socket.gethostname()}
     assert all(str(s["worker"]).startswith("alpha:") and s["started_at"] for s in shards)
-    assert "tests by host:" in done.stdout
+    assert "tests by machine:" in done.stdout
 
     again, report = submit(suite, redis_url, env, tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr

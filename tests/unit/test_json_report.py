@@ -157,9 +157,9 @@ def test_shards_say_which_machine_ran_them_and_the_snapshot_its_cost() -> None:
     )
     data = report_dict(run)
     assert data["shards"] == [
-        {"shard": 0, "tests": 1, "worker": "h1:41", "host": "h1",
+        {"shard": 0, "tests": 1, "worker": "h1:41", "machine": "h1",
          "started_at": 1_700_000_001.0, "finished_at": 1_700_000_002.5},
-        {"shard": 1, "tests": 4, "worker": "", "host": "", "started_at": None,
+        {"shard": 1, "tests": 4, "worker": "", "machine": "", "started_at": None,
          "finished_at": None},
     ]  # fmt: skip
     assert data["snapshot"] == {

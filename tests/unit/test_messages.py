@@ -65,6 +65,12 @@ def test_a_shard_task_of_an_older_submitter_runs_on_the_shared_disk() -> None:
     assert task.snapshot == "" and task.setup_files == ()
 
 
+def test_a_shard_start_of_an_older_worker_names_its_machine_host() -> None:
+    raw = encode_event(ShardStart("r", 1, 1, "w:1", 3.0, "box")).replace('"machine"', '"host"')
+    assert '"host":"box"' in raw
+    assert decode_event(raw) == ShardStart("r", 1, 1, "w:1", 3.0, "box")
+
+
 def test_a_fatal_flag_must_be_true_itself_to_count() -> None:
     raw = encode_event(ShardEnd("r", 1, 1, "w", 1.0, 0)).replace('"fatal":false', '"fatal":"yes"')
     end = decode_event(raw)

@@ -321,7 +321,7 @@ def test_long_run_and_no_tests_summary_lines() -> None:
     assert "verdict NO_TESTS" in text
 
 
-def test_a_farm_elsewhere_says_which_hosts_ran_what_and_the_snapshot() -> None:
+def test_a_farm_elsewhere_says_which_machines_ran_what_and_the_snapshot() -> None:
     shards = (
         ShardTimeline(0, 30, "a:1", "host-a", 1.0, 2.0),
         ShardTimeline(1, 12, "b:7", "host-b", 1.0, 2.0),
@@ -330,8 +330,8 @@ def test_a_farm_elsewhere_says_which_hosts_ran_what_and_the_snapshot() -> None:
     run = summary(result("t.py::a"), shards=shards, code=CodeInfo("cd" * 32, 4096, 4096, 0.1, 0.2))
     text = format_summary(run, estimates={}, color=False)
     assert (
-        "snapshot cdcdcdcdcdcd (4 KiB, uploaded 4 KiB); tests by host: host-a (35), host-b (12)"
-        in text
+        "snapshot cdcdcdcdcdcd (4 KiB, uploaded 4 KiB); tests by machine: host-a (35), "
+        "host-b (12)" in text
     )
     local = format_summary(summary(result("t.py::a"), shards=shards), estimates={}, color=False)
-    assert "tests by host" not in local  # workers on the submitter's disk: one machine
+    assert "tests by machine" not in local  # workers on the submitter's disk: one machine
