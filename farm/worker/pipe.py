@@ -138,7 +138,7 @@ def encode_order(node_ids: Sequence[str]) -> bytes:
 
 
 def encode_result(index: int, result: TestResult) -> bytes:
-    return f"{Kind.RESULT.value}{index}\t{encode_event(result)}\n".encode()
+    return f"R{index}\t{encode_event(result)}\n".encode()  # one per test: Kind.RESULT, inlined
 
 
 def encode_collect_error(where: str, longrepr: str) -> bytes:
