@@ -9,6 +9,7 @@ only when opened, so reading settings costs neither redis-py nor boto3.
 from __future__ import annotations
 
 from farm.artifacts.base import ArtifactError, ArtifactMissing, ArtifactStore
-from farm.artifacts.locations import check_location, open_artifacts
+from farm.artifacts.locations import open_artifacts
+from farm.core.locations import check_location
 
 __all__ = ["ArtifactError", "ArtifactMissing", "ArtifactStore", "check_location", "open_artifacts"]

@@ -7,7 +7,7 @@ credentials come from boto3's own chain (``AWS_ENDPOINT_URL_S3``,
 ``AWS_ACCESS_KEY_ID``, profiles, instance roles), never from the location, which
 travels in every task and lands in the results store. S3 has no per-object
 expiry to refresh: give the bucket a lifecycle rule longer than any run.
-boto3 is an optional dependency (``farm[s3]``), imported only when a store opens.
+boto3 is an optional dependency (``pytest-farm[s3]``), imported only when a store opens.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class S3Artifacts(ChunkedStore):
             from botocore.exceptions import BotoCoreError, ClientError
         except ImportError as e:
             raise ArtifactError(
-                f'artifact store {self.location} needs boto3: pip install "farm[s3]"'
+                f'artifact store {self.location} needs boto3: pip install "pytest-farm[s3]"'
             ) from e
         # What the S3 conversation can raise: botocore's errors, boto3's transfer
         # errors, and the socket's own.

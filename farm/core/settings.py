@@ -19,6 +19,7 @@ from typing import Any
 
 from farm.core import defaults
 from farm.core.errors import SettingsError
+from farm.core.locations import check_location
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -171,7 +172,6 @@ def _snapshot_mode(name: str, value: object) -> str:
 
 
 def _artifacts(name: str, value: object) -> str:
-    from farm.artifacts import check_location  # only when set: it brings in redis-py
 
     return check_location(_text(name, value).strip())
 

@@ -92,9 +92,9 @@ def test_bad_locations_are_refused_in_one_line_without_secrets(location: str, re
 def test_s3_without_boto3_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "boto3", None)  # as if it were not installed
 
-    with pytest.raises(SettingsError, match=r'pip install "farm\[s3\]"'):
+    with pytest.raises(SettingsError, match=r'pip install "pytest-farm\[s3\]"'):
         check_location("s3://bucket/x")
-    with pytest.raises(ArtifactError, match=r'pip install "farm\[s3\]"'):
+    with pytest.raises(ArtifactError, match=r'pip install "pytest-farm\[s3\]"'):
         open_artifacts("s3://bucket/x")
 
 

@@ -70,13 +70,7 @@ IMPURE_LIBRARIES = frozenset({"celery", "kombu", "redis", "sqlalchemy", "alembic
 
 # Violations in the tree today, as (module, imported, rule), to be fixed in farm/ and
 # then removed from here; an entry that no longer occurs fails the test.
-KNOWN_VIOLATIONS: frozenset[tuple[str, str, str]] = frozenset(
-    {
-        # Settings (layer 0) validates the ``artifacts`` setting with
-        # farm.artifacts.check_location (layer 1), imported inside a function.
-        ("farm.core.settings", "farm.artifacts", "layer"),
-    }
-)
+KNOWN_VIOLATIONS: frozenset[tuple[str, str, str]] = frozenset({})
 
 
 @dataclass(frozen=True)
