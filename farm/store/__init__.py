@@ -8,11 +8,10 @@ created and upgraded by the Alembic migrations shipped in ``migrations/``.
 from farm.store.collections import request_key
 from farm.store.records import ChangeInfo, RunRecord, ShardRecord, ShardState, ShardView
 from farm.store.rows import MAX_TEXT_CHARS
-from farm.store.store import DEFAULT_EWMA_ALPHA, Clock, ResultStore
+from farm.store.store import Clock, ResultStore
 from farm.store.urls import mask_url
 
 __all__ = [
-    "DEFAULT_EWMA_ALPHA",
     "MAX_TEXT_CHARS",
     "ChangeInfo",
     "Clock",

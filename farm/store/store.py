@@ -25,6 +25,7 @@ from types import TracebackType
 
 from sqlalchemy import Engine
 
+from farm.core import defaults
 from farm.core.domain import Collection, History, RunState, TestResult, Verdict
 from farm.core.errors import UsageError
 from farm.store import collections as collection_cache
@@ -34,8 +35,6 @@ from farm.store.connection import StoreConnection, connect
 from farm.store.records import ChangeInfo, RunRecord, ShardRecord, ShardState, ShardView
 from farm.store.rows import clip_text
 from farm.store.urls import mask_url
-
-DEFAULT_EWMA_ALPHA = 0.3
 
 Clock = Callable[[], float]
 """Unix seconds now; :func:`time.time` unless a test moves time by hand."""
@@ -56,7 +55,7 @@ class ResultStore:
         engine: Engine,
         *,
         display_url: str,
-        ewma_alpha: float = DEFAULT_EWMA_ALPHA,
+        ewma_alpha: float = defaults.EWMA_ALPHA,
         clock: Clock = time.time,
     ) -> None:
         _check_alpha(ewma_alpha)
@@ -69,7 +68,7 @@ class ResultStore:
         cls,
         url: str,
         *,
-        ewma_alpha: float = DEFAULT_EWMA_ALPHA,
+        ewma_alpha: float = defaults.EWMA_ALPHA,
         clock: Clock = time.time,
     ) -> ResultStore:
         """Connect to ``url`` and upgrade its schema to the newest migration."""

@@ -49,7 +49,7 @@ from typing import Any
 
 import pytest
 
-from farm.core.defaults import RESULT_LIMIT_BYTES
+from farm.core.defaults import RESULT_LIMIT_BYTES, SPARE_IDLE_S
 from farm.core.domain import Outcome, TestResult, module_of
 from farm.worker import pipe
 from farm.worker.deadline import OUTPUT_SIGNAL, STACK_SIGNAL, marker_timeout_s, truncate
@@ -70,7 +70,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--farm-command-fd", type=int, default=None, help="fd naming the shard")
     group.addoption("--farm-report-fd", type=int, default=None, help="fd for result lines")
     group.addoption("--farm-limit-bytes", type=int, default=RESULT_LIMIT_BYTES)
-    group.addoption("--farm-idle-s", type=float, default=120.0)
+    group.addoption("--farm-idle-s", type=float, default=SPARE_IDLE_S)
 
 
 def pytest_configure(config: pytest.Config) -> None:
