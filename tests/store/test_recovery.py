@@ -2,30 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
+from store_fakes import FakeClock
 
 from farm.core.domain import RunState, Verdict
 from farm.store import ResultStore, ShardRecord
-
-
-class Clock:
-    now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store(empty_db_url: str, clock: Clock) -> Iterator[ResultStore]:
-    with ResultStore.open(empty_db_url, clock=clock) as opened:
-        yield opened
 
 
 def started_run(store: ResultStore) -> str:
@@ -45,7 +25,7 @@ def test_shard_tests_round_trip_with_hostile_names(store: ResultStore) -> None:
 
 
 def test_a_silent_scheduler_makes_its_run_abandoned_and_resume_reopens_it(
-    store: ResultStore, clock: Clock
+    store: ResultStore, clock: FakeClock
 ) -> None:
     silent, alive = started_run(store), started_run(store)
     clock.now = 1000.0
