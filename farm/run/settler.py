@@ -13,10 +13,10 @@ guess lacked, and the end of the run when a worker could not collect a module.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
-from typing import NoReturn, Protocol
+from typing import Any, NoReturn, Protocol
 
 from farm.core.domain import Collection, Verdict, module_of
 from farm.core.errors import CollectionError
@@ -43,6 +43,14 @@ class SettleHost(Protocol):
         ...
 
 
+class CollectPool(Protocol):
+    """Where collections run beside the settling loop (a thread pool)."""
+
+    def submit(
+        self, fn: Callable[..., Collection], /, *args: Any, **kwargs: Any
+    ) -> Future[Collection]: ...
+
+
 class Settler:
     """Steps one warm run's session until its collection is settled."""
 
@@ -52,7 +60,7 @@ class Settler:
         request: RunRequest,
         session: RunSession,
         guess: Collection,
-        pool: ThreadPoolExecutor,
+        pool: CollectPool,
     ) -> None:
         self.host = host
         self.request = request

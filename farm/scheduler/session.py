@@ -41,7 +41,6 @@ from farm.core.messages import (
     ShardStart,
     ShardTask,
 )
-from farm.scheduler.ingest import EventReader
 from farm.scheduler.tracker import RunTracker
 from farm.scheduler.watchdog import WatchdogLimits, stalled
 
@@ -68,6 +67,14 @@ class ProgressView(Protocol):
     def add(self, result: TestResult, estimate_s: float) -> None: ...
 
     def render(self, now: float) -> None: ...
+
+
+class EventSource(Protocol):
+    """The run's results stream (:class:`farm.scheduler.ingest.EventReader`)."""
+
+    def read(self, *, block_ms: int, count: int = 5000) -> list[Event]: ...
+
+    def trim(self) -> None: ...
 
 
 class Sender(Protocol):
@@ -103,7 +110,7 @@ class RunSession:
         self,
         *,
         tasks: Sequence[ShardTask],
-        reader: EventReader,
+        reader: EventSource,
         store: ResultSink,
         sender: Sender,
         progress: ProgressView,

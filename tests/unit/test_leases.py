@@ -111,7 +111,7 @@ class World:
         self.reader, self.store, self.sender = Reader(), Store(), Sender()
         tasks = [ShardTask("r", 0, 1, "/", ("a", "b")), ShardTask("r", 1, 1, "/", ("c",))]
         self.session = RunSession(
-            tasks=tasks, reader=self.reader, store=self.store, sender=self.sender,  # type: ignore[arg-type]
+            tasks=tasks, reader=self.reader, store=self.store, sender=self.sender,
             progress=Progress(), estimates_s={}, clock=lambda: self.now,
             sleep=self.advance, recovery=Recovery(**recovery),  # type: ignore[arg-type]
             server_id=self.server_of, flush_interval_s=0.0,

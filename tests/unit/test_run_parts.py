@@ -13,7 +13,7 @@ import redis
 from test_session import Clock, FakeReader, Progress, RecordingSender, RecordingStore
 
 from farm.core.defaults import RUN_HEARTBEAT_S
-from farm.core.domain import Collection, History, RunState, TestResult, Verdict
+from farm.core.domain import Collection, History, Outcome, RunState, TestResult, Verdict
 from farm.core.errors import CollectionError, WorkerLost
 from farm.core.messages import CollectFailed, ModuleCollected, ShardStart, ShardTask
 from farm.core.settings import Settings
@@ -136,7 +136,7 @@ def test_the_ledger_writes_a_runs_life_in_order_with_each_shards_tests() -> None
     ledger.add(more, total_tests=3)
     ledger.heartbeat()
     ledger.finish(Verdict.PASSED, "all passed")
-    ledger.learn([TestResult("run-1", 0, 1, "t.py::a", "passed", 0.1)])  # type: ignore[arg-type]
+    ledger.learn([TestResult("run-1", 0, 1, "t.py::a", Outcome.PASSED, 0.1)])
     kinds = [kind for kind, _ in rows.calls]
     assert kinds == [
         "create", "start", "tests", "add", "tests", "heartbeat", "finish", "history",
@@ -200,7 +200,7 @@ def supervision(clock: Clock, beats: list[float], client: FakeRedis) -> Supervis
 def watched_session(clock: Clock, reader: FakeReader) -> RunSession:
     tasks = [ShardTask("run", 0, 1, "/", ("a",))]
     return RunSession(
-        tasks=tasks, reader=reader, store=RecordingStore(), sender=RecordingSender(),  # type: ignore[arg-type]
+        tasks=tasks, reader=reader, store=RecordingStore(), sender=RecordingSender(),
         progress=Progress(), estimates_s={}, clock=clock, sleep=lambda s: None,
     )  # fmt: skip
 
@@ -296,7 +296,7 @@ GUESS = Collection("/suite", "", ("a.py::one", "a.py::two"), modules=("a.py",))
 def settle_session(clock: Clock, batches: list[list[Any]]) -> RunSession:
     tasks = [ShardTask("run", 0, 1, "/suite", GUESS.node_ids)]
     session = RunSession(
-        tasks=tasks, reader=FakeReader(batches), store=RecordingStore(),  # type: ignore[arg-type]
+        tasks=tasks, reader=FakeReader(batches), store=RecordingStore(),
         sender=RecordingSender(), progress=Progress(), estimates_s={}, settled=False,
         clock=clock, sleep=lambda s: None,
     )  # fmt: skip
@@ -314,7 +314,7 @@ def test_settling_adds_tests_workers_and_new_files_bring_and_nothing_else() -> N
     )
     host = RecordingHost()
     session = host.session = settle_session(Clock(), [[reported]])
-    settled = Settler(host, REQUEST, session, GUESS, pool).settle()  # type: ignore[arg-type]
+    settled = Settler(host, REQUEST, session, GUESS, pool).settle()
     assert host.dispatched == [["b.py::new"], ["a.py::three"]] or host.dispatched == [
         ["a.py::three"],
         ["b.py::new"],
@@ -331,7 +331,7 @@ def test_a_module_a_worker_cannot_collect_ends_the_run_with_an_error() -> None:
     host = RecordingHost()
     session = settle_session(Clock(), [[failed]])
     with pytest.raises(CollectionError, match=r"a\.py: E   SyntaxError"):
-        Settler(host, REQUEST, session, GUESS, pool).settle()  # type: ignore[arg-type]
+        Settler(host, REQUEST, session, GUESS, pool).settle()
     assert [v for v, _ in host.ended] == [Verdict.ERROR]
 
 
@@ -341,7 +341,7 @@ def test_a_moved_rootdir_drops_the_guess_and_plans_everything_again() -> None:
     pool = FakePool({"discover": lambda *a, **k: moved, "collect": lambda *a, **k: everything})
     host = RecordingHost()
     session = host.session = settle_session(Clock(), [])
-    settled = Settler(host, REQUEST, session, GUESS, pool).settle()  # type: ignore[arg-type]
+    settled = Settler(host, REQUEST, session, GUESS, pool).settle()
     assert settled is everything
     assert host.dispatched == [["a.py::one", "a.py::x"]]
     assert list(session.tracker.shards) == [100]  # the guess's shard 0 is dropped

@@ -79,7 +79,7 @@ def make_session(
     tasks = [ShardTask("r", 0, 1, "/", ("a", "b")), ShardTask("r", 1, 1, "/", ("c",))]
     store, sender, progress = RecordingStore(), RecordingSender(), Progress()
     session = RunSession(
-        tasks=tasks, reader=reader, store=store, sender=sender, progress=progress,  # type: ignore[arg-type]
+        tasks=tasks, reader=reader, store=store, sender=sender, progress=progress,
         estimates_s={"a": 1.0, "b": 2.0, "c": 3.0}, clock=clock, flush_interval_s=1.0,
         sleep=lambda s: None,
     )  # fmt: skip
