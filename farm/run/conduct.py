@@ -37,7 +37,7 @@ from farm.run.settler import Settler
 from farm.run.supervise import Supervision
 from farm.scheduler.dispatch import Dispatcher
 from farm.scheduler.ingest import EventReader
-from farm.scheduler.session import Recovery, RunSession
+from farm.scheduler.session import EventSource, Recovery, RunSession
 from farm.store import ResultStore
 
 
@@ -53,6 +53,7 @@ class RunParts:
     out: TextIO  # where progress goes
     clock: Callable[[], float]  # monotonic seconds
     started_at: float  # unix seconds: when the run was asked for
+    events: Callable[[str], EventSource]  # the results stream of the run with this id
 
 
 @contextlib.contextmanager
@@ -73,7 +74,13 @@ def run_parts(
             store.mark_abandoned(deadline_s=settings.run_deadline_s)
             dispatcher = Dispatcher(url, key_prefix=settings.key_prefix, queue=settings.queue)
             try:
-                yield RunParts(settings, client, store, dispatcher, local, out, clock, started_at)
+                keys = Keys(settings.key_prefix)
+                yield RunParts(
+                    settings, client, store, dispatcher, local, out, clock, started_at,
+                    events=lambda run_id: EventReader(
+                        client, keys, run_id, ttl_s=settings.run_ttl_s
+                    ),
+                )  # fmt: skip
             finally:
                 dispatcher.close()
     finally:
@@ -129,9 +136,7 @@ class OpenRun:
         )
         self.session = RunSession(
             tasks=first.tasks,
-            reader=EventReader(
-                parts.client, Keys(settings.key_prefix), ledger.run_id, ttl_s=settings.run_ttl_s
-            ),
+            reader=parts.events(ledger.run_id),
             store=parts.store,
             sender=parts.dispatcher,
             progress=self.progress,
