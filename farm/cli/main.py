@@ -210,13 +210,7 @@ def plan(
         click.echo(project_line(project), err=True)
         with ResultStore.open(settings.database_url_or_default) as store:
             history = store.history(project)
-    planner = Planner(
-        history,
-        workers=settings.workers,
-        strategy=settings.strategy,
-        shard_overhead_s=settings.shard_overhead_s,
-    )
-    the_plan = planner.plan(node_ids)
+    the_plan = Planner.for_settings(settings, history).plan(node_ids)
     if as_json:
         click.echo(json.dumps(the_plan.to_json()))
         return

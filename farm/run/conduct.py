@@ -32,6 +32,7 @@ from farm.run.embedded import LocalWorkers
 from farm.run.ledger import RunLedger
 from farm.run.planner import Planner, Shards
 from farm.run.publish import CodeRef
+from farm.run.records import shard_template
 from farm.run.request import Finished, RunRequest
 from farm.run.settler import Settler
 from farm.run.supervise import Supervision
@@ -90,8 +91,7 @@ def run_parts(
 class OpenRun:
     """A run under way, from its first shards to its stored verdict.
 
-    ``template_for`` makes the shard template for tests of a collection (its
-    rootdir and ini file); ``first`` are the shards already in the ledger, handed
+    ``first`` are the shards already in the ledger, handed
     in when the run starts. Use it as a context manager: on the way out the run is
     cancelled, so workers stop its shards."""
 
@@ -102,7 +102,6 @@ class OpenRun:
         request: RunRequest,
         ledger: RunLedger,
         planner: Planner,
-        template_for: Callable[[Collection], ShardTask],
         code: CodeRef | None,
         first: Shards,
         total_tests: int,
@@ -114,7 +113,6 @@ class OpenRun:
         self.request = request
         self.ledger = ledger
         self.planner = planner
-        self.template_for = template_for
         self.code = code
         self.estimated_makespan_s = first.plan.estimated_makespan_s
         self.progress = Progress(
@@ -190,6 +188,12 @@ class OpenRun:
         total = len(self.session.tracker.shard_of) + len(node_ids)
         self.ledger.add(shards, total_tests=total)
         self.session.add_tasks(shards.tasks)
+
+    def template_for(self, where: Collection) -> ShardTask:
+        """What every shard of this run carries, for tests of ``where``."""
+        return shard_template(
+            self.parts.settings, self.ledger.run_id, self.request.pytest_args, where, self.code
+        )
 
     def end(self, verdict: Verdict, message: str) -> None:
         """End the run now, with ``verdict``."""

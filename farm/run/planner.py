@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from farm.core.domain import History
 from farm.core.messages import ShardTask
+from farm.core.settings import Settings
 from farm.scheduler.estimate import estimate
 from farm.scheduler.plan import Plan, make_plan
 
@@ -45,6 +46,19 @@ class Planner:
         self.shard_overhead_s = shard_overhead_s
         self._next_shard_id = first_shard_id
         self._estimates_s: dict[str, float] = {}
+
+    @classmethod
+    def for_settings(
+        cls, settings: Settings, history: History, *, first_shard_id: int = 0
+    ) -> Planner:
+        """A planner for the workers, strategy and shard cost ``settings`` name."""
+        return cls(
+            history,
+            workers=settings.workers,
+            strategy=settings.strategy,
+            shard_overhead_s=settings.shard_overhead_s,
+            first_shard_id=first_shard_id,
+        )
 
     @property
     def estimates_s(self) -> Mapping[str, float]:

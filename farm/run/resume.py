@@ -12,8 +12,6 @@ given. The run is the same :class:`~farm.run.conduct.OpenRun` a new run is.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import os
 import sys
 import time
@@ -28,7 +26,7 @@ from farm.core.settings import Settings
 from farm.run.conduct import OpenRun, RunParts, run_parts
 from farm.run.embedded import LocalWorkers
 from farm.run.ledger import RunLedger
-from farm.run.planner import Planner
+from farm.run.planner import Planner, Shards
 from farm.run.publish import CodeRef, republish
 from farm.run.records import shard_template
 from farm.run.request import Finished, RunRequest
@@ -68,24 +66,18 @@ def resume(
         owed = tuple(n for n in collected if n not in final)
         collection = Collection(rootdir, str(record.get("inifile") or ""), collected)
         ledger = RunLedger.reopen(parts.store, run_id, run.project)
-        planner = Planner(
-            parts.store.history(run.project),
-            workers=settings.workers,
-            strategy=settings.strategy,
-            shard_overhead_s=settings.shard_overhead_s,
-            first_shard_id=max(shards) + 1,
+        planner = Planner.for_settings(
+            settings, parts.store.history(run.project), first_shard_id=max(shards) + 1
         )
-        template_for = functools.partial(
-            shard_template, settings, run_id, request.pytest_args, code=code
-        )
-        first = planner.tasks(planner.plan(owed or collected[:1]), template_for(collection))
-        if not owed:
-            first = dataclasses.replace(first, tasks=())
+        # With nothing owed the plan is only an estimate for the report: no shard goes out.
+        plan = planner.plan(owed or collected[:1])
+        template = shard_template(settings, run_id, request.pytest_args, collection, code)
+        first = planner.tasks(plan, template) if owed else Shards(plan, ())
         if first.tasks:
             ledger.add(first, total_tests=len(collected))
         with OpenRun(
-            parts, request=request, ledger=ledger, planner=planner, template_for=template_for,
-            code=code, first=first, total_tests=len(collected), settled=False,
+            parts, request=request, ledger=ledger, planner=planner, code=code,
+            first=first, total_tests=len(collected), settled=False,
         ) as resumed:  # fmt: skip
             for shard_id in shards:
                 # The dead scheduler's shards still queued are not worth running now.

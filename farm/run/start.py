@@ -11,7 +11,6 @@ starts with and when its collection is known.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import sys
 import time
 from collections.abc import Callable
@@ -91,12 +90,7 @@ def _open(
     settings = parts.settings
     project = _project(parts, request, code, Path(collection.rootdir))
     print(project_line(project), file=sys.stderr)
-    planner = Planner(
-        parts.store.history(project),
-        workers=settings.workers,
-        strategy=settings.strategy,
-        shard_overhead_s=settings.shard_overhead_s,
-    )
+    planner = Planner.for_settings(settings, parts.store.history(project))
     plan = planner.plan(collection.node_ids)
     ledger = RunLedger.create(
         parts.store,
@@ -104,15 +98,13 @@ def _open(
         settings=settings_record(settings, request, collection, code),
         snapshot_digest=code.digest if code is not None else None,
     )
-    template_for = functools.partial(
-        shard_template, settings, ledger.run_id, request.pytest_args, code=code
-    )
-    first = planner.tasks(plan, template_for(collection))
+    template = shard_template(settings, ledger.run_id, request.pytest_args, collection, code)
+    first = planner.tasks(plan, template)
     total = len(collection.node_ids)
     ledger.start(first, total_tests=total)
     run = OpenRun(
-        parts, request=request, ledger=ledger, planner=planner, template_for=template_for,
-        code=code, first=first, total_tests=total, settled=settled,
+        parts, request=request, ledger=ledger, planner=planner, code=code,
+        first=first, total_tests=total, settled=settled,
         max_failures=collection.options.maxfail,
     )  # fmt: skip
     run.start()

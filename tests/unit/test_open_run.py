@@ -3,7 +3,6 @@ broker's Redis, the Celery producer and the results stream, and a moved clock.""
 
 from __future__ import annotations
 
-import functools
 import io
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
@@ -56,12 +55,12 @@ def open_run(
     )  # fmt: skip
     planner = Planner(History({}, {}), workers=2, strategy="lpt", shard_overhead_s=0.3)
     ledger = RunLedger.create(store, project="proj", settings={})
-    template_for = functools.partial(shard_template, settings, ledger.run_id, (), code=None)
-    first = planner.shards(COLLECTION.node_ids, template_for(COLLECTION))
+    template = shard_template(settings, ledger.run_id, (), COLLECTION, None)
+    first = planner.shards(COLLECTION.node_ids, template)
     ledger.start(first, total_tests=3)
     run = OpenRun(
-        parts, request=REQUEST, ledger=ledger, planner=planner, template_for=template_for,
-        code=None, first=first, total_tests=3, settled=True,
+        parts, request=REQUEST, ledger=ledger, planner=planner, code=None,
+        first=first, total_tests=3, settled=True,
     )  # fmt: skip
     return run, client, dispatcher
 
