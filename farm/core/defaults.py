@@ -7,6 +7,8 @@ their defaults from here, so a default is changed in one place.
 
 from __future__ import annotations
 
+from farm.core.domain import FlakyPolicy
+
 # Names farm gives what it shares with other users of one Redis server.
 KEY_PREFIX = "farm:"  # every Redis key farm writes starts with it (Celery's queues too)
 QUEUE = "farm"  # the Celery queue shards go on
@@ -17,6 +19,16 @@ STATE_DIR = ".farm"  # the submitter's folder for the embedded Redis and SQLite,
 STRATEGY = "lpt"
 SHARD_OVERHEAD_S = 0.3  # what starting a test process for a shard costs
 EWMA_ALPHA = 0.3  # weight of the newest duration in a test's history
+
+# Retries, flaky tests and quarantine (the README justifies the quarantine numbers).
+RETRIES = 1  # more attempts a failed test gets, each on another worker slot
+RETRY_BUDGET = 0.05  # retries a run may spend, as a share of its tests (at least 1)
+FLAKY = FlakyPolicy.PASS  # what a flaky test does to the verdict: pass (exit 0) or fail
+NEW_TESTS_REPEAT = 0  # runs of a test never seen before; 0 or 1: run it once
+QUARANTINE_FLAKY_RUNS = 3  # flaky in this many of its last QUARANTINE_WINDOW_RUNS: quarantined
+QUARANTINE_WINDOW_RUNS = 30
+QUARANTINE_CLEAN_RUNS = 30  # clean runs in a row that take a test out of quarantine
+DURATION_WINDOW = 20  # recent durations kept per test for p50 and p90
 
 # What a test process may send and use.
 RESULT_LIMIT_BYTES = 64 * 1024  # per traceback and per captured output

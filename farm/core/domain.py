@@ -43,6 +43,13 @@ class Verdict(str, enum.Enum):
     INTERRUPTED = "interrupted"
 
 
+class FlakyPolicy(str, enum.Enum):
+    """What a test that failed and then passed on a retry does to the verdict."""
+
+    PASS = "pass"  # the verdict is flaky, exit 0: the failure was the test's, not the change's
+    FAIL = "fail"  # the verdict is failed, for teams that treat flakiness as breakage
+
+
 class RunState(str, enum.Enum):
     """Where a run is in its life."""
 
@@ -98,6 +105,7 @@ class TestResult:
     started_at: float = 0.0  # unix time the test started
     finished_at: float = 0.0  # unix time its report was made
     tally: Tally = ()  # pytest's summary categories of its reports; () when farm made it
+    machine: str = ""  # the machine the worker slot runs on ("" when not known)
 
 
 Tally = tuple[tuple[str, int], ...]
@@ -157,6 +165,74 @@ class CodeInfo:
 
 
 @dataclass(frozen=True)
+class ChangeRef:
+    """The change a run tests: one commit of one repository.
+
+    ``repository`` names it as its remote does (or the checkout's folder when it has
+    no remote); ``pull_request`` and ``author`` are "" when not known.
+    """
+
+    repository: str
+    commit_sha: str
+    branch: str = ""
+    pull_request: str = ""
+    author: str = ""
+
+
+@dataclass(frozen=True)
+class MachineSuspect:
+    """A test whose failures all came from one machine while it passed on others:
+    the machine, not the test, is the likely cause."""
+
+    node_id: str
+    machine: str
+    failures: int  # failing attempts of the test, all of them on ``machine``
+    passes_elsewhere: int  # passing attempts on other machines
+
+    def sentence(self) -> str:
+        return (
+            f"{self.failures} of {self.failures} failures of {self.node_id} on "
+            f"{self.machine}, {self.passes_elsewhere} passes elsewhere"
+        )
+
+
+@dataclass(frozen=True)
+class Retries:
+    """What a run spent on retrying failed tests.
+
+    ``budget`` is how many retries the run could spend; ``spent`` how many it did;
+    ``denied`` the failed tests left without a retry because the budget ran out.
+    """
+
+    allowed: int = 0  # more attempts per failed test (``--retries``)
+    budget: int = 0
+    spent: int = 0
+    denied: tuple[str, ...] = ()
+
+    @property
+    def exhausted(self) -> bool:
+        return bool(self.denied)
+
+
+@dataclass(frozen=True)
+class RunFindings:
+    """What a finished run found, by test, kept with the run so that a change's
+    verdict can be computed from its runs without reading every attempt again.
+
+    ``failed`` failed on every attempt and count against the verdict;
+    ``quarantined_failures`` failed too but were quarantined; ``flaky`` failed and
+    then passed; ``new_flaky`` are tests never seen before whose repeats disagreed.
+    """
+
+    failed: tuple[str, ...] = ()
+    flaky: tuple[str, ...] = ()
+    quarantined_failures: tuple[str, ...] = ()
+    new_flaky: tuple[str, ...] = ()
+    retries: Retries = Retries()
+    first_failure_s: float | None = None
+
+
+@dataclass(frozen=True)
 class PytestOptions:
     """What the suite's pytest options (command line and ini ``addopts``, as pytest
     resolved them) change in how a run stops and reports.
@@ -197,6 +273,16 @@ class RunSummary:
     # Modules that failed to collect: the run stopped before running anything, and its
     # results are one error per such module, as pytest reports them.
     collection_errors: int = 0
+    # Every attempt that is not a test's final result (failed attempts a retry
+    # followed, repeats of new tests), in the order they finished.
+    earlier_attempts: tuple[TestResult, ...] = ()
+    flaky: tuple[str, ...] = ()  # failed, then passed on a retry (collection order)
+    quarantined_failures: tuple[str, ...] = ()  # failed, but quarantined: not held against it
+    new_flaky: tuple[str, ...] = ()  # tests never seen before whose repeats disagreed
+    retries: Retries = Retries()
+    first_failure_s: float | None = None  # run start to its first failing result
+    suspects: tuple[MachineSuspect, ...] = ()
+    change: ChangeRef | None = None
 
 
 @dataclass(frozen=True)

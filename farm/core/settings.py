@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from farm.core import defaults
+from farm.core.domain import FlakyPolicy
 from farm.core.errors import SettingsError
 from farm.core.locations import check_location
 
@@ -87,6 +88,15 @@ class Settings:
     worker_max_failures: int = defaults.WORKER_MAX_FAILURES  # own failures in a row: it stops
     run_deadline_s: float = defaults.RUN_DEADLINE_S  # a silent scheduler's run is abandoned
     redis_outage_s: float = defaults.REDIS_OUTAGE_S  # the scheduler waits this long for Redis
+    # Retries and flaky tests: a failed test gets ``retries`` more attempts, each on
+    # another slot, within a budget of ``retry_budget`` x the run's tests.
+    retries: int = defaults.RETRIES
+    retry_budget: float = defaults.RETRY_BUDGET
+    flaky: FlakyPolicy = defaults.FLAKY
+    new_tests_repeat: int = defaults.NEW_TESTS_REPEAT
+    quarantine_flaky_runs: int = defaults.QUARANTINE_FLAKY_RUNS
+    quarantine_window_runs: int = defaults.QUARANTINE_WINDOW_RUNS
+    quarantine_clean_runs: int = defaults.QUARANTINE_CLEAN_RUNS
 
     def snapshots_on(self, *, rev: str | None = None) -> bool:
         """Whether a run packs its code: always for a revision, by default only for a
@@ -171,6 +181,23 @@ def _snapshot_mode(name: str, value: object) -> str:
     return text
 
 
+def _fraction(name: str, value: object) -> float:
+    number = _positive_float(name, value)
+    if number > 1:
+        raise SettingsError(
+            f"setting {name} must be a share of the run's tests, at most 1, got {value!r}"
+        )
+    return number
+
+
+def _flaky_policy(name: str, value: object) -> FlakyPolicy:
+    text = _text(name, value).strip().lower()
+    try:
+        return FlakyPolicy(text)
+    except ValueError:
+        raise SettingsError(f"setting {name} must be pass or fail, got {value!r}") from None
+
+
 def _artifacts(name: str, value: object) -> str:
 
     return check_location(_text(name, value).strip())
@@ -219,6 +246,13 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "worker_max_failures": _positive_int,
     "run_deadline_s": _positive_float,
     "redis_outage_s": _positive_float,
+    "retries": _non_negative_int,
+    "retry_budget": _fraction,
+    "flaky": _flaky_policy,
+    "new_tests_repeat": _non_negative_int,
+    "quarantine_flaky_runs": _positive_int,
+    "quarantine_window_runs": _positive_int,
+    "quarantine_clean_runs": _positive_int,
 }
 
 
@@ -275,5 +309,10 @@ def load_settings(
         raise SettingsError(
             f"setting heartbeat_s ({settings.heartbeat_s:g}) must be at most half of "
             f"lease_s ({settings.lease_s:g})"
+        )
+    if settings.quarantine_flaky_runs > settings.quarantine_window_runs:
+        raise SettingsError(
+            f"setting quarantine_flaky_runs ({settings.quarantine_flaky_runs}) must be at most "
+            f"quarantine_window_runs ({settings.quarantine_window_runs})"
         )
     return settings

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from farm.core.domain import RunSummary
+from farm.core.domain import ChangeRef, RunSummary
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,7 @@ class RunRequest:
     cwd: Path
     env: Mapping[str, str]
     rev: str | None = None  # test this commit of the cwd's git repository, not the disk
+    change: ChangeRef | None = None  # the change the run belongs to; None outside git
 
 
 @dataclass(frozen=True)
