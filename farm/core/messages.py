@@ -11,11 +11,13 @@ entry, told apart by ``type``:
 - ``heartbeat``: ``{type, run_id, shard_id, lease, worker, at}``, every ``heartbeat_s``
   while a shard runs: it renews the shard's lease
 - ``shard_end``: ``{type, run_id, shard_id, lease, worker, at, exit_code, message, fatal,
-  retry}``; ``retry`` means this worker could not run the shard for a reason of its own
+  retry, declined}``; ``retry`` means this worker could not run the shard for a reason of its own
   (it is stopping, its disk is full, a fetch failed): the scheduler sends it elsewhere;
   ``fatal`` means the worker could not run the shard at all for a reason no other
   worker would escape (a refused snapshot, a failing setup command): the run ends
-  with an error verdict instead of waiting for results that will never come
+  with an error verdict instead of waiting for results that will never come;
+  ``declined`` (with ``retry``) means the shard is a follow-up this slot or machine
+  must avoid (see :attr:`ShardTask.avoid_workers`), so it was not run here
 - ``collected``: ``{type, run_id, shard_id, lease, module, node_ids, deselected}``:
   every test pytest collected (and kept, after ``-k``/``-m``) from one module on the
   worker, in order, and how many it left out; it verifies a run started from a
@@ -78,12 +80,24 @@ class ShardTask:
     heartbeat_s: float = defaults.HEARTBEAT_S
     test_timeout_s: float = defaults.TEST_TIMEOUT_S
     memory_limit_bytes: int = defaults.TEST_MEMORY_LIMIT_BYTES
+    # A follow-up of tests that already ran in this run (a retry, a repeat of a new
+    # test): the attempt number its results carry, and the slots (``name:pid``) and
+    # machines it must not run on. A slot it must avoid declines it.
+    attempt: int = 1
+    avoid_workers: tuple[str, ...] = ()
+    avoid_machines: tuple[str, ...] = ()
+
+    def declined_by(self, worker: str, machine: str) -> bool:
+        """Whether the slot ``worker`` on ``machine`` must leave this shard to another."""
+        return worker in self.avoid_workers or machine in self.avoid_machines
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["node_ids"] = list(self.node_ids)
         data["pytest_args"] = list(self.pytest_args)
         data["setup_files"] = list(self.setup_files)
+        data["avoid_workers"] = list(self.avoid_workers)
+        data["avoid_machines"] = list(self.avoid_machines)
         return data
 
     @classmethod
@@ -112,6 +126,9 @@ class ShardTask:
                 memory_limit_bytes=_optional(
                     data, "memory_limit_bytes", _int, defaults.TEST_MEMORY_LIMIT_BYTES
                 ),
+                attempt=_optional(data, "attempt", _int, 1),
+                avoid_workers=tuple(_optional(data, "avoid_workers", _str_list, [])),
+                avoid_machines=tuple(_optional(data, "avoid_machines", _str_list, [])),
             )
         except KeyError as e:
             raise MessageError(f"shard task lacks field {e}") from None
@@ -143,6 +160,7 @@ class ShardEnd:
     message: str = ""
     fatal: bool = False
     retry: bool = False
+    declined: bool = False  # with retry: this slot is one the shard must avoid
 
 
 @dataclass(frozen=True)
@@ -219,6 +237,7 @@ def _result_json(result: TestResult) -> dict[str, Any]:
         "started_at": result.started_at,
         "finished_at": result.finished_at,
         "tally": dict(result.tally),
+        "machine": result.machine,
     }
 
 
@@ -249,6 +268,7 @@ def decode_event(raw: str | bytes) -> Event:
                 str(data.get("message", "")),
                 data.get("fatal") is True,
                 data.get("retry") is True,
+                data.get("declined") is True,
             )
         if kind == "heartbeat":
             return Heartbeat(
@@ -294,6 +314,7 @@ def _decode_result(data: dict[str, Any]) -> TestResult:
         started_at=_float(data, "started_at"),
         finished_at=_float(data, "finished_at"),
         tally=_optional(data, "tally", _tally, ()),
+        machine=_optional(data, "machine", _str, ""),
     )
 
 

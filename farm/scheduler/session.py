@@ -15,6 +15,13 @@ Nothing a dispatched shard owes may be lost, so each step also hands out again:
 A shard handed out ``max_reissues`` times gives up: its owed tests get error
 results saying why, so a test that kills every worker cannot keep a run alive.
 While Redis cannot be reached the session waits, up to ``redis_outage_s``.
+
+Results that call for a follow-up (a retry, a repeat: see
+:mod:`farm.scheduler.follow_up`) get a shard of their own, made by the
+``follow_up_tasks`` the session is given. A slot such a shard must avoid
+*declines* it; the session sends it again after ``decline_delay_s`` (not counted
+as a reissue), and after ``max_declines`` lets it run anywhere, so a retry waits
+for another slot for a while but never forever.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from farm.core.messages import (
     ShardStart,
     ShardTask,
 )
+from farm.scheduler.follow_up import FollowUp, FollowUpPolicy, relaxed
 from farm.scheduler.tracker import RunTracker
 from farm.scheduler.watchdog import WatchdogLimits, stalled
 
@@ -91,6 +99,8 @@ class Recovery:
     server_check_s: float = 1.0  # how often to ask Redis whether it is still the same server
     test_timeout_s: float = defaults.TEST_TIMEOUT_S  # the run's per-test limit, for the watchdog
     worker_start_s: float = defaults.WORKER_START_TIMEOUT_S  # a shard's wait for a worker, too
+    decline_delay_s: float = defaults.FOLLOW_UP_DECLINE_DELAY_S
+    max_declines: int = defaults.FOLLOW_UP_MAX_DECLINES
 
     @property
     def watchdog(self) -> WatchdogLimits:
@@ -117,6 +127,8 @@ class RunSession:
         estimates_s: Mapping[str, float],
         settled: bool = True,
         max_failures: int = 0,
+        follow_ups: FollowUpPolicy | None = None,
+        follow_up_tasks: Callable[[Sequence[FollowUp]], Sequence[ShardTask]] | None = None,
         recovery: Recovery = Recovery(),
         server_id: Callable[[], str] | None = None,
         on_server_change: Callable[[], None] = lambda: None,
@@ -140,7 +152,12 @@ class RunSession:
             ((t.shard_id, t.node_ids) for t in tasks),
             settled=settled,
             max_failures=max_failures,
+            follow_ups=follow_ups,
         )
+        self.follow_up_tasks = follow_up_tasks
+        self._declines: dict[int, int] = {}
+        self._delayed: list[tuple[float, ShardTask]] = []  # (when to send, task)
+        self.first_failure_at: float | None = None  # on the session's clock
         self.reader = reader
         self.store = store
         self.sender = sender
@@ -210,7 +227,11 @@ class RunSession:
             if end.fatal:
                 raise InfrastructureError(f"shard {end.shard_id} cannot run: {end.message}")
         for end in accepted.handed_back:
-            self._reissue(end.shard_id, f"handed back by {end.worker}: {end.message}")
+            if end.declined:
+                self._decline(end.shard_id, now)
+            else:
+                self._reissue(end.shard_id, f"handed back by {end.worker}: {end.message}")
+        self._send_follow_ups(now)
         # While Redis is away no worker can renew a lease: none lapses meanwhile. The
         # scan covers every shard, so it runs a few times a lease, not every step.
         expiry_due = now - self._expiry_checked_at >= self.recovery.lease_s / 10
@@ -230,7 +251,45 @@ class RunSession:
             self.result_at = self.clock()
         self._pending.extend(results)
         for result in results:
-            self.progress.add(result, self.estimates_s.get(result.node_id, 0.0))
+            if result.outcome.is_failure and self.first_failure_at is None:
+                self.first_failure_at = self.result_at
+            if result.attempt == 1:  # progress counts tests, not attempts
+                self.progress.add(result, self.estimates_s.get(result.node_id, 0.0))
+
+    def _send_follow_ups(self, now: float) -> None:
+        """Dispatch the follow-ups results called for, and declined ones now due."""
+        follow_ups = self.tracker.take_follow_ups()
+        if follow_ups:
+            if self.follow_up_tasks is None:
+                raise InfrastructureError("results called for follow-ups this run cannot make")
+            tasks = self.follow_up_tasks(follow_ups)
+            for follow_up, task in zip(follow_ups, tasks, strict=True):
+                self.tracker.add_follow_up(task.shard_id, follow_up)
+                self.task_of[task.shard_id] = task
+            self._send(tasks)
+        due = [task for when, task in self._delayed if when <= now]
+        if due:
+            self._delayed = [(when, task) for when, task in self._delayed if when > now]
+            self._send(due)
+
+    def _decline(self, shard_id: int, now: float) -> None:
+        """A slot the shard must avoid declined it: send it again a little later, and
+        anywhere once it was declined ``max_declines`` times."""
+        declines = self._declines[shard_id] = self._declines.get(shard_id, 0) + 1
+        lease, owed = self.tracker.reissue(shard_id, counted=False)
+        if not owed:
+            return
+        task = dataclasses.replace(self.task_of[shard_id], lease=lease, node_ids=owed)
+        if declines >= self.recovery.max_declines:
+            log.warning(
+                "run %s: shard %d declined %d times; it may now run anywhere",
+                self.run_id, shard_id, declines,
+            )  # fmt: skip
+            task = relaxed(task)
+        self.task_of[shard_id] = task
+        self._reissues.append((shard_id, lease))
+        self.on_reissue(shard_id, lease)
+        self._delayed.append((now + self.recovery.decline_delay_s, task))
 
     def _watch(self, now: float) -> None:
         """End the run if its owed work stopped shrinking (see :mod:`farm.scheduler.watchdog`)."""

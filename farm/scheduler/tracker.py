@@ -23,6 +23,13 @@ With ``max_failures`` (pytest's ``-x``/``--maxfail``) the run stops at that many
 failing results, in the order they arrived: it then owes only the tests that have
 a result, and every later event is ignored. Tests that had not run are not owed,
 as pytest does not count them either; the verdict is failed all the same.
+
+A result may call for a *follow-up* (see :mod:`farm.scheduler.follow_up`): a retry
+of a failure, a repeat of a new test. The test then owes that attempt too, from a
+shard of its own (:meth:`RunTracker.add_follow_up`); its earlier result stays as
+its final one until the next arrives, so a follow-up that is lost leaves the
+failure standing, never a pass. A failure that is retried does not count towards
+``max_failures``; only a test's last failing attempt does.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from farm.core.messages import (
     ShardEnd,
     ShardStart,
 )
+from farm.scheduler.follow_up import FollowUp, FollowUpPolicy
 
 
 @dataclass
@@ -75,16 +83,21 @@ class RunTracker:
         *,
         settled: bool = True,
         max_failures: int = 0,
+        follow_ups: FollowUpPolicy | None = None,
     ) -> None:
         self.run_id = run_id
+        self.policy = follow_ups or FollowUpPolicy()
+        self.awaiting: dict[str, int] = {}  # node id -> the follow-up attempt it still owes
+        self.earlier: list[TestResult] = []  # results a later attempt superseded
+        self._follow_ups: list[FollowUp] = []
         self.max_failures = max_failures
         self.failures = 0
         self.stopped = False  # at max_failures: nothing more is owed or accepted
         self.shards: dict[int, _ShardState] = {}
         self.shard_of: dict[str, int] = {}
         self.final: dict[str, TestResult] = {}
-        self.add_shards(shards)
         self.owed: frozenset[str] | None = None
+        self.add_shards(shards)
         self._missing = 0  # owed tests without a final result, once settled
         self.ever_started = False
         if settled:
@@ -95,6 +108,24 @@ class RunTracker:
             self.shards[shard_id] = _ShardState(node_ids)
             for node_id in node_ids:
                 self.shard_of[node_id] = shard_id
+        if self.owed is None:  # until it settles, the run owes what its shards hold
+            self.policy.tests = len(self.shard_of)
+
+    def add_follow_up(self, shard_id: int, follow_up: FollowUp) -> None:
+        """Owe ``follow_up``'s attempt from the new shard ``shard_id``, its test alone."""
+        self.shards[shard_id] = _ShardState((follow_up.node_id,))
+        self.shard_of[follow_up.node_id] = shard_id
+
+    def take_follow_ups(self) -> list[FollowUp]:
+        """The follow-ups results called for since the last call."""
+        follow_ups, self._follow_ups = self._follow_ups, []
+        return follow_ups
+
+    def owes(self, shard_id: int, node_id: str) -> bool:
+        """Whether ``shard_id`` still owes a result for ``node_id``."""
+        return self.shard_of.get(node_id) == shard_id and (
+            node_id not in self.final or node_id in self.awaiting
+        )
 
     def preload(
         self, shards: Mapping[int, tuple[str, ...]], final: Mapping[str, TestResult]
@@ -107,7 +138,7 @@ class RunTracker:
             for node_id in node_ids:
                 self.shard_of.setdefault(node_id, shard_id)
         for result in final.values():
-            self._record(result)
+            self._record(result, follow=False)
         self.ever_started = True
 
     def drop_shards(self, shard_ids: Iterable[int]) -> None:
@@ -118,6 +149,8 @@ class RunTracker:
                 if self.shard_of.get(node_id) == shard_id:
                     del self.shard_of[node_id]
                     self.final.pop(node_id, None)
+                    self.awaiting.pop(node_id, None)
+                    self.policy.forget([node_id])
 
     def settle(self, collected: Iterable[str]) -> None:
         """Owe exactly ``collected``; every collected test must already be in a shard."""
@@ -129,25 +162,37 @@ class RunTracker:
             raise ValueError(f"{len(unplanned)} collected tests are in no shard")
         self.owed = owed
         self._missing = sum(1 for node_id in owed if node_id not in self.final)
+        self.policy.tests = len(owed)
+        for node_id in [n for n in self.awaiting if n not in owed]:
+            del self.awaiting[node_id]
+        self.policy.forget(n for n in self.policy.denied if n not in owed)
 
-    def _record(self, result: TestResult) -> None:
-        if (
-            self.owed is not None
-            and result.node_id in self.owed
-            and result.node_id not in self.final
-        ):
+    def _record(self, result: TestResult, *, follow: bool = True) -> None:
+        node_id = result.node_id
+        if self.owed is not None and node_id in self.owed and node_id not in self.final:
             self._missing -= 1
-        self.final[result.node_id] = result
-        if result.outcome.is_failure and self.max_failures:
+        earlier = self.final.get(node_id)
+        if earlier is not None:
+            self.earlier.append(earlier)
+        self.final[node_id] = result
+        self.awaiting.pop(node_id, None)
+        owed = self.owed is None or node_id in self.owed
+        follow_up = self.policy.after(result) if follow and owed else None
+        if follow_up is not None:
+            self.awaiting[node_id] = follow_up.attempt
+            self._follow_ups.append(follow_up)
+        elif result.outcome.is_failure and self.max_failures:
             self.failures += 1
             if self.failures >= self.max_failures:
                 self.stopped = True
                 self.owed = frozenset(self.final)
                 self._missing = 0
+                self.awaiting.clear()
+                self._follow_ups.clear()
 
     @property
     def complete(self) -> bool:
-        return self.owed is not None and self._missing == 0
+        return self.owed is not None and self._missing == 0 and not self.awaiting
 
     @property
     def any_started(self) -> bool:
@@ -176,21 +221,19 @@ class RunTracker:
         """Shards that have not ended: queued or running."""
         return [shard_id for shard_id, state in self.shards.items() if not state.ended]
 
-    def reissue(self, shard_id: int) -> tuple[int, tuple[str, ...]]:
+    def reissue(self, shard_id: int, *, counted: bool = True) -> tuple[int, tuple[str, ...]]:
         """Supersede the shard's lease: the new lease, and the tests it still owes.
 
         From now on only events of the new lease count. A shard that owes nothing
-        more is ended instead (its lease is still superseded).
+        more is ended instead (its lease is still superseded). A reissue not
+        ``counted`` (a follow-up a slot declined) does not bring the shard closer
+        to giving up.
         """
         state = self.shards[shard_id]
         state.lease += 1
-        state.reissued += 1
+        state.reissued += int(counted)
         state.worker, state.started_at, state.seen_at = "", None, None
-        owed = tuple(
-            node_id
-            for node_id in state.node_ids
-            if node_id not in self.final and self.shard_of.get(node_id) == shard_id
-        )
+        owed = tuple(node_id for node_id in state.node_ids if self.owes(shard_id, node_id))
         if not owed:
             state.ended = True
         return state.lease, owed
@@ -209,9 +252,15 @@ class RunTracker:
         for shard_id, state in self.shards.items():
             if state.started_at is None or state.ended:
                 continue
-            results = [self.final.get(node_id) for node_id in state.node_ids]
-            if results and all(r is not None and r.shard_id == shard_id for r in results):
-                done[shard_id] = max(r.finished_at for r in results if r is not None)
+            if any(self.owes(shard_id, node_id) for node_id in state.node_ids):
+                continue
+            # A test that moved on to a follow-up reported here first.
+            times = [
+                result.finished_at
+                for result in (self.final.get(node_id) for node_id in state.node_ids)
+                if result is not None and result.shard_id == shard_id
+            ]
+            done[shard_id] = max(times, default=state.started_at)
         return done
 
     @property
@@ -272,7 +321,7 @@ class RunTracker:
         for node_id in state.node_ids:
             if self.stopped:
                 break  # at max_failures: what ran is all the run owes
-            if node_id not in self.final:
+            if self.owes(end.shard_id, node_id):
                 result = TestResult(
                     run_id=self.run_id,
                     shard_id=end.shard_id,
@@ -281,6 +330,7 @@ class RunTracker:
                     outcome=Outcome.ERROR,
                     duration_s=0.0,
                     worker=end.worker,
+                    attempt=self.awaiting.get(node_id, 1),
                     longrepr=f"no result from the worker: {reason}",
                     started_at=end.at,
                     finished_at=end.at,

@@ -74,6 +74,13 @@ def run_job(task: ShardTask, slot: Slot) -> None:
     if sink.cancelled() or _superseded(task, slot):
         event(log, "shard.skipped", run_id=task.run_id, shard=task.shard_id, lease=task.lease)
         return
+    if task.declined_by(slot.name, slot.machine):
+        # A retry must run somewhere its test has not failed yet; the scheduler sends
+        # it again, and drops the constraint if no other slot takes it in time.
+        end = dataclasses.replace(_end(task, slot, "declined", retry=True), declined=True)
+        sink.send([encode_event(end)])
+        event(log, "shard.declined", run_id=task.run_id, shard=task.shard_id, lease=task.lease)
+        return
     if not _claim(task, slot):
         # Celery gave us a task whose slot died running it (it redelivers those at
         # once): its lease may already hold results. Hand it back, so the scheduler
@@ -119,7 +126,7 @@ def _run(task: ShardTask, slot: Slot, sink: RedisSink) -> tuple[ShardEnd, bool]:
     runner = ShardRunner(
         local, sink, worker=slot.name, python=where.python, spawner=slot.spawner,
         more_work=lambda: bool(slot.client.llen(slot.queue_key)), extra_env=where.env,
-        farm_path=where.farm_path,
+        farm_path=where.farm_path, machine=slot.machine,
     )  # fmt: skip
     try:
         message = runner.run()

@@ -28,7 +28,7 @@ The process is started before its shard is known (see :mod:`farm.worker.spawn`):
 waits in its collection hook for its shard, one line of JSON on
 ``--farm-command-fd`` (``modules`` to collect, ``node_ids`` to run in that order,
 and ``stamp``, the fields every result carries: run_id, shard_id, lease, worker,
-attempt), then collects those modules and runs the shard. With no shard after
+attempt, machine), then collects those modules and runs the shard. With no shard after
 ``--farm-idle-s`` seconds, or when the command pipe closes, it exits quietly.
 """
 
@@ -383,6 +383,7 @@ class ShardReporter:
             module_setup_s=module_setup_s,
             worker=stamp["worker"],
             attempt=stamp["attempt"],
+            machine=stamp.get("machine", ""),
             longrepr=truncate(longrepr, self.limit_bytes),
             output=truncate(output, self.limit_bytes),
             started_at=started_at,

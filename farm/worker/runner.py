@@ -115,8 +115,10 @@ class ShardRunner:
         clock: Callable[[], float] = time.time,
         extra_env: Mapping[str, str] | None = None,
         farm_path: str = "",
+        machine: str = "",
     ) -> None:
         self.task = task
+        self.machine = machine
         self.farm_path = farm_path
         self.extra_env = dict(extra_env or {})
         self.sink = sink
@@ -174,7 +176,8 @@ class ShardRunner:
             "shard_id": self.task.shard_id,
             "lease": self.task.lease,
             "worker": self.worker,
-            "attempt": 1,
+            "attempt": self.task.attempt,
+            "machine": self.machine,
         }
         shard = {"modules": _module_paths(node_ids), "node_ids": node_ids, "stamp": stamp}
         return json.dumps(shard).encode()
@@ -353,6 +356,8 @@ class ShardRunner:
                         outcome=outcome,
                         duration_s=duration_s,
                         worker=self.worker,
+                        attempt=self.task.attempt,
+                        machine=self.machine,
                         longrepr=truncate(text, self.task.result_limit_bytes),
                         output=output,  # truncated by the caller
                         started_at=now - duration_s,
