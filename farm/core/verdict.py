@@ -17,18 +17,36 @@ Terms used here:
     Node ids that reported a result but were not collected (a stale shard, a test
     generated at run time). They cannot change the verdict; the caller may log them.
 
+*quarantined*
+    Tests whose failures do not count against the verdict: they still run and are
+    reported, as failures the verdict ignored.
+*new tests*
+    Tests never seen before, run several times (``--new-tests-repeat``): one whose
+    attempts disagree is a new flaky test, and fails the verdict before it lands.
+
 The rules, first match wins: interrupted, infrastructure error, nothing collected,
 missing results, no test but modules that skipped themselves (no tests, as pytest
-exits 5 then), any failing final result, any test that passed only after a failed
-attempt (flaky), otherwise passed.
+exits 5 then), any failing final result of a test not quarantined or any new
+flaky test (failed), any test that passed only after a failed attempt (flaky;
+failed under ``FlakyPolicy.FAIL``), otherwise passed. A flaky test that is
+quarantined is still named flaky, but never fails the verdict.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from farm.core.domain import VERDICT_EXIT_CODES, ExitCode, RunSummary, TestResult, Verdict, is_test
+from farm.core.domain import (
+    VERDICT_EXIT_CODES,
+    ExitCode,
+    FlakyPolicy,
+    Outcome,
+    RunSummary,
+    TestResult,
+    Verdict,
+    is_test,
+)
 
 # How many node ids a message names before it only counts the rest: enough to act on
 # from a CI log without flooding it.
@@ -50,6 +68,8 @@ class Decision:
     failed: tuple[str, ...] = ()
     flaky: tuple[str, ...] = ()
     ignored: tuple[str, ...] = ()
+    quarantined_failures: tuple[str, ...] = ()  # failed, but quarantined: not counted
+    new_flaky: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> ExitCode:
@@ -76,12 +96,16 @@ def decide(
     attempts: Iterable[TestResult] = (),
     infra_error: str | None = None,
     interrupted: bool = False,
+    quarantined: Collection[str] = frozenset(),
+    new_tests: Collection[str] = frozenset(),
+    flaky_policy: FlakyPolicy = FlakyPolicy.PASS,
 ) -> Decision:
     """Decide the verdict of a run from what it collected and what came back.
 
     ``final`` maps a node id to its final result; ``attempts`` holds every attempt
-    (retries included) and may be left empty while the farm does not retry.
-    ``infra_error`` is the reason the farm itself failed, if it did.
+    (retries included; the final ones may be among them). ``infra_error`` is the
+    reason the farm itself failed, if it did. ``new_tests`` are the tests that were
+    repeated because they had never been seen.
     """
     # pytest --keep-duplicates can collect one id twice; it is still one test to
     # account for.
@@ -119,27 +143,50 @@ def decide(
         message = "no tests were collected: every module skipped itself"
         return Decision(Verdict.NO_TESTS, message=message, ignored=ignored)
 
-    failed = tuple(node_id for node_id in wanted if final[node_id].outcome.is_failure)
-    if failed:
-        return Decision(
-            Verdict.FAILED,
-            message=f"{_count(len(failed), 'test')} failed: {_name_some(failed)}",
-            failed=failed,
-            ignored=ignored,
-        )
-
+    attempts = tuple(attempts)
+    failing = [node_id for node_id in wanted if final[node_id].outcome.is_failure]
+    failed = tuple(node_id for node_id in failing if node_id not in quarantined)
+    excused = tuple(node_id for node_id in failing if node_id in quarantined)
     flaky = _flaky(wanted, final, attempts)
+    new_flaky = _disagreeing(wanted, new_tests, attempts)
+    found = {
+        "failed": failed,
+        "flaky": flaky,
+        "ignored": ignored,
+        "quarantined_failures": excused,
+        "new_flaky": new_flaky,
+    }
+    blamed_flaky = tuple(
+        node_id
+        for node_id in flaky
+        if node_id not in quarantined and (flaky_policy is FlakyPolicy.FAIL or node_id in new_flaky)
+    )
+    if failed or blamed_flaky:
+        reasons = []
+        if failed:
+            reasons.append(f"{_count(len(failed), 'test')} failed: {_name_some(failed)}")
+        new_only = tuple(n for n in new_flaky if n not in failed)
+        if new_only:
+            reasons.append(f"{_count(len(new_only), 'new test')} flaky: {_name_some(new_only)}")
+        policy_only = tuple(n for n in blamed_flaky if n not in new_flaky)
+        if policy_only:
+            reasons.append(
+                f"{_count(len(policy_only), 'test')} flaky (flaky tests fail): "
+                f"{_name_some(policy_only)}"
+            )
+        return Decision(Verdict.FAILED, message="; ".join(reasons), **found)
+    excuse = (
+        f"{_count(len(excused), 'quarantined test')} failed and "
+        f"{'was' if len(excused) == 1 else 'were'} not counted: {_name_some(excused)}"
+        if excused
+        else ""
+    )
     if flaky:
-        return Decision(
-            Verdict.FLAKY,
-            message=(
-                f"{_count(len(flaky), 'test')} passed only after a failed attempt: "
-                f"{_name_some(flaky)}"
-            ),
-            flaky=flaky,
-            ignored=ignored,
+        message = (
+            f"{_count(len(flaky), 'test')} passed only after a failed attempt: {_name_some(flaky)}"
         )
-    return Decision(Verdict.PASSED, ignored=ignored)
+        return Decision(Verdict.FLAKY, message="; ".join(filter(None, [message, excuse])), **found)
+    return Decision(Verdict.PASSED, message=excuse, **found)
 
 
 def _flaky(
@@ -161,6 +208,19 @@ def _flaky(
         ):
             failed_before.add(attempt.node_id)
     return tuple(node_id for node_id in wanted if node_id in failed_before)
+
+
+def _disagreeing(
+    wanted: Sequence[str], new_tests: Collection[str], attempts: Sequence[TestResult]
+) -> tuple[str, ...]:
+    """New tests whose attempts did not all fail or all pass (skips aside)."""
+    if not new_tests:
+        return ()
+    seen: dict[str, set[bool]] = {}
+    for attempt in attempts:
+        if attempt.node_id in new_tests and attempt.outcome is not Outcome.SKIPPED:
+            seen.setdefault(attempt.node_id, set()).add(attempt.outcome.is_failure)
+    return tuple(node_id for node_id in wanted if len(seen.get(node_id, ())) > 1)
 
 
 def _missing_sentence(missing: Sequence[str], total: int) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from farm.core.domain import ExitCode, Outcome, TestResult, Verdict
+from farm.core.domain import ExitCode, FlakyPolicy, Outcome, TestResult, Verdict
 from farm.core.verdict import Decision, decide, exit_code
 
 
@@ -148,3 +148,58 @@ def test_exit_code_covers_every_verdict() -> None:
         Verdict.ERROR: ExitCode.INFRA_ERROR,
         Verdict.NO_TESTS: ExitCode.NO_TESTS,
     }
+
+
+def test_flaky_fails_the_verdict_when_the_team_says_so() -> None:
+    first = result("t.py::b", Outcome.FAILED, attempt=1)
+    retry = result("t.py::b", Outcome.PASSED, attempt=2)
+    final = finals(result("t.py::a"), retry, result("t.py::c"))
+    decision = decide(IDS, final, attempts=[first, *final.values()], flaky_policy=FlakyPolicy.FAIL)
+    assert decision.verdict is Verdict.FAILED
+    assert decision.flaky == ("t.py::b",) and decision.failed == ()
+    assert "flaky" in decision.message and "t.py::b" in decision.message
+
+
+def test_a_quarantined_failure_does_not_fail_the_verdict_but_is_named() -> None:
+    final = finals(result("t.py::a"), result("t.py::b", Outcome.FAILED), result("t.py::c"))
+    decision = decide(IDS, final, attempts=final.values(), quarantined={"t.py::b"})
+    assert decision.verdict is Verdict.PASSED
+    assert decision.exit_code is ExitCode.OK
+    assert decision.quarantined_failures == ("t.py::b",)
+    assert "quarantined" in decision.message and "t.py::b" in decision.message
+
+
+def test_quarantine_excuses_only_its_own_tests() -> None:
+    final = finals(result("t.py::a", Outcome.FAILED), result("t.py::b", Outcome.FAILED))
+    decision = decide(IDS[:2], final, quarantined={"t.py::b"})
+    assert decision.verdict is Verdict.FAILED
+    assert decision.failed == ("t.py::a",)
+    assert decision.quarantined_failures == ("t.py::b",)
+
+
+def test_a_quarantined_flaky_test_never_fails_even_under_flaky_fail() -> None:
+    first = result("t.py::a", Outcome.FAILED, attempt=1)
+    final = finals(result("t.py::a", Outcome.PASSED, attempt=2))
+    decision = decide(
+        ["t.py::a"], final, attempts=[first, *final.values()], quarantined={"t.py::a"},
+        flaky_policy=FlakyPolicy.FAIL,
+    )  # fmt: skip
+    assert decision.verdict is Verdict.FLAKY
+
+
+def test_a_new_test_whose_repeats_disagree_fails_before_it_lands() -> None:
+    runs = [
+        result("t.py::new", Outcome.PASSED, 1),
+        result("t.py::new", Outcome.FAILED, 2),
+        result("t.py::new", Outcome.PASSED, 3),
+    ]
+    decision = decide(["t.py::new"], finals(runs[2]), attempts=runs, new_tests={"t.py::new"})
+    assert decision.verdict is Verdict.FAILED
+    assert decision.new_flaky == ("t.py::new",)
+    assert "new test" in decision.message
+
+
+def test_a_new_test_that_agrees_with_itself_is_not_flaky() -> None:
+    runs = [result("t.py::new", Outcome.PASSED, n) for n in (1, 2, 3)]
+    decision = decide(["t.py::new"], finals(runs[2]), attempts=runs, new_tests={"t.py::new"})
+    assert decision.verdict is Verdict.PASSED and decision.new_flaky == ()
