@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from farm.core.domain import Outcome, RunSummary, TestResult, Verdict
+from farm.report.findings import finding_sections, footer_lines
 
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
@@ -91,8 +92,9 @@ def summary_counts(summary: RunSummary) -> str:
     category of each of its reports: a failure and a teardown error are both
     counted, as are subtests); a result farm made itself counts once, by outcome.
     Zero counts are left out, ``error`` and ``warning`` take pytest's plurals, and
-    tests without a result end the list as ``N lost``. ``no tests ran`` when there
-    is nothing to count.
+    tests without a result end the list as ``N lost``, and tests that passed on a
+    retry as ``N flaky`` (so a run without flaky tests reads exactly as pytest's).
+    ``no tests ran`` when there is nothing to count.
     """
     counts: Counter[str] = Counter()
     for result in summary.results:
@@ -106,6 +108,8 @@ def summary_counts(summary: RunSummary) -> str:
     parts = [_counted(counts[key], key) for key in (*_SUMMARY_ORDER, *extra) if counts[key] > 0]
     if summary.missing:
         parts.append(f"{len(summary.missing)} lost")
+    if summary.flaky:
+        parts.append(f"{len(summary.flaky)} flaky")
     return ", ".join(parts) if parts else "no tests ran"
 
 
@@ -126,7 +130,10 @@ def format_summary(
     width: int = 80,
     max_output_lines: int = 40,
 ) -> str:
-    """The end-of-run report: failures, lost tests, slowest tests, then one summary line.
+    """The end-of-run report: failures, lost tests, slowest tests, pytest's short
+    summary, what farm found beyond pytest (flaky tests, quarantined failures, new
+    flaky tests, the retry budget, suspect machines: :mod:`farm.report.findings`),
+    then one summary line.
 
     ``estimates`` maps node id to the plan's estimate, shown beside the actual
     duration of the slowest tests. Captured output is cut to ``max_output_lines``
@@ -183,9 +190,17 @@ def format_summary(
     if summary.stopped_after:
         lines.append(_rule(f"stopping after {summary.stopped_after} failures", "!", width))
 
+    for section in finding_sections(summary):
+        if section.title:
+            lines.append(paint(_rule(terminal_safe(section.title), "=", width), _YELLOW + _BOLD))
+            lines.extend(terminal_safe(line) for line in section.lines)
+        else:
+            lines.extend(paint(terminal_safe(line), _YELLOW) for line in section.lines)
+
     machines = _machines_line(summary)
     if machines:
         lines.append(machines)
+    lines.extend(terminal_safe(line) for line in footer_lines(summary))
 
     if summary.message:
         lines.append(paint(f"{summary.verdict.value}: {terminal_safe(summary.message)}", _BOLD))

@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
 import io
 import re
 
 from helpers import make_result
+from report_fixtures import (
+    FLAKY,
+    FLAKY_ERROR,
+    NEW,
+    QUARANTINED,
+    attempt,
+    pytest_like_run,
+    retried_run,
+)
 
-from farm.core.domain import CodeInfo, Outcome, RunSummary, ShardTimeline, TestResult, Verdict
+from farm.core.domain import (
+    ChangeRef,
+    CodeInfo,
+    MachineSuspect,
+    Outcome,
+    Retries,
+    RunSummary,
+    ShardTimeline,
+    TestResult,
+    Verdict,
+)
+from farm.report.findings import MAX_NAMED, earlier_by_test
 from farm.report.progress import Progress
 from farm.report.summary import format_duration, format_summary, summary_counts, terminal_safe
 
@@ -335,3 +357,180 @@ def test_a_farm_elsewhere_says_which_machines_ran_what_and_the_snapshot() -> Non
     )
     local = format_summary(summary(result("t.py::a"), shards=shards), estimates={}, color=False)
     assert "tests by machine" not in local  # workers on the submitter's disk: one machine
+
+
+# --- retries, flaky tests, quarantine: what farm adds ---------------------------
+
+PYTEST_LIKE_SUMMARY = "\n".join(
+    (
+        "=================================== FAILURES ===================================",
+        "__________________________ tests/test_a.py::test_bad ___________________________",
+        "failed on worker a:11 (shard 1, attempt 1) after 2.00s",
+        "def test_bad():",
+        ">   assert 1 == 2",
+        "E   assert 1 == 2",
+        "tests/test_a.py:3: AssertionError",
+        "------------------------------- captured output --------------------------------",
+        "out <&> ]]> \\x00 line",
+        "_____________________ tests/test_b.py::TestC::test_err[x] ______________________",
+        "error on worker a:11 (shard 1, attempt 1) after 0.50s",
+        "fixture 'db' not found",
+        "__________________________ tests/test_c.py::test_slow __________________________",
+        "timeout on worker a:11 (shard 1, attempt 1) after 60.00s",
+        "timed out after 60s",
+        "================================== LOST TESTS ==================================",
+        "no result for 1 collected test: their worker was lost or the run ended first",
+        "  tests/test_c.py::test_lost",
+        "=============================== slowest 6 tests ================================",
+        "    actual    estimate  test",
+        "    60.00s      30.00s  tests/test_c.py::test_slow",
+        "     2.00s           -  tests/test_a.py::test_bad",
+        "     1.25s           -  tests/test_a.py::test_ok",
+        "     0.50s           -  tests/test_b.py::TestC::test_err[x]",
+        "     0.50s           -  tests/test_b.py::test_skip",
+        "     0.50s           -  tests/test_b.py::test_xf",
+        "=========================== short test summary info ============================",
+        "FAILED tests/test_a.py::test_bad - tests/test_a.py:3: AssertionError",
+        "TIMEOUT tests/test_c.py::test_slow - timed out after 60s",
+        "ERROR tests/test_b.py::TestC::test_err[x] - fixture 'db' not found",
+        "snapshot abababababab (8 KiB, uploaded 4 KiB); tests by machine: host-a (4), host-b (3)",
+        "= 2 failed, 1 passed, 1 skipped, 2 deselected, 1 xfailed, 1 warning, 1 error, "
+        "1 lost in 64.50s (0:01:04) (plan estimate 60.00s (0:01:00), 4 workers), "
+        "verdict FAILED =",
+    )
+)
+# The same report in color at 100 columns, as farm printed it before it retried tests.
+PYTEST_LIKE_COLOR_SHA256 = "5958e0e3e19e7b0dbe10c07613ba9006a2739724a801560e5518403359194b19"
+
+
+def pytest_like_summary(run: RunSummary, *, color: bool = False, width: int = 80) -> str:
+    estimates = {"tests/test_c.py::test_slow": 30.0} if not color else {}
+    return format_summary(run, estimates=estimates, color=color, width=width)
+
+
+def test_without_retries_the_summary_is_what_it_was_byte_for_byte() -> None:
+    run = pytest_like_run()
+    assert pytest_like_summary(run) == PYTEST_LIKE_SUMMARY
+    colored = pytest_like_summary(run, color=True, width=100).encode()
+    assert hashlib.sha256(colored).hexdigest() == PYTEST_LIKE_COLOR_SHA256
+    # Retries allowed but none needed, and a first failure with --retries 0: the same.
+    calm = dataclasses.replace(run, retries=Retries(allowed=2, budget=5), first_failure_s=None)
+    assert pytest_like_summary(calm) == PYTEST_LIKE_SUMMARY
+    zero = dataclasses.replace(run, retries=Retries(allowed=0), first_failure_s=1.5)
+    assert pytest_like_summary(zero) == PYTEST_LIKE_SUMMARY
+
+
+def test_flaky_tests_end_the_summary_line_after_pytests_counts() -> None:
+    run = retried_run()
+    assert summary_counts(run) == "9 failed, 4 passed, 2 flaky"
+    last = format_summary(run, estimates={}, color=False).splitlines()[-1]
+    assert "= 9 failed, 4 passed, 2 flaky in 12.30s (plan estimate 11.00s, 4 workers)" in last
+    lost = dataclasses.replace(run, missing=("t.py::gone",))
+    assert summary_counts(lost) == "9 failed, 4 passed, 1 lost, 2 flaky"
+
+
+def findings_text(run: RunSummary) -> str:
+    """The summary's lines between pytest's short summary and its last line."""
+    lines = format_summary(run, estimates={}, color=False, slowest=0).splitlines()
+    short = next(i for i, line in enumerate(lines) if "short test summary info" in line)
+    return "\n".join(line for line in lines[short + 1 : -1] if not line.startswith("FAILED "))
+
+
+def test_findings_follow_the_short_summary_in_order() -> None:
+    assert findings_text(retried_run()) == "\n".join(
+        (
+            "================================ 2 flaky tests =================================",
+            f"{FLAKY}: 2 attempts, failed on a:11 (host-a), passed on b:7 (host-b)",
+            f"{FLAKY_ERROR}: 2 attempts, error on a:11 (host-a), passed on b:7 (host-b)",
+            "============== quarantined failures, not held against the verdict ==============",
+            QUARANTINED,
+            "=========================== new tests that are flaky ===========================",
+            f"{NEW}: 3 runs: passed, failed, passed",
+            "retry budget of 5 ran out: 7 failed tests were not retried (tests/test_d.py::"
+            "test_0, tests/test_d.py::test_1, tests/test_d.py::test_2, tests/test_d.py::"
+            "test_3, tests/test_d.py::test_4 and 2 more)",
+            "============================== machines suspected ==============================",
+            f"1 of 1 failures of {FLAKY} on host-a, 1 passes elsewhere",
+            "first failure after 3.5s",
+            "change 0123456789ab on main (github.com/acme/shop), pull request 42",
+        )
+    )
+
+
+def test_each_finding_appears_only_when_there_is_one() -> None:
+    run = retried_run()
+    bare = dataclasses.replace(
+        run,
+        flaky=(),
+        quarantined_failures=(),
+        new_flaky=(),
+        retries=Retries(allowed=2, budget=5, spent=1),
+        suspects=(),
+        change=None,
+        first_failure_s=None,
+    )
+    text = format_summary(bare, estimates={}, color=False)
+    assert findings_text(bare) == ""
+    assert " flaky" not in text.splitlines()[-1]
+    one = dataclasses.replace(bare, retries=Retries(2, 1, 1, denied=("t.py::x",)))
+    assert "retry budget of 1 ran out: 1 failed test was not retried (t.py::x)" in format_summary(
+        one, estimates={}, color=False
+    )
+    branchless = dataclasses.replace(bare, change=ChangeRef("/src/shop", "abc"))
+    assert "\nchange abc (/src/shop)\n" in format_summary(branchless, estimates={}, color=False)
+
+
+def test_a_flaky_test_retried_twice_shows_every_attempt_oldest_first() -> None:
+    node = "t.py::test_x"
+    run = dataclasses.replace(
+        retried_run(),
+        results=(attempt(node, attempt=3, worker="c:1", machine=""),),
+        earlier_attempts=(
+            attempt(node, Outcome.CRASHED, attempt=2, worker="", machine="host-b"),
+            attempt(node, Outcome.FAILED, worker="", machine=""),
+        ),
+        flaky=(node,),
+    )
+    assert (
+        f"{node}: 3 attempts, failed on an unknown worker, crashed on host-b, passed on c:1"
+        in format_summary(run, estimates={}, color=False)
+    )
+    assert [a.attempt for a in earlier_by_test(run)[node]] == [1, 2]
+
+
+def test_long_lists_of_findings_are_cut() -> None:
+    many = tuple(f"t.py::test_{i}" for i in range(MAX_NAMED + 3))
+    run = dataclasses.replace(
+        retried_run(),
+        results=tuple(attempt(n, attempt=2) for n in many),
+        earlier_attempts=tuple(attempt(n, Outcome.FAILED) for n in many),
+        flaky=many,
+        quarantined_failures=(),
+        new_flaky=(),
+    )
+    text = format_summary(run, estimates={}, color=False)
+    assert f"= {MAX_NAMED + 3} flaky tests =" in text
+    assert f"t.py::test_{MAX_NAMED - 1}: 2 attempts" in text
+    assert f"t.py::test_{MAX_NAMED}:" not in text
+    assert "... and 3 more" in text
+
+
+def test_findings_cannot_drive_the_terminal_and_are_colored_like_the_verdict() -> None:
+    evil = "t.py::test_x[\x1b]0;pwned\x07]"
+    run = dataclasses.replace(
+        retried_run(),
+        results=(attempt(evil, attempt=2, worker="w\x1b[2J", machine="m\r"),),
+        earlier_attempts=(attempt(evil, Outcome.FAILED),),
+        flaky=(evil,),
+        quarantined_failures=(evil,),
+        new_flaky=(evil,),
+        retries=Retries(1, 1, 1, denied=(evil,)),
+        suspects=(MachineSuspect(evil, "host\x1bc", 1, 2),),
+        change=ChangeRef("repo\x1b[31m", "sha\x07", branch="br\x1b]2;x\x07"),
+    )
+    colored = format_summary(run, estimates={}, color=True)
+    plain = ANSI.sub("", colored)
+    assert "\x1b" not in plain and "\x07" not in plain and "\r" not in plain
+    assert plain == format_summary(run, estimates={}, color=False)
+    assert "\x1b[33m\x1b[1m" + "=" in colored  # section rules: yellow, as a flaky verdict
+    assert "\x1b[33mretry budget of 1 ran out" in colored
