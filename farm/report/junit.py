@@ -16,7 +16,32 @@ output read it the same way::
 Outcomes map as: FAILED, TIMEOUT and CRASHED to ``<failure>``; ERROR and tests
 without a result (*missing*) to ``<error>``; SKIPPED and XFAILED to ``<skipped>``;
 PASSED and XPASSED to a bare test case. ``time`` on the suite is the run's
-makespan (wall time), on a test case its own duration.
+makespan (wall time), on a test case its own duration. Counts and outcomes are
+those of each test's final result (its last attempt).
+
+Earlier failing attempts (a test retried, or a new test run again) follow Maven
+Surefire's rerun schema (``surefire-test-report-3.0.xsd``), which Jenkins, Allure,
+Gradle and Playwright's reporter read and other readers ignore: one element per
+attempt, oldest first, named ``flakyFailure``/``flakyError`` when the test did not
+finally fail (so readers still count it passed) and ``rerunFailure``/``rerunError``
+when it did; ``...Error`` for an ``error`` attempt, ``...Failure`` for a failed,
+timed-out or crashed one, whose ``type`` names it::
+
+      <testcase ...>
+        <failure message="..." type="failed">the final attempt's traceback</failure>
+        <rerunFailure message="..." type="failed">
+          <stackTrace>attempt 1's traceback</stackTrace>
+          <system-out>attempt 1's output</system-out>
+        </rerunFailure>
+      </testcase>
+
+Unlike Surefire, which puts the first run in ``<failure>``, the final attempt keeps
+it, so a report reads the same with and without retries. Children come in the
+schema's order (failure, rerunFailure, flakyFailure, skipped, error, rerunError,
+flakyError, system-out). The suite's counts stay pytest's, over final results; the
+number of flaky tests is the property ``farm.flaky``, present when it is not zero,
+rather than an attribute, which strict readers validating against the JUnit or
+Surefire schemas would refuse.
 
 Test names and output are arbitrary text from the code under test. Characters
 XML 1.0 forbids (most control characters, lone surrogates, U+FFFE/U+FFFF) are
@@ -31,10 +56,12 @@ import os
 import re
 import tempfile
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
 from farm.core.domain import Outcome, RunSummary, TestResult, module_of
+from farm.report.findings import earlier_by_test
 
 _FAILURE_OUTCOMES = frozenset({Outcome.FAILED, Outcome.TIMEOUT, Outcome.CRASHED})
 _SKIP_OUTCOMES = frozenset({Outcome.SKIPPED, Outcome.XFAILED})
@@ -108,13 +135,21 @@ def build_junit_tree(summary: RunSummary, suite_name: str = "farm") -> ET.Elemen
         ("farm.estimated_makespan_s", _seconds(summary.estimated_makespan_s)),
     ):
         ET.SubElement(properties, "property", {"name": name, "value": xml_safe(value)})
+    if summary.flaky:
+        ET.SubElement(
+            properties, "property", {"name": "farm.flaky", "value": str(len(summary.flaky))}
+        )
 
+    earlier = earlier_by_test(summary)
     for result in results:
-        _add_result(suite, result)
+        _add_result(suite, result, earlier.get(result.node_id, ()))
     for node_id in summary.missing:
         case = _testcase(suite, node_id, 0.0)
+        failing = _failing(earlier.get(node_id, ()))
+        _add_attempts(case, "rerunFailure", failing, errors=False)
         error = ET.SubElement(case, "error", {"message": "no result", "type": "missing"})
         error.text = _MISSING_TEXT
+        _add_attempts(case, "rerunError", failing, errors=True)
     return root
 
 
@@ -139,22 +174,48 @@ def write_junit_xml(
         raise
 
 
-def _add_result(suite: ET.Element, result: TestResult) -> None:
+def _add_result(suite: ET.Element, result: TestResult, earlier: Sequence[TestResult]) -> None:
     case = _testcase(suite, result.node_id, result.duration_s)
     outcome = result.outcome
     body = xml_safe(result.longrepr)
+    failing = _failing(earlier)
+    # A test that finally failed was rerun; one that did not was flaky.
+    family = "rerun" if outcome.is_failure else "flaky"
     if outcome in _FAILURE_OUTCOMES:
         child = ET.SubElement(case, "failure", {"message": _message(result), "type": outcome.value})
         child.text = body
-    elif outcome is Outcome.ERROR:
+    _add_attempts(case, f"{family}Failure", failing, errors=False)
+    if outcome is Outcome.ERROR:
         child = ET.SubElement(case, "error", {"message": _message(result), "type": "error"})
         child.text = body
     elif outcome in _SKIP_OUTCOMES:
         # pytest's own type names, which some readers use to tell xfail from skip.
         kind = "pytest.xfail" if outcome is Outcome.XFAILED else "pytest.skip"
         ET.SubElement(case, "skipped", {"message": _message(result), "type": kind})
+    _add_attempts(case, f"{family}Error", failing, errors=True)
     if result.output:
         ET.SubElement(case, "system-out").text = xml_safe(result.output)
+
+
+def _failing(attempts: Sequence[TestResult]) -> list[TestResult]:
+    return [a for a in attempts if a.outcome.is_failure]
+
+
+def _add_attempts(
+    case: ET.Element, tag: str, failing: Sequence[TestResult], *, errors: bool
+) -> None:
+    """One ``tag`` element per failing attempt whose outcome is (or, without
+    ``errors``, is not) ``error``: its traceback in ``<stackTrace>``, its output in
+    ``<system-out>``, as Surefire writes a rerun."""
+    for attempt in failing:
+        if (attempt.outcome is Outcome.ERROR) is not errors:
+            continue
+        child = ET.SubElement(
+            case, tag, {"message": _message(attempt), "type": attempt.outcome.value}
+        )
+        ET.SubElement(child, "stackTrace").text = xml_safe(attempt.longrepr)
+        if attempt.output:
+            ET.SubElement(child, "system-out").text = xml_safe(attempt.output)
 
 
 def _testcase(suite: ET.Element, node_id: str, duration_s: float) -> ET.Element:

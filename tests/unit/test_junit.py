@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import xml.dom.minidom
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from helpers import make_result as result
+from report_fixtures import (
+    BROKEN,
+    FLAKY,
+    FLAKY_ERROR,
+    HOSTILE,
+    NEW,
+    QUARANTINED,
+    attempt,
+    pytest_like_run,
+    retried_run,
+)
 
-from farm.core.domain import Outcome, RunSummary, TestResult, Verdict
+from farm.core.domain import Outcome, Retries, RunSummary, TestResult, Verdict
 from farm.report.junit import build_junit_tree, junit_names, write_junit_xml, xml_safe
 
 # XML 1.0's Char production, the test every conforming reader applies.
@@ -183,3 +195,176 @@ def test_empty_run_is_a_valid_empty_suite(tmp_path: Path) -> None:
     root = write_and_parse(tmp_path, summary())
     suite = root.find("testsuite")
     assert suite is not None and suite.attrib["tests"] == "0"
+
+
+# --- earlier attempts: Surefire's flakyFailure and rerunFailure -------------------
+
+PYTEST_LIKE_JUNIT = "\n".join(
+    (
+        "<?xml version='1.0' encoding='utf-8'?>",
+        "<testsuites>",
+        '  <testsuite name="farm" tests="7" failures="2" errors="2" skipped="2" '
+        'time="64.500" timestamp="2023-11-14T22:13:20+00:00">',
+        "    <properties>",
+        '      <property name="farm.run_id" value="r1" />',
+        '      <property name="farm.verdict" value="failed" />',
+        '      <property name="farm.workers" value="4" />',
+        '      <property name="farm.estimated_makespan_s" value="60.000" />',
+        "    </properties>",
+        '    <testcase classname="tests.test_a" name="test_ok" file="tests/test_a.py" '
+        'time="1.250">',
+        "      <system-out>hello</system-out>",
+        "    </testcase>",
+        '    <testcase classname="tests.test_a" name="test_bad" file="tests/test_a.py" '
+        'time="2.000">',
+        '      <failure message="tests/test_a.py:3: AssertionError" type="failed">def test_bad():',
+        "&gt;   assert 1 == 2",
+        "E   assert 1 == 2",
+        "tests/test_a.py:3: AssertionError</failure>",
+        "      <system-out>out &lt;&amp;&gt; ]]&gt; \\x00 line",
+        "</system-out>",
+        "    </testcase>",
+        '    <testcase classname="tests.test_b.TestC" name="test_err[x]" '
+        'file="tests/test_b.py" time="0.500">',
+        "      <error message=\"fixture 'db' not found\" type=\"error\">fixture 'db' not "
+        "found</error>",
+        "    </testcase>",
+        '    <testcase classname="tests.test_b" name="test_skip" '
+        'file="tests/test_b.py" time="0.500">',
+        '      <skipped message="no network" type="pytest.skip" />',
+        "    </testcase>",
+        '    <testcase classname="tests.test_b" name="test_xf" file="tests/test_b.py" '
+        'time="0.500">',
+        '      <skipped message="known bug" type="pytest.xfail" />',
+        "    </testcase>",
+        '    <testcase classname="tests.test_c" name="test_slow" '
+        'file="tests/test_c.py" time="60.000">',
+        '      <failure message="timed out after 60s" type="timeout">timed out after 60s</failure>',
+        "    </testcase>",
+        '    <testcase classname="tests.test_c" name="test_lost" '
+        'file="tests/test_c.py" time="0.000">',
+        '      <error message="no result" type="missing">farm got no result for this '
+        "test: its worker was lost or the run ended before it ran.</error>",
+        "    </testcase>",
+        "  </testsuite>",
+        "</testsuites>",
+    )
+)
+
+
+def test_without_retries_the_file_is_what_it_was_byte_for_byte(tmp_path: Path) -> None:
+    path = tmp_path / "junit.xml"
+    write_junit_xml(path, pytest_like_run())
+    assert path.read_text(encoding="utf-8") == PYTEST_LIKE_JUNIT
+    # Retries that found nothing to retry change nothing either.
+    calm = dataclasses.replace(pytest_like_run(), retries=Retries(allowed=2, budget=5))
+    write_junit_xml(path, calm)
+    assert path.read_text(encoding="utf-8") == PYTEST_LIKE_JUNIT
+
+
+def cases_of(root: ET.Element) -> dict[str, ET.Element]:
+    return {f"{c.attrib['classname']}::{c.attrib['name']}": c for c in root.iter("testcase")}
+
+
+def case(root: ET.Element, node_id: str) -> ET.Element:
+    classname, name = junit_names(node_id)
+    return cases_of(root)[f"{classname}::{name}"]
+
+
+def test_a_flaky_test_has_a_flaky_failure_with_the_first_attempts_text(tmp_path: Path) -> None:
+    root = write_and_parse(tmp_path, retried_run())
+    flaky = case(root, FLAKY)
+    assert [child.tag for child in flaky] == ["flakyFailure"]  # it passed: no <failure>
+    failure = flaky[0]
+    assert failure.attrib == {"message": xml_safe(f"E   assert {HOSTILE}"), "type": "failed"}
+    assert [child.tag for child in failure] == ["stackTrace", "system-out"]
+    assert failure[0].text == xml_safe(f"E   assert {HOSTILE}")
+    assert failure[1].text == xml_safe(HOSTILE)
+    assert "\\x00" in failure[1].text and "<script>" in failure[1].text
+    errored = case(root, FLAKY_ERROR)
+    assert [child.tag for child in errored] == ["flakyError"]
+    assert errored[0].attrib["type"] == "error"
+    assert [child.tag for child in errored[0]] == ["stackTrace"]  # it printed nothing
+
+
+def test_a_test_that_failed_every_time_has_a_rerun_failure_per_earlier_attempt(
+    tmp_path: Path,
+) -> None:
+    root = write_and_parse(tmp_path, retried_run())
+    broken = case(root, BROKEN)
+    assert [child.tag for child in broken] == [
+        "failure",
+        "rerunFailure",
+        "rerunFailure",
+        "system-out",
+    ]
+    final, first, second, out = broken
+    assert final.text == "E   third" and out.text == "out 3"  # the final attempt, as before
+    assert first.attrib == {"message": "E   first", "type": "failed"}
+    assert [(c.tag, c.text) for c in first] == [
+        ("stackTrace", "E   first"),
+        ("system-out", "out 1"),
+    ]
+    assert second.attrib == {"message": "timed out", "type": "timeout"}
+    assert [(c.tag, c.text) for c in second] == [("stackTrace", "timed out")]
+    quarantined = case(root, QUARANTINED)
+    assert [child.tag for child in quarantined] == ["failure", "rerunFailure"]
+
+
+def test_only_failing_attempts_are_written(tmp_path: Path) -> None:
+    root = write_and_parse(tmp_path, retried_run())
+    new = case(root, NEW)  # passed, failed, passed
+    assert [child.tag for child in new] == ["flakyFailure"]
+    assert new[0][0].text == "E   race"
+
+
+def test_children_follow_the_surefire_schemas_order() -> None:
+    node = "t.py::test_x"
+    run = dataclasses.replace(
+        retried_run(),
+        results=(attempt(node, Outcome.ERROR, attempt=3, longrepr="E   last", output="o"),),
+        earlier_attempts=(
+            attempt(node, Outcome.ERROR, attempt=2, longrepr="E   second"),
+            attempt(node, Outcome.CRASHED, longrepr="E   first"),
+        ),
+        missing=("t.py::test_lost",),
+    )
+    lost = dataclasses.replace(
+        run, earlier_attempts=(*run.earlier_attempts, attempt("t.py::test_lost", Outcome.FAILED))
+    )
+    root = build_junit_tree(lost)
+    x = case(root, node)
+    assert [child.tag for child in x] == ["rerunFailure", "error", "rerunError", "system-out"]
+    assert [c[0].text for c in x if c.tag.startswith("rerun")] == ["E   first", "E   second"]
+    assert [child.tag for child in case(root, "t.py::test_lost")] == ["rerunFailure", "error"]
+
+
+def test_suite_counts_stay_pytests_and_flaky_is_a_property() -> None:
+    suite = build_junit_tree(retried_run()).find("testsuite")
+    assert suite is not None
+    assert {k: suite.attrib[k] for k in ("tests", "failures", "errors", "skipped")} == {
+        "tests": "13",
+        "failures": "9",
+        "errors": "0",
+        "skipped": "0",
+    }
+    assert "flaky" not in suite.attrib
+    properties = {p.attrib["name"]: p.attrib["value"] for p in suite.iter("property")}
+    assert properties["farm.flaky"] == "2"
+
+
+def test_hostile_output_of_earlier_attempts_keeps_the_xml_well_formed(tmp_path: Path) -> None:
+    nasty = HOSTILE + " \udc80 \ufffe \x0b ]]]]><![CDATA[ </stackTrace></flakyFailure>"
+    node = f"t.py::test_x[{nasty}]"
+    run = dataclasses.replace(
+        retried_run(),
+        results=(attempt(node, attempt=2),),
+        earlier_attempts=(attempt(node, Outcome.FAILED, longrepr=nasty, output=nasty),),
+        flaky=(node,),
+    )
+    root = write_and_parse(tmp_path, run)
+    (only,) = list(root.iter("testcase"))
+    (flaky,) = list(only)
+    assert flaky.tag == "flakyFailure"
+    assert [c.text for c in flaky] == [xml_safe(nasty), xml_safe(nasty)]
+    assert "<script>alert(1)</script>" in (flaky[1].text or "")
