@@ -6,8 +6,11 @@ never renamed or removed, without raising ``format_version``.
 Top level:
 
 ``format_version`` (int)
-    The schema version of this document, now ``2``; version ``1`` called a shard's
-    ``machine`` ``host``.
+    The schema version of this document, now ``3``. Version ``3`` added each test's
+    ``attempts`` and ``flaky``, and the top-level ``flaky``, ``quarantined_failures``,
+    ``new_flaky``, ``retries``, ``first_failure_s``, ``suspects`` and ``change``; it
+    also writes each test on one line (the keys and values of version ``2`` are
+    unchanged). Version ``1`` called a shard's ``machine`` ``host``.
 ``run_id`` (str)
 ``verdict`` (str)
     One of :class:`farm.core.domain.Verdict`'s values: ``passed``, ``failed``, ``flaky``,
@@ -34,7 +37,12 @@ Top level:
     module-scoped setup this test paid), ``worker`` (str), ``shard`` (int),
     ``attempt`` (int, 1 for the first), ``started_at`` and ``finished_at`` (float
     unix times or null, for shard timelines), ``longrepr`` (str, traceback or skip
-    reason, truncated by the worker), ``output`` (str, captured output, truncated).
+    reason, truncated by the worker), ``output`` (str, captured output, truncated),
+    ``attempts`` (array: every attempt of the test, oldest first, the final one
+    last, each with ``attempt``, ``outcome``, ``duration_s``, ``worker``,
+    ``machine`` (str, "" when not known), ``started_at``, ``finished_at``,
+    ``longrepr`` and ``output`` as above) and ``flaky`` (bool: failed, then passed
+    on a retry).
 ``missing`` (array of str)
     Node ids that never got a result, in collection order.
 ``shards`` (array)
@@ -46,11 +54,33 @@ Top level:
     The code snapshot the workers ran: ``digest`` (sha256), ``size_bytes``,
     ``uploaded_bytes`` (0 when the store already had it), ``pack_s``,
     ``upload_s``; null when workers read the submitter's disk.
+``flaky``, ``quarantined_failures``, ``new_flaky`` (arrays of str)
+    Node ids, in collection order: tests that failed and then passed on a retry;
+    tests that failed but are quarantined, so the verdict does not hold them
+    against the run; tests never seen before whose repeated runs disagreed.
+``retries`` (object)
+    ``allowed`` (int, more attempts a failed test may get), ``budget`` (int,
+    retries the run could spend), ``spent`` (int), ``denied`` (array of str, the
+    failed tests left without a retry because the budget ran out) and
+    ``exhausted`` (bool, whether any was).
+``first_failure_s`` (float or null)
+    Seconds from the run's start to its first failing result; null when none failed.
+``suspects`` (array)
+    Tests whose failures all came from one machine while they passed on others:
+    ``node_id`` (str), ``machine`` (str), ``failures`` (int, failing attempts, all
+    on that machine), ``passes_elsewhere`` (int).
+``change`` (object or null)
+    The change the run tested: ``repository``, ``commit_sha``, ``branch``,
+    ``pull_request``, ``author`` (str, "" when not known); null when not known.
 
 Durations are seconds rounded to microseconds; a duration that is not a finite
 number is written as null rather than breaking strict JSON parsers. Text from the
 tests is written as is, except lone surrogates (from undecodable bytes), which
 are written as a visible ``\\udcXX`` escape since UTF-8 cannot hold them.
+
+The file is written as it is made, one test at a time, each with the C encoder on
+one line of its own, so a run of 100,000 tests never holds a second copy of its
+report in memory, and a test's entry can be read with line tools.
 """
 
 from __future__ import annotations
@@ -59,38 +89,147 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from farm.core.domain import CodeInfo, Outcome, RunSummary, ShardTimeline, TestResult
+from farm.core.domain import (
+    ChangeRef,
+    CodeInfo,
+    MachineSuspect,
+    Outcome,
+    Retries,
+    RunSummary,
+    ShardTimeline,
+    TestResult,
+)
 from farm.core.verdict import summary_exit_code
+from farm.report.findings import earlier_by_test
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+
+_TESTS = "tests"  # the one key whose value is written as it is made
+# One encoder for every test: json.dumps with options makes a new one per call.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 
 
 def report_dict(summary: RunSummary) -> dict[str, Any]:
     """The report of ``summary`` as plain JSON-ready data (see the module docstring)."""
+    return {key: list(value) if key == _TESTS else value for key, value in _fields(summary)}
+
+
+def write_json_report(path: str | os.PathLike[str], summary: RunSummary) -> None:
+    """Write the report of ``summary`` to ``path``, replacing the file atomically."""
+    target = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as tmp:
+            _write(tmp, summary)
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def _write(out: TextIO, summary: RunSummary) -> None:
+    """The document, indented by two like ``json.dumps(indent=2)``, except that each
+    test is one line: ``indent`` makes ``json`` use its pure-Python encoder, several
+    times slower than the C one that writes a test without it."""
+    out.write("{")
+    for i, (key, value) in enumerate(_fields(summary)):
+        out.write(",\n  " if i else "\n  ")
+        out.write(_dumps(key))
+        out.write(": ")
+        if key == _TESTS:
+            _write_tests(out, value)
+        else:
+            # JSON strings hold no raw newline, so every newline is between tokens.
+            out.write(_dumps(value, indent=2).replace("\n", "\n  "))
+    out.write("\n}\n")
+
+
+def _write_tests(out: TextIO, tests: Iterator[dict[str, Any]]) -> None:
+    first = True
+    for test in tests:
+        out.write("[\n    " if first else ",\n    ")
+        out.write(_COMPACT.encode(test))
+        first = False
+    out.write("[]" if first else "\n  ]")
+
+
+def _dumps(value: Any, indent: int | None = None) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=indent)
+
+
+def _fields(summary: RunSummary) -> Iterator[tuple[str, Any]]:
+    """The report's keys and values in order; the value of ``tests`` is an iterator."""
     counts = {outcome.value: 0 for outcome in Outcome}
     for result in summary.results:
         counts[result.outcome.value] += 1
     counts["missing"] = len(summary.missing)
+    yield "format_version", FORMAT_VERSION
+    yield "run_id", _text(summary.run_id)
+    yield "verdict", summary.verdict.value
+    yield "exit_code", int(summary_exit_code(summary))
+    yield "message", _text(summary.message)
+    yield "collected", summary.collected
+    yield "counts", counts
+    yield "makespan_s", _seconds(summary.makespan_s)
+    yield "estimated_makespan_s", _seconds(summary.estimated_makespan_s)
+    yield "workers", summary.workers
+    yield "started_at", _timestamp(summary.started_at)
+    yield "finished_at", _timestamp(summary.finished_at)
+    yield _TESTS, _tests(summary)
+    yield "missing", _texts(summary.missing)
+    yield "shards", [_shard_dict(shard) for shard in summary.shards]
+    yield "snapshot", _code_dict(summary.code)
+    yield "flaky", _texts(summary.flaky)
+    yield "quarantined_failures", _texts(summary.quarantined_failures)
+    yield "new_flaky", _texts(summary.new_flaky)
+    yield "retries", _retries_dict(summary.retries)
+    first_failure_s = summary.first_failure_s
+    yield "first_failure_s", None if first_failure_s is None else _seconds(first_failure_s)
+    yield "suspects", [_suspect_dict(suspect) for suspect in summary.suspects]
+    yield "change", _change_dict(summary.change)
+
+
+def _tests(summary: RunSummary) -> Iterator[dict[str, Any]]:
+    earlier = earlier_by_test(summary)
+    flaky = frozenset(summary.flaky)
+    for result in summary.results:
+        yield _test_dict(result, earlier.get(result.node_id, ()), result.node_id in flaky)
+
+
+def _test_dict(result: TestResult, earlier: Sequence[TestResult], flaky: bool) -> dict[str, Any]:
+    final = _attempt_dict(result)  # its values are the test's own: made once
     return {
-        "format_version": FORMAT_VERSION,
-        "run_id": _text(summary.run_id),
-        "verdict": summary.verdict.value,
-        "exit_code": int(summary_exit_code(summary)),
-        "message": _text(summary.message),
-        "collected": summary.collected,
-        "counts": counts,
-        "makespan_s": _seconds(summary.makespan_s),
-        "estimated_makespan_s": _seconds(summary.estimated_makespan_s),
-        "workers": summary.workers,
-        "started_at": _timestamp(summary.started_at),
-        "finished_at": _timestamp(summary.finished_at),
-        "tests": [_test_dict(result) for result in summary.results],
-        "missing": [_text(node_id) for node_id in summary.missing],
-        "shards": [_shard_dict(shard) for shard in summary.shards],
-        "snapshot": _code_dict(summary.code),
+        "node_id": _text(result.node_id),
+        "outcome": final["outcome"],
+        "duration_s": final["duration_s"],
+        "module_setup_s": _seconds(result.module_setup_s),
+        "worker": final["worker"],
+        "shard": result.shard_id,
+        "attempt": result.attempt,
+        "started_at": final["started_at"],
+        "finished_at": final["finished_at"],
+        "longrepr": final["longrepr"],
+        "output": final["output"],
+        "attempts": [*(_attempt_dict(attempt) for attempt in earlier), final],
+        "flaky": flaky,
+    }
+
+
+def _attempt_dict(result: TestResult) -> dict[str, Any]:
+    return {
+        "attempt": result.attempt,
+        "outcome": result.outcome.value,
+        "duration_s": _seconds(result.duration_s),
+        "worker": _text(result.worker),
+        "machine": _text(result.machine),
+        "started_at": _timestamp(result.started_at),
+        "finished_at": _timestamp(result.finished_at),
+        "longrepr": _text(result.longrepr),
+        "output": _text(result.output),
     }
 
 
@@ -117,40 +256,46 @@ def _code_dict(code: CodeInfo | None) -> dict[str, Any] | None:
     }
 
 
-def write_json_report(path: str | os.PathLike[str], summary: RunSummary) -> None:
-    """Write the report of ``summary`` to ``path``, replacing the file atomically."""
-    text = json.dumps(report_dict(summary), ensure_ascii=False, allow_nan=False, indent=2)
-    target = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as tmp:
-            tmp.write(text)
-            tmp.write("\n")
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
-def _test_dict(result: TestResult) -> dict[str, Any]:
+def _retries_dict(retries: Retries) -> dict[str, Any]:
     return {
-        "node_id": _text(result.node_id),
-        "outcome": result.outcome.value,
-        "duration_s": _seconds(result.duration_s),
-        "module_setup_s": _seconds(result.module_setup_s),
-        "worker": _text(result.worker),
-        "shard": result.shard_id,
-        "attempt": result.attempt,
-        "started_at": _timestamp(result.started_at),
-        "finished_at": _timestamp(result.finished_at),
-        "longrepr": _text(result.longrepr),
-        "output": _text(result.output),
+        "allowed": retries.allowed,
+        "budget": retries.budget,
+        "spent": retries.spent,
+        "denied": _texts(retries.denied),
+        "exhausted": retries.exhausted,
     }
+
+
+def _suspect_dict(suspect: MachineSuspect) -> dict[str, Any]:
+    return {
+        "node_id": _text(suspect.node_id),
+        "machine": _text(suspect.machine),
+        "failures": suspect.failures,
+        "passes_elsewhere": suspect.passes_elsewhere,
+    }
+
+
+def _change_dict(change: ChangeRef | None) -> dict[str, Any] | None:
+    if change is None:
+        return None
+    return {
+        "repository": _text(change.repository),
+        "commit_sha": _text(change.commit_sha),
+        "branch": _text(change.branch),
+        "pull_request": _text(change.pull_request),
+        "author": _text(change.author),
+    }
+
+
+def _texts(values: Sequence[str]) -> list[str]:
+    return [_text(value) for value in values]
 
 
 def _text(value: str) -> str:
     # Only lone surrogates cannot be encoded to UTF-8; backslashreplace turns each
     # into the visible six characters \udcXX and leaves every other character alone.
+    if value.isascii():  # most text, checked far faster than it is re-encoded
+        return value
     return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
