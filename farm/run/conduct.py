@@ -11,8 +11,9 @@ compositions of these parts.
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
@@ -21,10 +22,11 @@ from typing import TextIO
 import redis
 
 from farm.core import broker
-from farm.core.domain import Collection, RunState, RunSummary, Verdict
+from farm.core.domain import Collection, RunFindings, RunState, RunSummary, TestResult, Verdict
 from farm.core.errors import CollectionError, FarmError, InfrastructureError, NoTestsCollected
 from farm.core.keys import Keys
 from farm.core.messages import ShardTask
+from farm.core.quarantine import QuarantineRules
 from farm.core.settings import Settings
 from farm.core.verdict import decide
 from farm.report.progress import Progress
@@ -37,6 +39,7 @@ from farm.run.request import Finished, RunRequest
 from farm.run.settler import Settler
 from farm.run.supervise import Supervision
 from farm.scheduler.dispatch import Dispatcher
+from farm.scheduler.follow_up import FollowUp, FollowUpPolicy, follow_up_task
 from farm.scheduler.ingest import EventReader
 from farm.scheduler.session import EventSource, Recovery, RunSession
 from farm.store import ResultStore
@@ -93,7 +96,11 @@ class OpenRun:
 
     ``first`` are the shards already in the ledger, handed
     in when the run starts. Use it as a context manager: on the way out the run is
-    cancelled, so workers stop its shards."""
+    cancelled, so workers stop its shards.
+
+    Failed tests are retried and new tests repeated (see
+    :mod:`farm.scheduler.follow_up`) as the settings say; the project's quarantined
+    tests, read when the run starts, fail no verdict."""
 
     def __init__(
         self,
@@ -115,6 +122,17 @@ class OpenRun:
         self.planner = planner
         self.code = code
         self.estimated_makespan_s = first.plan.estimated_makespan_s
+        self.quarantined = parts.store.quarantine.current(ledger.project)
+        # With no history at all every test is new: repeating a whole first run
+        # would say nothing a single run does not.
+        self.new_tests: set[str] = set()
+        self._note_new(t for task in first.tasks for t in task.node_ids)
+        self.follow_ups = FollowUpPolicy(
+            retries=settings.retries,
+            budget_share=settings.retry_budget,
+            repeat=settings.new_tests_repeat,
+            new_tests=self.new_tests,
+        )
         self.progress = Progress(
             stream=parts.out,
             total=total_tests,
@@ -141,6 +159,8 @@ class OpenRun:
             estimates_s=planner.estimates_s,
             settled=settled,
             max_failures=max_failures,
+            follow_ups=self.follow_ups,
+            follow_up_tasks=self._follow_up_tasks,
             recovery=Recovery(
                 lease_s=settings.lease_s,
                 redis_outage_s=settings.redis_outage_s,
@@ -155,6 +175,29 @@ class OpenRun:
         )
         self.supervision.watch(self.session)
         self.begun_at = parts.clock()
+        self.begun_wall_s = time.time()
+
+    def _note_new(self, node_ids: Iterable[str]) -> None:
+        known = self.planner.history.test_duration_s
+        if self.parts.settings.new_tests_repeat > 1 and known:
+            self.new_tests.update(node_id for node_id in node_ids if node_id not in known)
+
+    def _follow_up_tasks(self, follow_ups: Sequence[FollowUp]) -> list[ShardTask]:
+        """One shard per follow-up, recorded before it goes out (a resumed run owes it)."""
+        shape = self.supervision.farm_shape()
+        ids = self.planner.shard_ids(len(follow_ups))
+        tasks = [
+            follow_up_task(
+                self.session.task_of[follow_up.after_shard],
+                follow_up,
+                shard_id=shard_id,
+                shape=shape,
+            )
+            for follow_up, shard_id in zip(follow_ups, ids, strict=True)
+        ]
+        total = len(self.session.tracker.shard_of)
+        self.ledger.add_follow_ups(tasks, self.planner.estimates_s, total_tests=total)
+        return tasks
 
     def __enter__(self) -> OpenRun:
         return self
@@ -185,6 +228,7 @@ class OpenRun:
     def dispatch_more(self, node_ids: Sequence[str], where: Collection) -> None:
         """Plan and dispatch tests the run's shards do not hold yet."""
         shards = self.planner.shards(node_ids, self.template_for(where))
+        self._note_new(node_ids)
         total = len(self.session.tracker.shard_of) + len(node_ids)
         self.ledger.add(shards, total_tests=total)
         self.session.add_tasks(shards.tasks)
@@ -226,14 +270,40 @@ class OpenRun:
         with contextlib.suppress(FarmError):
             session.flush(clock())
         makespan_s = clock() - self.begun_at
+        tracker, settings = session.tracker, self.parts.settings
         collected = collection.node_ids
-        if session.tracker.stopped:  # -x or --maxfail: what ran is what counts
+        if tracker.stopped:  # -x or --maxfail: what ran is what counts
             collected = tuple(n for n in collected if n in final)
-        decision = decide(collected, final, interrupted=interrupted, infra_error=infra_error)
-        state = RunState.ABANDONED if interrupted else RunState.FINISHED
-        self.ledger.finish(decision.verdict, decision.message, state)
+        wanted = frozenset(collected)
+        earlier = tuple(r for r in tracker.earlier if r.node_id in wanted)
         results = tuple(final[n] for n in collected if n in final)
-        self.ledger.learn(results)
+        attempts = _in_order((*earlier, *results))
+        decision = decide(
+            collected, final, attempts=attempts, interrupted=interrupted,
+            infra_error=infra_error, quarantined=self.quarantined, new_tests=self.new_tests,
+            flaky_policy=settings.flaky,
+        )  # fmt: skip
+        findings = RunFindings(
+            failed=decision.failed,
+            flaky=decision.flaky,
+            quarantined_failures=decision.quarantined_failures,
+            new_flaky=decision.new_flaky,
+            retries=self.follow_ups.retries_made(),
+            first_failure_s=self._first_failure_s(),
+        )
+        state = RunState.ABANDONED if interrupted else RunState.FINISHED
+        self.ledger.finish(decision.verdict, decision.message, state, findings)
+        for change in self.ledger.learn(attempts, QuarantineRules.from_settings(settings)):
+            print(f"farm: {change.node_id} {change.action.value} quarantine: {change.reason}",
+                  file=sys.stderr)  # fmt: skip
+        failing = sorted({r.node_id for r in attempts if r.outcome.is_failure})
+        suspects = (
+            self.parts.store.suspect_machines(
+                self.ledger.project, window_runs=settings.quarantine_window_runs, node_ids=failing
+            )
+            if failing
+            else ()
+        )
         summary = RunSummary(
             run_id=self.ledger.run_id,
             verdict=decision.verdict,
@@ -251,6 +321,26 @@ class OpenRun:
             deselected=collection.deselected,
             collect_warnings=collection.warnings,
             options=collection.options,
-            stopped_after=session.tracker.failures if session.tracker.stopped else 0,
+            stopped_after=tracker.failures if tracker.stopped else 0,
+            earlier_attempts=earlier,
+            flaky=findings.flaky,
+            quarantined_failures=findings.quarantined_failures,
+            new_flaky=findings.new_flaky,
+            retries=findings.retries,
+            first_failure_s=findings.first_failure_s,
+            suspects=suspects,
+            change=self.request.change,
         )
         return Finished(summary, dict(self.planner.estimates_s))
+
+    def _first_failure_s(self) -> float | None:
+        """From when the run was asked for to its first failing result, in seconds."""
+        at = self.session.first_failure_at
+        if at is None:
+            return None
+        return (at - self.begun_at) + (self.begun_wall_s - self.parts.started_at)
+
+
+def _in_order(attempts: Iterable[TestResult]) -> tuple[TestResult, ...]:
+    """Attempts in the order they happened, as history folds them."""
+    return tuple(sorted(attempts, key=lambda r: (r.attempt, r.finished_at)))

@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from farm.core.domain import RunState, ShardTimeline, TestResult, Verdict
+from farm.core.domain import ChangeRef, RunFindings, RunState, ShardTimeline, TestResult, Verdict
 from farm.core.messages import ShardTask
+from farm.core.quarantine import QuarantineRules
 from farm.run.planner import Shards
 from farm.run.records import shard_records, shard_timeline
 from farm.store import ShardRecord, ShardView
+from farm.store.records import QuarantineEvent
 
 
 class RunRows(Protocol):
@@ -28,6 +30,7 @@ class RunRows(Protocol):
         project: str,
         trigger: str,
         settings: Mapping[str, object],
+        change: ChangeRef | None = None,
         snapshot_digest: str | None = None,
     ) -> str: ...
 
@@ -51,10 +54,18 @@ class RunRows(Protocol):
     def heartbeat(self, run_id: str) -> None: ...
 
     def finish_run(
-        self, run_id: str, *, verdict: Verdict, message: str = "", state: RunState = ...
+        self,
+        run_id: str,
+        *,
+        verdict: Verdict,
+        message: str = "",
+        state: RunState = ...,
+        findings: RunFindings | None = None,
     ) -> None: ...
 
-    def update_history(self, project: str, results: Sequence[TestResult]) -> None: ...
+    def update_history(
+        self, project: str, results: Sequence[TestResult], *, rules: QuarantineRules | None = None
+    ) -> tuple[QuarantineEvent, ...]: ...
 
     def get_shards(self, run_id: str) -> tuple[ShardView, ...]: ...
 
@@ -74,11 +85,16 @@ class RunLedger:
         *,
         project: str,
         settings: Mapping[str, object],
+        change: ChangeRef | None = None,
         snapshot_digest: str | None = None,
     ) -> RunLedger:
-        """A new run, recorded as asked for from the command line."""
+        """A new run, recorded as asked for from the command line, of ``change``."""
         run_id = store.create_run(
-            project=project, trigger="cli", settings=settings, snapshot_digest=snapshot_digest
+            project=project,
+            trigger="cli",
+            settings=settings,
+            change=change,
+            snapshot_digest=snapshot_digest,
         )
         return cls(store, run_id, project)
 
@@ -105,17 +121,41 @@ class RunLedger:
         )
         self._save_tests(shards.tasks)
 
+    def add_follow_ups(
+        self, tasks: Sequence[ShardTask], estimates_s: Mapping[str, float], *, total_tests: int
+    ) -> None:
+        """Shards of one test each that run a test again (retries, repeats)."""
+        records = [
+            ShardRecord(
+                t.shard_id, len(t.node_ids), sum(estimates_s.get(n, 0.0) for n in t.node_ids)
+            )
+            for t in tasks
+        ]
+        self.store.add_shards(self.run_id, records, total_tests=total_tests)
+        self._save_tests(tasks)
+
     def heartbeat(self) -> None:
         """The run's scheduler is alive."""
         self.store.heartbeat(self.run_id)
 
-    def finish(self, verdict: Verdict, message: str, state: RunState = RunState.FINISHED) -> None:
-        """The run is over with ``verdict``."""
-        self.store.finish_run(self.run_id, verdict=verdict, message=message, state=state)
+    def finish(
+        self,
+        verdict: Verdict,
+        message: str,
+        state: RunState = RunState.FINISHED,
+        findings: RunFindings | None = None,
+    ) -> None:
+        """The run is over with ``verdict``, having found ``findings``."""
+        self.store.finish_run(
+            self.run_id, verdict=verdict, message=message, state=state, findings=findings
+        )
 
-    def learn(self, results: Sequence[TestResult]) -> None:
-        """Fold a finished run's final results into its project's history."""
-        self.store.update_history(self.project, results)
+    def learn(
+        self, attempts: Sequence[TestResult], rules: QuarantineRules | None = None
+    ) -> tuple[QuarantineEvent, ...]:
+        """Fold a finished run's attempts (retries included, oldest first) into its
+        project's history; with ``rules``, quarantine what they call for."""
+        return self.store.update_history(self.project, attempts, rules=rules)
 
     def timeline(self) -> tuple[ShardTimeline, ...]:
         """Who ran each shard and when."""

@@ -10,7 +10,7 @@ with them), and the next free shard id, so shards planned later never reuse an i
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from farm.core.domain import History
@@ -76,6 +76,31 @@ class Planner:
             self.strategy,
             shard_overhead_s=self.shard_overhead_s,
         )
+
+    def plan_first(self, node_ids: Sequence[str], first: Collection[str]) -> Plan:
+        """A plan of ``node_ids`` whose first shards hold the tests in ``first`` (they
+        failed last time: a change still broken shows it within seconds)."""
+        leading = [node_id for node_id in node_ids if node_id in first]
+        if not leading or len(leading) == len(node_ids):
+            return self.plan(node_ids)
+        rest = [node_id for node_id in node_ids if node_id not in first]
+        head, tail = self.plan(leading), self.plan(rest)
+        shards = (*head.shards, *tail.shards)
+        total_s = head.total_s + tail.total_s
+        return dataclasses.replace(
+            tail,
+            shards=tuple(dataclasses.replace(s, shard_id=i) for i, s in enumerate(shards)),
+            total_s=total_s,
+            lower_bound_s=max(head.lower_bound_s, tail.lower_bound_s, total_s / self.workers),
+            # The head shares the workers with the rest: about its share of them.
+            estimated_makespan_s=tail.estimated_makespan_s + head.total_s / self.workers,
+        )
+
+    def shard_ids(self, count: int) -> range:
+        """``count`` shard ids no shard of the run had (for follow-up shards)."""
+        first = self._next_shard_id
+        self._next_shard_id += count
+        return range(first, first + count)
 
     def shards(self, node_ids: Sequence[str], template: ShardTask) -> Shards:
         """Plan ``node_ids`` and make their tasks (see :meth:`tasks`)."""

@@ -91,11 +91,12 @@ def _open(
     project = _project(parts, request, code, Path(collection.rootdir))
     print(project_line(project), file=sys.stderr)
     planner = Planner.for_settings(settings, parts.store.history(project))
-    plan = planner.plan(collection.node_ids)
+    plan = planner.plan_first(collection.node_ids, _failed_last_time(parts, request, project))
     ledger = RunLedger.create(
         parts.store,
         project=project,
         settings=settings_record(settings, request, collection, code),
+        change=request.change,
         snapshot_digest=code.digest if code is not None else None,
     )
     template = shard_template(settings, ledger.run_id, request.pytest_args, collection, code)
@@ -109,6 +110,14 @@ def _open(
     )  # fmt: skip
     run.start()
     return run
+
+
+def _failed_last_time(parts: RunParts, request: RunRequest, project: str) -> frozenset[str]:
+    """Tests that failed in the previous run of the change's branch: they go first."""
+    change = request.change
+    if change is None or not change.branch:
+        return frozenset()
+    return frozenset(parts.store.previous_failures(project, change.branch, before_run=""))
 
 
 def _collected(
@@ -125,6 +134,7 @@ def _collected(
             parts.store,
             project=_project(parts, request, code, rootdir),
             settings=settings_record(parts.settings, request, None, code),
+            change=request.change,
         )
         ledger.finish(verdict, str(e))
         raise

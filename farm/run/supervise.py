@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from farm.core.defaults import RUN_HEARTBEAT_S
+from farm.core.defaults import RUN_HEARTBEAT_S, WORKER_ANNOUNCE_S
 from farm.core.errors import FarmError, WorkerLost
 from farm.core.keys import Keys
 from farm.core.settings import Settings
 from farm.run.embedded import LocalWorkers
 from farm.run.publish import CodeRef, republish
+from farm.scheduler.follow_up import FarmShape
 from farm.worker.registry import WorkerRegistry
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ class Supervision:
         self.session: RunSession | None = None
         self.begun_at = clock()
         self._beat_at = float("-inf")
+        self._shape: tuple[float, FarmShape] | None = None
 
     def watch(self, session: RunSession) -> None:
         """Check ``session``'s progress from now on."""
@@ -104,6 +106,28 @@ class Supervision:
                     f"no progress for {silent_s:.0f}s and no live worker on queue "
                     f"{settings.queue!r}: {owed} test(s) still owed"
                 )
+
+    def farm_shape(self) -> FarmShape:
+        """The live farm's slots and machines on the run's queue, asked of the registry
+        at most every few seconds; what this run started when Redis cannot say."""
+        now = self.clock()
+        if self._shape is not None and now - self._shape[0] < WORKER_ANNOUNCE_S:
+            return self._shape[1]
+        fallback = FarmShape(slots=self.settings.workers, machines=1)
+        try:
+            live = WorkerRegistry(self.client, self.keys).live(self.settings.queue)
+        except redis.RedisError:
+            live = []
+        shape = (
+            FarmShape(
+                slots=sum(info.capacity for info in live),
+                machines=len({info.machine for info in live}),
+            )
+            if live
+            else fallback
+        )
+        self._shape = (now, shape)
+        return shape
 
     def _live(self) -> int | None:
         """Live workers on the run's queue; None when Redis cannot say."""

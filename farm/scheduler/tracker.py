@@ -90,6 +90,9 @@ class RunTracker:
         self.awaiting: dict[str, int] = {}  # node id -> the follow-up attempt it still owes
         self.earlier: list[TestResult] = []  # results a later attempt superseded
         self._follow_ups: list[FollowUp] = []
+        # Follow-ups decided but not in a shard yet: the shard whose result called
+        # for one no longer owes the test, though its shard is not known yet.
+        self._unplaced: set[str] = set()
         self.max_failures = max_failures
         self.failures = 0
         self.stopped = False  # at max_failures: nothing more is owed or accepted
@@ -115,6 +118,7 @@ class RunTracker:
         """Owe ``follow_up``'s attempt from the new shard ``shard_id``, its test alone."""
         self.shards[shard_id] = _ShardState((follow_up.node_id,))
         self.shard_of[follow_up.node_id] = shard_id
+        self._unplaced.discard(follow_up.node_id)
 
     def take_follow_ups(self) -> list[FollowUp]:
         """The follow-ups results called for since the last call."""
@@ -123,8 +127,10 @@ class RunTracker:
 
     def owes(self, shard_id: int, node_id: str) -> bool:
         """Whether ``shard_id`` still owes a result for ``node_id``."""
-        return self.shard_of.get(node_id) == shard_id and (
-            node_id not in self.final or node_id in self.awaiting
+        return (
+            self.shard_of.get(node_id) == shard_id
+            and node_id not in self._unplaced
+            and (node_id not in self.final or node_id in self.awaiting)
         )
 
     def preload(
@@ -181,6 +187,7 @@ class RunTracker:
         if follow_up is not None:
             self.awaiting[node_id] = follow_up.attempt
             self._follow_ups.append(follow_up)
+            self._unplaced.add(node_id)
         elif result.outcome.is_failure and self.max_failures:
             self.failures += 1
             if self.failures >= self.max_failures:
@@ -189,6 +196,7 @@ class RunTracker:
                 self._missing = 0
                 self.awaiting.clear()
                 self._follow_ups.clear()
+                self._unplaced.clear()
 
     @property
     def complete(self) -> bool:

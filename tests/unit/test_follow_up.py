@@ -167,3 +167,22 @@ def test_a_reissued_follow_up_owes_only_its_test() -> None:
     assert tracker.reissue(1, counted=False) == (2, ("a",))
     assert tracker.reissued(1) == 0
     assert tracker.reissue(0) == (2, ("b",))
+
+
+def test_the_shard_end_right_after_a_failure_does_not_owe_its_retry() -> None:
+    # The failure and its shard's end arrive in one batch, before the retry's shard
+    # exists: the first shard must not turn the awaited retry into an error.
+    tracker = retrying_tracker((0, ("a", "b")))
+    accepted = tracker.feed(
+        [
+            ShardStart("r", 0, 1, "w:1", 1.0),
+            attempt("a", Outcome.FAILED),
+            attempt("b", Outcome.PASSED),
+            ShardEnd("r", 0, 1, "w:1", 2.0, 1, ""),
+        ]
+    )
+    assert [r.outcome for r in accepted.results] == [Outcome.FAILED, Outcome.PASSED]
+    tracker.add_follow_up(1, tracker.take_follow_ups()[0])
+    assert not tracker.complete
+    tracker.feed([attempt("a", Outcome.PASSED, shard_id=1, number=2)])
+    assert tracker.complete and tracker.final["a"].outcome is Outcome.PASSED

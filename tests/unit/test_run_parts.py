@@ -3,6 +3,7 @@ the planner, the ledger, the supervision and the settler."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -13,9 +14,20 @@ import redis
 from test_session import Clock, FakeReader, Progress, RecordingSender, RecordingStore
 
 from farm.core.defaults import RUN_HEARTBEAT_S
-from farm.core.domain import Collection, History, Outcome, RunState, TestResult, Verdict
+from farm.core.domain import (
+    ChangeRef,
+    Collection,
+    History,
+    Outcome,
+    Retries,
+    RunFindings,
+    RunState,
+    TestResult,
+    Verdict,
+)
 from farm.core.errors import CollectionError, WorkerLost
 from farm.core.messages import CollectFailed, ModuleCollected, ShardStart, ShardTask
+from farm.core.quarantine import QuarantineRules
 from farm.core.settings import Settings
 from farm.run.ledger import RunLedger
 from farm.run.planner import Planner
@@ -24,6 +36,7 @@ from farm.run.settler import Settler
 from farm.run.supervise import Supervision
 from farm.scheduler.session import RunSession
 from farm.store import ShardRecord, ShardView
+from farm.store.records import QuarantineEvent
 
 TEMPLATE = ShardTask("run", 0, 1, "/suite", ())
 
@@ -82,9 +95,10 @@ class RecordingRows:
         project: str,
         trigger: str,
         settings: Mapping[str, object],
+        change: ChangeRef | None = None,
         snapshot_digest: str | None = None,
     ) -> str:
-        self.calls.append(("create", (project, trigger, snapshot_digest)))
+        self.calls.append(("create", (project, trigger, snapshot_digest, change)))
         return "run-1"
 
     def start_run(
@@ -116,11 +130,17 @@ class RecordingRows:
         verdict: Verdict,
         message: str = "",
         state: RunState = RunState.FINISHED,
+        findings: RunFindings | None = None,
     ) -> None:
         self.calls.append(("finish", (verdict, message, state)))
+        if findings is not None:
+            self.calls.append(("findings", findings))
 
-    def update_history(self, project: str, results: Sequence[TestResult]) -> None:
-        self.calls.append(("history", (project, [r.node_id for r in results])))
+    def update_history(
+        self, project: str, results: Sequence[TestResult], *, rules: QuarantineRules | None = None
+    ) -> tuple[QuarantineEvent, ...]:
+        self.calls.append(("history", (project, [r.node_id for r in results], rules)))
+        return ()
 
     def get_shards(self, run_id: str) -> tuple[ShardView, ...]:
         return ()
@@ -128,24 +148,36 @@ class RecordingRows:
 
 def test_the_ledger_writes_a_runs_life_in_order_with_each_shards_tests() -> None:
     rows = RecordingRows()
-    ledger = RunLedger.create(rows, project="proj", settings={}, snapshot_digest="abc")
+    change = ChangeRef("github.com/o/r", "ab" * 20, branch="main")
+    ledger = RunLedger.create(
+        rows, project="proj", settings={}, change=change, snapshot_digest="abc"
+    )
     p = planner()
     first = p.shards(["t.py::a", "t.py::b"], TEMPLATE)
     ledger.start(first, total_tests=2)
     more = p.shards(["u.py::c"], TEMPLATE)
     ledger.add(more, total_tests=3)
+    retry = dataclasses.replace(TEMPLATE, shard_id=p.shard_ids(1)[0], node_ids=("t.py::a",))
+    ledger.add_follow_ups([retry], {"t.py::a": 0.5}, total_tests=3)
     ledger.heartbeat()
-    ledger.finish(Verdict.PASSED, "all passed")
-    ledger.learn([TestResult("run-1", 0, 1, "t.py::a", Outcome.PASSED, 0.1)])
+    found = RunFindings(flaky=("t.py::a",), retries=Retries(allowed=1, budget=1, spent=1))
+    ledger.finish(Verdict.FLAKY, "1 flaky", findings=found)
+    rules = QuarantineRules(flaky_runs=1, window_runs=2, clean_runs=2)
+    ledger.learn([TestResult("run-1", 0, 1, "t.py::a", Outcome.PASSED, 0.1)], rules)
     kinds = [kind for kind, _ in rows.calls]
     assert kinds == [
-        "create", "start", "tests", "add", "tests", "heartbeat", "finish", "history",
+        "create", "start", "tests", "add", "tests", "add", "tests", "heartbeat", "finish",
+        "findings", "history",
     ]  # fmt: skip
-    assert rows.calls[0][1] == ("proj", "cli", "abc")
+    assert rows.calls[0][1] == ("proj", "cli", "abc", change)
     assert rows.calls[2][1] == {t.shard_id: t.node_ids for t in first.tasks}
     assert rows.calls[3][1][1] == 3
-    assert rows.calls[6][1] == (Verdict.PASSED, "all passed", RunState.FINISHED)
-    assert rows.calls[7][1] == ("proj", ["t.py::a"])
+    assert rows.calls[5][1] == ("run-1", 3, [retry.shard_id])
+    assert retry.shard_id not in {t.shard_id for t in (*first.tasks, *more.tasks)}
+    assert rows.calls[6][1] == {retry.shard_id: ("t.py::a",)}
+    assert rows.calls[8][1] == (Verdict.FLAKY, "1 flaky", RunState.FINISHED)
+    assert rows.calls[9][1] == found
+    assert rows.calls[10][1] == ("proj", ["t.py::a"], rules)
 
 
 def test_reopening_a_run_keeps_its_id_and_project() -> None:
