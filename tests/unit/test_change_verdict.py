@@ -148,8 +148,10 @@ def test_a_latest_interrupted_run_alone_is_an_error() -> None:
 def test_a_run_still_running_gives_no_answer_yet() -> None:
     got = change_verdict([run(1, None)])
     assert got.verdict is Verdict.ERROR
-    assert got.reason.endswith("has no verdict yet: it is still running, or its scheduler died; "
-                               "wait for it, or run it again")  # fmt: skip
+    assert got.reason.endswith(
+        "has no verdict yet: it is still running, or its scheduler died; "
+        "wait for it, or run it again"
+    )
 
 
 def test_the_reason_says_when_the_latest_run_errored_after_an_earlier_answer() -> None:
@@ -165,8 +167,9 @@ def test_the_reason_says_when_the_latest_run_errored_after_an_earlier_answer() -
 
 def test_every_run_without_tests_is_an_error() -> None:
     none = frozenset[str]()
-    got = change_verdict([run(1, Verdict.NO_TESTS, tested=none), run(2, Verdict.NO_TESTS,
-                                                                      tested=none)])  # fmt: skip
+    got = change_verdict(
+        [run(1, Verdict.NO_TESTS, tested=none), run(2, Verdict.NO_TESTS, tested=none)]
+    )
     assert got.verdict is Verdict.ERROR
     assert got.reason.startswith("error: no run of this change collected a test (2 runs)")
 
