@@ -145,8 +145,10 @@ def run_farm(
     workers: int,
     *,
     timeout_s: float = RUN_TIMEOUT_S,
+    farm_args: Sequence[str] = (),
 ) -> Outcome:
-    """Run ``farm run PATHS -n WORKERS --state-dir STATE_DIR -- OPTIONS`` in ``suite_dir``.
+    """Run ``farm run PATHS -n WORKERS --state-dir STATE_DIR FARM_ARGS -- OPTIONS`` in
+    ``suite_dir``.
 
     ``args`` are written as for pytest, paths first: the leading items that are not
     options become farm's PATHS, the rest from the first ``-`` on go after ``--``.
@@ -166,6 +168,7 @@ def run_farm(
             str(junit),
             "--json",
             str(Path(scratch) / "report.json"),
+            *farm_args,
         ]
         if options:
             command += ["--", *options]

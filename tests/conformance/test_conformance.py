@@ -29,6 +29,17 @@ OPTIONS: dict[str, list[str]] = {
     "subtests_fixture": ["-v"],  # passed subtests count only when verbose
 }
 
+# Suites of tests that fail once and then pass: pytest-rerunfailures' options, farm's,
+# and how many tests farm must call flaky. pytest counts each rerun ("6 rerun"), farm
+# each flaky test ("5 flaky"); a test that fails every attempt is rerun by both.
+RETRIES: dict[str, tuple[list[str], list[str], int]] = {
+    "retries": (["--reruns", "1"], ["--retries", "1"], 5),
+}
+
+# farm's own options per suite: with retries off, a suite of tests that fail once
+# must get exactly plain pytest's verdict.
+FARM_OPTIONS: dict[str, list[str]] = {"retries": ["--retries", "0"]}
+
 # Suites that stop at failures (-x, --maxfail): which passing tests finished before
 # the stop depends on the workers, so only those may differ from pytest's, never a
 # failure, the exit code or a test's outcome where both ran it.
@@ -58,11 +69,40 @@ def test_farm_agrees_with_pytest(suite: str, tmp_path: Path) -> None:
     shutil.copytree(SUITES / suite, copy)
     args = OPTIONS.get(suite, [])
     env = _env()
+    shutil.rmtree(copy / ".attempts", ignore_errors=True)
     expected = run_pytest(copy, args, env, timeout_s=60)
     assert not expected.hung and expected.counts, expected.output[-2000:]
     for when in ("cold", "warm"):
-        got = run_farm(copy, args, env, tmp_path / "state", 2, timeout_s=60)
+        shutil.rmtree(copy / ".attempts", ignore_errors=True)
+        got = run_farm(
+            copy, args, env, tmp_path / "state", 2, timeout_s=60,
+            farm_args=FARM_OPTIONS.get(suite, []),
+        )  # fmt: skip
         differences = [d for d in compare(expected, got) if not _may_differ(suite, d)]
+        assert not differences, (
+            f"{suite} ({when}): farm differs from pytest:\n  "
+            + "\n  ".join(differences)
+            + f"\n--- pytest ---\n{expected.output[-1500:]}\n--- farm ---\n{got.output[-3000:]}"
+        )
+
+
+@pytest.mark.parametrize("suite", sorted(RETRIES))
+def test_farm_retries_agree_with_pytest_rerunfailures(suite: str, tmp_path: Path) -> None:
+    copy = tmp_path / suite
+    shutil.copytree(SUITES / suite, copy)
+    reruns, retries, flaky = RETRIES[suite]
+    # pytest-rerunfailures has no retry budget: farm's may cover every test here.
+    env = {**_env(), "FARM_RETRY_BUDGET": "1"}
+    shutil.rmtree(copy / ".attempts", ignore_errors=True)
+    expected = run_pytest(copy, reruns, env, timeout_s=60)
+    assert not expected.hung and expected.counts, expected.output[-2000:]
+    reran = expected.counts.pop("rerun", 0)
+    assert reran == flaky + expected.counts.get("failed", 0) * int(reruns[-1]), expected.output
+    for when in ("cold", "warm"):
+        shutil.rmtree(copy / ".attempts", ignore_errors=True)
+        got = run_farm(copy, [], env, tmp_path / "state", 2, timeout_s=60, farm_args=retries)
+        assert got.counts.pop("flaky", 0) == flaky, got.output[-3000:]
+        differences = compare(expected, got)
         assert not differences, (
             f"{suite} ({when}): farm differs from pytest:\n  "
             + "\n  ".join(differences)
