@@ -10,7 +10,7 @@ which the transaction words as :class:`farm.core.errors.UsageError` naming the s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from alembic.util import CommandError
@@ -20,6 +20,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from farm.core.errors import StoreError, UsageError
 from farm.store.schema import describe_error, make_engine, upgrade_to_head
 from farm.store.urls import database_url, mask_url
+
+Clock = Callable[[], float]
+"""Unix seconds now; :func:`time.time` unless a test moves time by hand."""
 
 
 class UnknownRun(LookupError):

@@ -2,32 +2,32 @@
 
 An *estimate* is an exponentially weighted moving average (EWMA): each new sample
 ``x`` moves it to ``alpha * x + (1 - alpha) * estimate``; the first sample is the
-estimate. A larger ``alpha`` forgets the past faster.
+estimate. A larger ``alpha`` forgets the past faster. Beside it a test keeps its
+last :data:`~farm.core.defaults.DURATION_WINDOW` durations (for percentiles), one
+letter per recent run (see :func:`farm.core.quarantine.run_letter`) and its clean
+runs in a row, which the quarantine rules read.
 
 Every function takes an open connection inside the caller's transaction. Writes read
 the existing rows for the given ids in chunks, compute in Python and write back with
-one batched upsert, so that 10,000 results cost a few statements, not 10,000.
+one batched upsert (see :mod:`farm.store.bulk`).
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from sqlalchemy import Column, Connection, Table, any_, bindparam, case, func, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Connection, Table, case, select
 
+from farm.core import defaults
 from farm.core.domain import History, Outcome, TestResult, module_of
 from farm.core.errors import UsageError
+from farm.core.quarantine import CLEAN, FLAKY, run_letter
+from farm.store.bulk import read_keyed, upsert
 from farm.store.models import ModuleHistory, TestHistory
-from farm.store.schema import advisory_lock_key, begin_immediate
-
-# SQLite's default limit on bound variables was 999 before 3.32; keep IN lists well below.
-IN_CHUNK = 500
-ANY_CHUNK = 10_000
+from farm.store.schema import lock_project
 
 TEST_HISTORY: Table = TestHistory.__table__  # type: ignore[assignment]
 MODULE_HISTORY: Table = ModuleHistory.__table__  # type: ignore[assignment]
@@ -38,10 +38,19 @@ class _Fold:
     """What one run's attempts of one test add to its history."""
 
     durations_s: list[float] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
     passes: int = 0
     failures: int = 0
-    failed: bool = False
-    flaky: bool = False
+    failed_in: str | None = None  # the run of its last failing attempt
+
+
+@dataclass(frozen=True)
+class RecentRuns:
+    """A test's recent runs after a fold: their letters, newest last, and how many
+    clean runs in a row it has had."""
+
+    recent_outcomes: str
+    clean_streak: int
 
 
 def ewma(estimate_s: float | None, samples_s: Sequence[float], alpha: float) -> float | None:
@@ -51,21 +60,33 @@ def ewma(estimate_s: float | None, samples_s: Sequence[float], alpha: float) -> 
     return estimate_s
 
 
+def recent_durations(text: str) -> list[float]:
+    """The durations of a ``recent_durations`` value, oldest first ([] if damaged)."""
+    try:
+        values = json.loads(text)
+        return [float(value) for value in values]
+    except (ValueError, TypeError):
+        return []
+
+
 def update_history(
     connection: Connection,
     project: str,
     results: Sequence[TestResult],
     *,
     alpha: float,
+    window_runs: int,
     now: float,
-) -> None:
-    """Fold a run's attempts into ``project``'s test and module history.
+) -> dict[str, RecentRuns]:
+    """Fold a run's attempts into ``project``'s test and module history; returns the
+    recent runs of every test it folded.
 
     ``results`` are attempts in the order they happened, retries included. A skipped
-    attempt counts nowhere (its duration says nothing of the test's cost); a failing
-    one (failed, error, timeout, crashed) counts a failure; any other a pass. A test
-    that failed and then passed within ``results`` counts once as flaky. Module setup
-    is learned from every attempt with ``module_setup_s > 0``.
+    attempt counts nowhere (its duration says nothing of the test's cost, and a
+    skip says nothing of flakiness); a failing one (failed, error, timeout, crashed)
+    counts a failure; any other a pass. Each test that ran adds one letter to its
+    recent outcomes, of which the last ``window_runs`` are kept. Module setup is
+    learned from every attempt with ``module_setup_s > 0``.
     """
     folds: dict[str, _Fold] = {}
     module_samples: dict[str, list[float]] = {}
@@ -76,48 +97,82 @@ def update_history(
             continue
         fold = folds.setdefault(result.node_id, _Fold())
         fold.durations_s.append(result.duration_s)
+        fold.outcomes.append(result.outcome)
         if result.outcome.is_failure:
             fold.failures += 1
-            fold.failed = True
+            fold.failed_in = result.run_id
         else:
             fold.passes += 1
-            fold.flaky = fold.flaky or fold.failed
     if not folds and not module_samples:
-        return
-    _lock_project(connection, project)
-    _write_tests(connection, project, folds, alpha=alpha, now=now)
+        return {}
+    lock_project(connection, project)
+    recent = _write_tests(connection, project, folds, alpha=alpha, window_runs=window_runs, now=now)
     _write_modules(connection, project, module_samples, alpha=alpha, now=now)
+    return recent
+
+
+_TEST_COLUMNS = (
+    "duration_s",
+    "samples",
+    "passes",
+    "failures",
+    "flaky_count",
+    "recent_outcomes",
+    "clean_streak",
+    "recent_durations",
+    "last_failure_at",
+    "last_failure_run",
+)
+_NEW_TEST = (None, 0, 0, 0, 0, "", 0, "[]", None, None)
 
 
 def _write_tests(
-    connection: Connection, project: str, folds: Mapping[str, _Fold], *, alpha: float, now: float
-) -> None:
-    names = ("duration_s", "samples", "passes", "failures", "flaky_count")
-    columns = [TEST_HISTORY.c[name] for name in names]
-    existing = _read(connection, TEST_HISTORY.c.node_id, columns, project, list(folds))
+    connection: Connection,
+    project: str,
+    folds: Mapping[str, _Fold],
+    *,
+    alpha: float,
+    window_runs: int,
+    now: float,
+) -> dict[str, RecentRuns]:
+    columns = [TEST_HISTORY.c[name] for name in _TEST_COLUMNS]
+    existing = read_keyed(connection, TEST_HISTORY.c.node_id, columns, project, list(folds))
     rows = []
+    recent: dict[str, RecentRuns] = {}
     for node_id, fold in folds.items():
-        old_duration_s, samples, passes, failures, flaky_count = existing.get(
-            node_id, (None, 0, 0, 0, 0)
+        old = dict(zip(_TEST_COLUMNS, existing.get(node_id, _NEW_TEST), strict=True))
+        duration_s = ewma(old["duration_s"], fold.durations_s, alpha)
+        letter = run_letter(fold.outcomes)
+        assert duration_s is not None and letter is not None  # a fold holds an attempt
+        durations = recent_durations(old["recent_durations"]) + fold.durations_s
+        runs = RecentRuns(
+            recent_outcomes=(old["recent_outcomes"] + letter)[-window_runs:],
+            clean_streak=old["clean_streak"] + 1 if letter == CLEAN else 0,
         )
-        duration_s = ewma(old_duration_s, fold.durations_s, alpha)
-        assert duration_s is not None  # a fold holds at least one duration
+        recent[node_id] = runs
+        failed = fold.failed_in is not None
         rows.append(
             {
                 "project": project,
                 "node_id": node_id,
                 "duration_s": duration_s,
                 "last_duration_s": fold.durations_s[-1],
-                "samples": samples + len(fold.durations_s),
-                "passes": passes + fold.passes,
-                "failures": failures + fold.failures,
-                "flaky_count": flaky_count + int(fold.flaky),
-                "quarantined": False,  # for new rows only: never overwritten below
+                "samples": old["samples"] + len(fold.durations_s),
+                "passes": old["passes"] + fold.passes,
+                "failures": old["failures"] + fold.failures,
+                "flaky_count": old["flaky_count"] + int(letter == FLAKY),
                 "updated_at": now,
+                "first_seen_at": now,  # for new rows only: never overwritten below
+                "last_failure_at": now if failed else old["last_failure_at"],
+                "last_failure_run": fold.failed_in if failed else old["last_failure_run"],
+                "recent_outcomes": runs.recent_outcomes,
+                "clean_streak": runs.clean_streak,
+                "recent_durations": json.dumps(durations[-defaults.DURATION_WINDOW :]),
             }
         )
-    update = ("duration_s", "last_duration_s", "samples", "passes", "failures", "flaky_count")
-    _upsert(connection, TEST_HISTORY, rows, (*update, "updated_at"))
+    kept = {"project", "node_id", "first_seen_at"}
+    upsert(connection, TEST_HISTORY, rows, [name for name in rows[0] if name not in kept])
+    return recent
 
 
 def _write_modules(
@@ -131,7 +186,9 @@ def _write_modules(
     if not module_samples:
         return
     columns = (MODULE_HISTORY.c.setup_s, MODULE_HISTORY.c.samples)
-    existing = _read(connection, MODULE_HISTORY.c.module, columns, project, list(module_samples))
+    existing = read_keyed(
+        connection, MODULE_HISTORY.c.module, columns, project, list(module_samples)
+    )
     rows = []
     for module, samples_s in module_samples.items():
         old_setup_s, samples = existing.get(module, (None, 0))
@@ -144,7 +201,7 @@ def _write_modules(
                 "updated_at": now,
             }
         )
-    _upsert(connection, MODULE_HISTORY, rows, ("setup_s", "samples", "updated_at"))
+    upsert(connection, MODULE_HISTORY, rows, ("setup_s", "samples", "updated_at"))
 
 
 def import_durations(
@@ -152,7 +209,8 @@ def import_durations(
 ) -> int:
     """Set the estimate of each node id in ``durations``; returns how many were set.
 
-    A test new to the history starts with one sample; a known test keeps its counts.
+    A test new to the history starts with that one sample; a known test keeps its
+    counts and recent durations.
     """
     for node_id, duration_s in durations.items():
         if not isinstance(duration_s, (int, float)) or not math.isfinite(duration_s):
@@ -169,16 +227,17 @@ def import_durations(
             "passes": 0,
             "failures": 0,
             "flaky_count": 0,
-            "quarantined": False,
             "updated_at": now,
+            "first_seen_at": now,
+            "recent_durations": json.dumps([float(duration_s)]),
         }
         for node_id, duration_s in durations.items()
     ]
     if not rows:
         return 0
-    _lock_project(connection, project)
+    lock_project(connection, project)
     samples = TEST_HISTORY.c.samples
-    _upsert(
+    upsert(
         connection,
         TEST_HISTORY,
         rows,
@@ -209,66 +268,3 @@ def export_durations(connection: Connection, project: str) -> dict[str, float]:
         TEST_HISTORY.c.project == project
     )
     return {node_id: duration_s for node_id, duration_s in connection.execute(query)}
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _read(
-    connection: Connection,
-    key: Column[str],
-    columns: Sequence[Column[Any]],
-    project: str,
-    ids: Sequence[str],
-) -> dict[str, tuple[Any, ...]]:
-    """Existing rows of ``project`` among ``ids``: key -> values of ``columns``."""
-    table = key.table
-    found: dict[str, tuple[Any, ...]] = {}
-    postgres = connection.dialect.name == "postgresql"
-    for chunk in _chunks(ids, ANY_CHUNK if postgres else IN_CHUNK):
-        if postgres:
-            # One array parameter: psycopg prepares a statement run five times, and
-            # PostgreSQL's generic plan for IN ($2, ..., $501) scans the whole table.
-            among = key == any_(bindparam("ids", list(chunk), type_=ARRAY(key.type)))
-        else:
-            among = key.in_(chunk)
-        for row in connection.execute(
-            select(key, *columns).where(table.c.project == project, among)
-        ):
-            found[row[0]] = tuple(row[1:])
-    return found
-
-
-def _upsert(
-    connection: Connection,
-    table: Table,
-    rows: Sequence[Mapping[str, Any]],
-    update: Sequence[str],
-    *,
-    extra_set: Mapping[str, Any] | None = None,
-) -> None:
-    """Insert ``rows``; where the primary key exists, set only the ``update`` columns."""
-    if not rows:
-        return
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table)
-    set_: dict[str, Any] = {name: statement.excluded[name] for name in update}
-    set_.update(extra_set or {})
-    statement = statement.on_conflict_do_update(
-        index_elements=list(table.primary_key.columns), set_=set_
-    )
-    connection.execute(statement, list(rows))
-
-
-def _lock_project(connection: Connection, project: str) -> None:
-    """Serialise history writers of one project until the transaction ends.
-
-    Each writer reads estimates and writes new ones; two at once would lose samples.
-    """
-    if connection.dialect.name == "postgresql":
-        key = advisory_lock_key(f"history:{project}")
-        connection.execute(select(func.pg_advisory_xact_lock(key)))
-    elif connection.dialect.name == "sqlite":
-        begin_immediate(connection)

@@ -6,9 +6,11 @@ models must describe exactly what the migrations create (a test compares them).
 Terms: a *change* is one commit of one repository; a *run* is one execution of a
 project's suite, maybe for a change; a *shard* is a part of a run's tests given to
 one worker at a time; an *attempt* is one execution of one test. *Test history* and
-*module history* are a project's running estimates, an exponentially weighted moving
-average (EWMA) of past durations. Enum columns hold the enum's string value;
-timestamps are float unix seconds.
+*module history* are a project's running statistics: an exponentially weighted moving
+average (EWMA) of past durations, counts, and a test's last few runs and durations.
+A *quarantined* test still runs, but its failures do not fail a verdict; every
+entry into or out of quarantine is an event. Enum columns hold the enum's string
+value; timestamps are float unix seconds; JSON is stored as text.
 """
 
 from __future__ import annotations
@@ -30,12 +32,12 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
-    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from farm.core.domain import Outcome, RunState, Verdict
+from farm.core.quarantine import QuarantineAction
 from farm.store.records import ShardState
 
 E = TypeVar("E", bound=enum.Enum)
@@ -112,6 +114,7 @@ class Change(Base):
     commit_sha: Mapped[str] = mapped_column(String(64))
     branch: Mapped[str | None] = mapped_column(String(255))
     pull_request: Mapped[str | None] = mapped_column(String(64))
+    author: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[float] = mapped_column(Double)
 
 
@@ -139,6 +142,7 @@ class Run(Base):
     started_at: Mapped[float | None] = mapped_column(Double)
     finished_at: Mapped[float | None] = mapped_column(Double)
     heartbeat_at: Mapped[float | None] = mapped_column(Double)
+    findings: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: RunFindings
 
 
 class Shard(Base):
@@ -177,14 +181,18 @@ class Attempt(Base):
     started_at: Mapped[float] = mapped_column(Double)
     finished_at: Mapped[float] = mapped_column(Double)
     tally: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: category -> count
+    machine: Mapped[str] = mapped_column(String(255), default="", server_default="")
 
 
 class TestHistory(Base):
     """One test's running statistics in one project.
 
-    ``duration_s`` is the EWMA estimate, ``last_duration_s`` the latest sample;
-    ``samples`` counts the durations folded in; ``flaky_count`` the runs in which the
-    test failed and then passed on retry.
+    ``duration_s`` is the EWMA estimate, ``last_duration_s`` the latest sample and
+    ``recent_durations`` (a JSON list) the last few; ``samples`` counts the durations
+    folded in; ``flaky_count`` the runs in which its attempts disagreed.
+    ``recent_outcomes`` has a letter per recent run, newest last, and
+    ``clean_streak`` counts its clean runs in a row (see farm.core.quarantine).
+    ``updated_at`` is when a run last reported it.
     """
 
     __test__ = False  # not a pytest test class
@@ -198,8 +206,13 @@ class TestHistory(Base):
     passes: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     failures: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     flaky_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
-    quarantined: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[float] = mapped_column(Double)
+    first_seen_at: Mapped[float] = mapped_column(Double)
+    last_failure_at: Mapped[float | None] = mapped_column(Double)
+    last_failure_run: Mapped[str | None] = mapped_column(String(32))
+    recent_outcomes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    clean_streak: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    recent_durations: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
 
 
 class ModuleHistory(Base):
@@ -241,3 +254,33 @@ class ShardTests(Base):
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
     shard_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     node_ids: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class QuarantineRow(Base):
+    """One quarantined test of a project (see farm.store.records.QuarantineEntry)."""
+
+    __tablename__ = "quarantine"
+
+    project: Mapped[str] = mapped_column(String(255), primary_key=True)
+    node_id: Mapped[str] = mapped_column(NodeIdText, primary_key=True)
+    since_at: Mapped[float] = mapped_column(Double)
+    reason: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(255))
+    actor: Mapped[str] = mapped_column(String(255))
+    until_at: Mapped[float | None] = mapped_column(Double)
+    automatic: Mapped[bool] = mapped_column(Boolean)
+
+
+class QuarantineEventRow(Base):
+    """A test entering or leaving quarantine, kept for good: who, when and why."""
+
+    __tablename__ = "quarantine_events"
+    __table_args__ = (Index(None, "project", "node_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(String(255))
+    node_id: Mapped[str] = mapped_column(NodeIdText)
+    at: Mapped[float] = mapped_column(Double)
+    action: Mapped[QuarantineAction] = mapped_column(EnumText(QuarantineAction))
+    actor: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(Text)

@@ -16,15 +16,17 @@ from typing import Any
 from sqlalchemy import Connection, Row, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from farm.core.domain import TestResult
+from farm.core.domain import ChangeRef, Retries, RunFindings, TestResult
 from farm.store.models import Attempt, Change, Run, Shard
-from farm.store.records import ChangeInfo, RunRecord, ShardView
+from farm.store.records import RunRecord, ShardView
 
 # Tracebacks and captured output are clipped to this many characters each: a test
 # printing megabytes must not make the results table grow without bound.
 MAX_TEXT_CHARS = 64 * 1024
 _CLIPPED = "\n[... clipped by farm ...]"
-CHANGE_FIELDS = ("repository", "commit_sha", "branch", "pull_request")
+CHANGE_FIELDS = tuple(f.name for f in dataclasses.fields(ChangeRef))
+# The parts of a change a later run may name when an earlier one did not (or differently).
+_CHANGE_DETAILS = ("branch", "pull_request", "author")
 
 RUNS: Table = Run.__table__  # type: ignore[assignment]
 SHARDS: Table = Shard.__table__  # type: ignore[assignment]
@@ -54,41 +56,75 @@ def unpack_node_ids(blob: bytes) -> tuple[str, ...]:
     return tuple(json.loads(zlib.decompress(blob)))
 
 
-def change_id(connection: Connection, change: ChangeInfo, now: float) -> int:
-    """The id of the change, made if new; a branch or pull request fills in blanks."""
+def change_id(connection: Connection, change: ChangeRef, now: float) -> int:
+    """The id of the change, made if new; its branch, pull request and author as
+    ``change`` names them, where it names them (an unknown "" is stored as NULL)."""
     table = CHANGES
     where = (table.c.repository == change.repository) & (table.c.commit_sha == change.commit_sha)
+    details = {name: getattr(change, name) for name in _CHANGE_DETAILS if getattr(change, name)}
     row = connection.execute(select(table).where(where)).first()
     if row is None:
-        values = {
-            "repository": change.repository,
-            "commit_sha": change.commit_sha,
-            "branch": change.branch,
-            "pull_request": change.pull_request,
-            "created_at": now,
-        }
+        values = {"repository": change.repository, "commit_sha": change.commit_sha, **details}
         try:
             # A savepoint, so that losing a race to another run of the same commit
             # does not end the caller's transaction.
             with connection.begin_nested():
-                inserted = connection.execute(insert(table).values(values))
+                inserted = connection.execute(insert(table).values(created_at=now, **values))
                 return int(inserted.inserted_primary_key[0])  # type: ignore[index]
         except IntegrityError:
             row = connection.execute(select(table).where(where)).one()
-    blanks = {
-        name: getattr(change, name)
-        for name in ("branch", "pull_request")
-        if getattr(row, name) is None and getattr(change, name) is not None
-    }
-    if blanks:
-        connection.execute(update(table).where(table.c.id == row.id).values(blanks))
+    changed = {name: value for name, value in details.items() if getattr(row, name) != value}
+    if changed:
+        connection.execute(update(table).where(table.c.id == row.id).values(changed))
     return int(row.id)
+
+
+def change_ref(values: Sequence[str | None]) -> ChangeRef:
+    """The change of a row's columns, in :data:`CHANGE_FIELDS` order; NULL is ""."""
+    return ChangeRef(*(value or "" for value in values))
+
+
+def findings_json(findings: RunFindings) -> str:
+    """``findings`` as the JSON kept in ``runs.findings``."""
+    return json.dumps(dataclasses.asdict(findings))
+
+
+def read_findings(text: str | None) -> RunFindings | None:
+    """The findings of a ``runs.findings`` value; None if there are none or they are
+    damaged. A field missing (written before it existed) takes its default."""
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+        retries = data.get("retries", {})
+        first_failure_s = data.get("first_failure_s")
+        return RunFindings(
+            failed=_names(data.get("failed", [])),
+            flaky=_names(data.get("flaky", [])),
+            quarantined_failures=_names(data.get("quarantined_failures", [])),
+            new_flaky=_names(data.get("new_flaky", [])),
+            retries=Retries(
+                allowed=int(retries.get("allowed", 0)),
+                budget=int(retries.get("budget", 0)),
+                spent=int(retries.get("spent", 0)),
+                denied=_names(retries.get("denied", [])),
+            ),
+            first_failure_s=None if first_failure_s is None else float(first_failure_s),
+        )
+    except (ValueError, AttributeError, TypeError):
+        return None  # damaged: a report without findings beats no report
+
+
+def _names(values: Sequence[object]) -> tuple[str, ...]:
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise TypeError("not a list of node ids")
+    return tuple(str(v) for v in values)
 
 
 def run_record(row: Row[Any]) -> RunRecord:
     change = None
     if row.change_id is not None:
-        change = ChangeInfo(*(row._mapping[f"change_{name}"] for name in CHANGE_FIELDS))
+        change = change_ref([row._mapping[f"change_{name}"] for name in CHANGE_FIELDS])
     return RunRecord(
         run_id=row.id,
         project=row.project,
@@ -105,6 +141,7 @@ def run_record(row: Row[Any]) -> RunRecord:
         started_at=row.started_at,
         finished_at=row.finished_at,
         heartbeat_at=row.heartbeat_at,
+        findings=read_findings(row.findings),
     )
 
 

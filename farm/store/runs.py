@@ -9,12 +9,13 @@ raises :class:`farm.store.connection.UnknownRun` or ``UnknownShard``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Row, Select, insert, select, update
 
-from farm.core.domain import RunState, TestResult
+from farm.core.domain import ChangeRef, Outcome, RunState, TestResult
 from farm.store.connection import UnknownRun, UnknownShard
-from farm.store.records import ChangeInfo, RunRecord, ShardRecord, ShardState, ShardView
+from farm.store.records import RunRecord, ShardRecord, ShardState, ShardView
 from farm.store.rows import (
     ATTEMPTS,
     CHANGE_FIELDS,
@@ -36,12 +37,15 @@ def insert_run(
     project: str,
     trigger: str,
     settings_json: str,
-    change: ChangeInfo | None,
+    change: ChangeRef | None,
     snapshot_digest: str | None,
     now: float,
 ) -> None:
-    """A new pending run, created at ``now``, with its change made if new."""
-    known_change = None if change is None else change_id(connection, change, now)
+    """A new pending run, created at ``now``, with its change made if new (a change
+    without a commit is no change: every run outside git would share it)."""
+    known_change = None
+    if change is not None and change.commit_sha:
+        known_change = change_id(connection, change, now)
     connection.execute(
         insert(RUNS).values(
             id=run_id,
@@ -98,13 +102,15 @@ def run_exists(connection: Connection, run_id: str) -> bool:
     return found is not None
 
 
+def select_runs() -> Select[Any]:
+    """Runs with their change's columns (``change_<field>``), as :func:`run_record` reads them."""
+    return select(
+        RUNS, *(CHANGES.c[name].label(f"change_{name}") for name in CHANGE_FIELDS)
+    ).outerjoin(CHANGES, RUNS.c.change_id == CHANGES.c.id)
+
+
 def read_run(connection: Connection, run_id: str) -> RunRecord:
-    query = (
-        select(RUNS, *(CHANGES.c[name].label(f"change_{name}") for name in CHANGE_FIELDS))
-        .outerjoin(CHANGES, RUNS.c.change_id == CHANGES.c.id)
-        .where(RUNS.c.id == run_id)
-    )
-    row = connection.execute(query).first()
+    row = connection.execute(select_runs().where(RUNS.c.id == run_id)).first()
     if row is None:
         raise UnknownRun(run_id)
     return run_record(row)
@@ -128,11 +134,38 @@ def insert_attempts(connection: Connection, results: Sequence[TestResult]) -> No
 def final_results(connection: Connection, run_id: str) -> dict[str, TestResult]:
     """Node id to the attempt with the highest number (ties: the one recorded last)."""
     query = select(ATTEMPTS).where(ATTEMPTS.c.run_id == run_id).order_by(ATTEMPTS.c.id)
-    final: dict[str, TestResult] = {}
-    for row in connection.execute(query):
-        kept = final.get(row.node_id)
-        if kept is None or row.attempt >= kept.attempt:
-            final[row.node_id] = test_result(row)
+    final = {node_id: test_result(row) for node_id, row in _finals(connection, query).items()}
     if not final and not run_exists(connection, run_id):
         raise UnknownRun(run_id)
     return final
+
+
+def final_outcomes(connection: Connection, run_id: str) -> dict[str, Outcome]:
+    """Node id to the outcome of its final attempt, without reading tracebacks and output."""
+    columns = (ATTEMPTS.c.node_id, ATTEMPTS.c.attempt, ATTEMPTS.c.outcome)
+    query = select(*columns).where(ATTEMPTS.c.run_id == run_id).order_by(ATTEMPTS.c.id)
+    return {node_id: row.outcome for node_id, row in _finals(connection, query).items()}
+
+
+def _finals(connection: Connection, query: Select[Any]) -> dict[str, Row[Any]]:
+    """Node id to its row with the highest attempt number; ``query`` orders rows as
+    they were recorded, so that of two rows of one number the later is kept."""
+    final: dict[str, Row[Any]] = {}
+    for row in connection.execute(query):
+        kept = final.get(row.node_id)
+        if kept is None or row.attempt >= kept.attempt:
+            final[row.node_id] = row
+    return final
+
+
+def all_attempts(connection: Connection, run_id: str) -> tuple[TestResult, ...]:
+    """Every attempt of the run, by the time it finished, then attempt number."""
+    query = (
+        select(ATTEMPTS)
+        .where(ATTEMPTS.c.run_id == run_id)
+        .order_by(ATTEMPTS.c.finished_at, ATTEMPTS.c.attempt, ATTEMPTS.c.id)
+    )
+    attempts = tuple(test_result(row) for row in connection.execute(query))
+    if not attempts and not run_exists(connection, run_id):
+        raise UnknownRun(run_id)
+    return attempts

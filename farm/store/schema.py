@@ -130,11 +130,22 @@ def upgrade_to_head(engine: Engine) -> None:
 
 
 def _lock_for_upgrade(connection: Connection) -> None:
+    lock(connection, "schema-upgrade")
+
+
+def lock(connection: Connection, name: str) -> None:
+    """Hold the lock ``name`` until the transaction ends: a PostgreSQL advisory lock,
+    or SQLite's one write lock (which serialises every writer, whatever the name)."""
     if connection.dialect.name == "postgresql":
-        key = advisory_lock_key("schema-upgrade")
-        connection.execute(select(func.pg_advisory_xact_lock(key)))
+        connection.execute(select(func.pg_advisory_xact_lock(advisory_lock_key(name))))
     elif connection.dialect.name == "sqlite":
         begin_immediate(connection)
+
+
+def lock_project(connection: Connection, project: str) -> None:
+    """Serialise writers of ``project``'s history and quarantine until the transaction
+    ends: each reads rows and writes new ones, and two at once would lose updates."""
+    lock(connection, f"history:{project}")
 
 
 def begin_immediate(connection: Connection) -> None:

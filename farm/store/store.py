@@ -7,8 +7,11 @@ with one clock: every time the store writes (created, started, heartbeat, finish
 updated) or compares (the heartbeat deadline) is read from it, and nowhere else.
 The statements live in focused query modules behind it, each taking the open
 connection: :mod:`~farm.store.runs` (runs, shards, attempts),
-:mod:`~farm.store.recovery` (what ``--resume`` needs), :mod:`~farm.store.collections`
-(the collection cache) and :mod:`~farm.store.history` (duration estimates).
+:mod:`~farm.store.changes` (a change's runs), :mod:`~farm.store.recovery` (what
+``--resume`` needs), :mod:`~farm.store.collections` (the collection cache),
+:mod:`~farm.store.history` (estimates and recent runs), :mod:`~farm.store.stats`
+(test statistics, suspect machines) and :mod:`~farm.store.quarantine`, whose
+:class:`~farm.store.quarantine.QuarantineBook` the store holds as ``quarantine``.
 
 Every database failure is raised as :class:`farm.core.errors.StoreError` naming the
 URL with its password masked; an unknown run or shard id as
@@ -20,29 +23,48 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 
 from sqlalchemy import Engine
 
 from farm.core import defaults
-from farm.core.domain import Collection, History, RunState, TestResult, Verdict
+from farm.core.domain import (
+    ChangeRef,
+    Collection,
+    History,
+    MachineSuspect,
+    RunFindings,
+    RunState,
+    TestResult,
+    Verdict,
+)
 from farm.core.errors import UsageError
+from farm.core.quarantine import QuarantineRules
+from farm.store import changes, recovery, runs, stats
 from farm.store import collections as collection_cache
 from farm.store import history as history_queries
-from farm.store import recovery, runs
-from farm.store.connection import StoreConnection, connect
-from farm.store.records import ChangeInfo, RunRecord, ShardRecord, ShardState, ShardView
-from farm.store.rows import clip_text
+from farm.store import quarantine as quarantine_queries
+from farm.store.connection import Clock, StoreConnection, connect
+from farm.store.quarantine import QuarantineBook
+from farm.store.records import (
+    ChangeRuns,
+    QuarantineEvent,
+    RunRecord,
+    ShardRecord,
+    ShardState,
+    ShardView,
+    TestStats,
+)
+from farm.store.rows import clip_text, findings_json
 from farm.store.urls import mask_url
 
-Clock = Callable[[], float]
-"""Unix seconds now; :func:`time.time` unless a test moves time by hand."""
+__all__ = ["Clock", "ResultStore"]
 
 
 class ResultStore:
-    """Runs, their shards and test attempts, each project's duration history, the
-    collection cache and what a resumed run needs.
+    """Runs, their changes, shards and test attempts, each project's history and
+    quarantine, the collection cache and what a resumed run needs.
 
     ``ewma_alpha`` is the weight of a new sample in the duration estimates (see
     :mod:`farm.store.history`); ``clock`` gives the unix time of every timestamp
@@ -62,6 +84,8 @@ class ResultStore:
         self._db = StoreConnection(engine, display_url=display_url)
         self._alpha = ewma_alpha
         self._clock = clock
+        self.quarantine = QuarantineBook(self._db, clock)
+        """Quarantine by hand, and who is in it now (see :class:`QuarantineBook`)."""
 
     @classmethod
     def open(
@@ -104,12 +128,14 @@ class ResultStore:
         project: str,
         trigger: str,
         settings: Mapping[str, object],
-        change: ChangeInfo | None = None,
+        change: ChangeRef | None = None,
         snapshot_digest: str | None = None,
     ) -> str:
         """Record a new pending run and return its id (32 hex digits).
 
         ``settings`` is stored as JSON; values JSON cannot hold are stored as text.
+        Runs of one repository and commit share one change, whose branch, pull
+        request and author the latest run naming them sets.
         """
         run_id = uuid.uuid4().hex
         now = self._clock()
@@ -202,13 +228,16 @@ class ResultStore:
         verdict: Verdict,
         message: str = "",
         state: RunState = RunState.FINISHED,
+        findings: RunFindings | None = None,
     ) -> None:
-        """Record the run's verdict and end (``state`` ABANDONED for a run given up on)."""
+        """Record the run's verdict, what it found by test, and its end (``state``
+        ABANDONED for a run given up on)."""
         values = {
             "state": state,
             "verdict": verdict,
             "message": clip_text(message),
             "finished_at": self._clock(),
+            "findings": None if findings is None else findings_json(findings),
         }
         with self._db.transaction("finish a run") as connection:
             runs.update_run(connection, run_id, values)
@@ -242,6 +271,31 @@ class ResultStore:
         the one recorded last). Raises UsageError for an unknown run."""
         with self._db.transaction("read results") as connection:
             return runs.final_results(connection, run_id)
+
+    def all_attempts(self, run_id: str) -> tuple[TestResult, ...]:
+        """Every attempt of the run, retries included, by the time it finished, then
+        attempt number. Raises UsageError for an unknown run."""
+        with self._db.transaction("read attempts") as connection:
+            return runs.all_attempts(connection, run_id)
+
+    # -- changes (see farm.store.changes) --------------------------------------------
+
+    def change_runs(self, commit: str, *, repository: str | None = None) -> ChangeRuns | None:
+        """The change whose sha starts with ``commit`` (4 hex digits or more) and its
+        runs, oldest first; None if none. UsageError if several changes match."""
+        with self._db.transaction("read a change") as connection:
+            return changes.change_runs(connection, commit, repository=repository)
+
+    def latest_change(self, project: str | None = None) -> ChangeRef | None:
+        """The change of the most recently created run that has one (of ``project``)."""
+        with self._db.transaction("read the latest change") as connection:
+            return changes.latest_change(connection, project)
+
+    def previous_failures(self, project: str, branch: str, *, before_run: str) -> tuple[str, ...]:
+        """The tests that failed in the latest finished run of ``project`` on ``branch``
+        other than ``before_run``, for running them first."""
+        with self._db.transaction("read the previous failures") as connection:
+            return changes.previous_failures(connection, project, branch, before_run=before_run)
 
     # -- resuming a run whose scheduler died (see farm.store.recovery) --------------
 
@@ -286,11 +340,25 @@ class ResultStore:
 
     # -- history ---------------------------------------------------------------------
 
-    def update_history(self, project: str, results: Sequence[TestResult]) -> None:
-        """Fold a run's attempts into the project's estimates (see history module)."""
+    def update_history(
+        self,
+        project: str,
+        results: Sequence[TestResult],
+        *,
+        rules: QuarantineRules | None = None,
+    ) -> tuple[QuarantineEvent, ...]:
+        """Fold a run's attempts (retries included) into the project's history (see
+        the history module); with ``rules``, quarantine its tests that became flaky
+        and release those clean long enough. Returns the quarantine events recorded."""
         now = self._clock()
+        window = defaults.QUARANTINE_WINDOW_RUNS if rules is None else rules.window_runs
         with self._db.transaction("update history") as connection:
-            history_queries.update_history(connection, project, results, alpha=self._alpha, now=now)
+            recent = history_queries.update_history(
+                connection, project, results, alpha=self._alpha, window_runs=window, now=now
+            )
+            if rules is None or not recent:
+                return ()
+            return quarantine_queries.apply_rules(connection, project, recent, rules, now=now)
 
     def history(self, project: str) -> History:
         """Every estimate the project has, for planning."""
@@ -307,6 +375,22 @@ class ResultStore:
         """Node id to estimated seconds, ready for a pytest-split durations file."""
         with self._db.transaction("export durations") as connection:
             return history_queries.export_durations(connection, project)
+
+    def test_stats(self, project: str, node_ids: Sequence[str]) -> dict[str, TestStats]:
+        """What history says of each of ``node_ids``; tests it does not know are left out."""
+        now = self._clock()
+        with self._db.transaction("read test statistics") as connection:
+            return stats.read_stats(connection, project, node_ids, now=now)
+
+    def suspect_machines(
+        self, project: str, *, window_runs: int, node_ids: Sequence[str] | None = None
+    ) -> tuple[MachineSuspect, ...]:
+        """Tests (of ``node_ids`` if given) whose failing attempts in the project's last
+        ``window_runs`` runs all came from one machine while they passed on another."""
+        with self._db.transaction("look for suspect machines") as connection:
+            return stats.suspect_machines(
+                connection, project, window_runs=window_runs, node_ids=node_ids
+            )
 
 
 def _check_alpha(ewma_alpha: float) -> None:

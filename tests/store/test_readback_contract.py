@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import Engine
 from store_fakes import FakeClock, new_run, result
 
-from farm.core.domain import Collection, PytestOptions, RunState, Verdict
+from farm.core.domain import ChangeRef, Collection, Outcome, PytestOptions, RunState, Verdict
 from farm.core.errors import UsageError
-from farm.store import ChangeInfo, ResultStore, request_key
+from farm.store import ResultStore, request_key
 
 
 class TestReadBackContract:
@@ -116,24 +116,30 @@ class TestReadBackContract:
         at = 1_234_567.5
         with ResultStore.open(empty_db_url, clock=lambda: at) as store:
             run_id = store.create_run(
-                project="p", trigger="ci", settings={}, change=ChangeInfo("repo", "abc")
+                project="p", trigger="ci", settings={}, change=ChangeRef("repo", "abc")
             )
             store.start_run(run_id, total_tests=1, estimated_makespan_s=1.0, shards=[])
             store.heartbeat(run_id)
             store.finish_run(run_id, verdict=Verdict.PASSED)
             store.update_history("p", [result(run_id, "t.py::a", module_setup_s=1.0)])
+            store.update_history("p", [result(run_id, "t.py::c", Outcome.FAILED)])
             store.import_durations("p", {"t.py::b": 2.0})
+            store.quarantine.add("p", "t.py::a", reason="x", owner="", actor="bo")
             store.save_collection("k", Collection("/src", "", ("t.py::a",)))
             run = store.get_run(run_id)
         assert (run.created_at, run.started_at, run.heartbeat_at, run.finished_at) == (at,) * 4
-        stamps = {
-            "changes": "created_at",
-            "test_history": "updated_at",
-            "module_history": "updated_at",
-            "collection_cache": "updated_at",
-        }
+        stamps = [
+            ("created_at", "changes"),
+            ("updated_at", "test_history"),
+            ("first_seen_at", "test_history"),
+            ("last_failure_at", "test_history WHERE last_failure_at IS NOT NULL"),
+            ("updated_at", "module_history"),
+            ("since_at", "quarantine"),
+            ("at", "quarantine_events"),
+            ("updated_at", "collection_cache"),
+        ]
         with engine.connect() as connection:
-            for table, column in stamps.items():
+            for column, table in stamps:
                 found = connection.exec_driver_sql(f"SELECT DISTINCT {column} FROM {table}").all()
                 assert found == [(at,)], table
 

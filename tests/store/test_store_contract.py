@@ -12,11 +12,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, select
 from store_fakes import FakeClock, new_run, result
 
-from farm.core.domain import Outcome, RunState, Verdict
+from farm.core.domain import ChangeRef, Outcome, RunState, Verdict
 from farm.core.errors import StoreError, UsageError
 from farm.store import (
     MAX_TEXT_CHARS,
-    ChangeInfo,
     ResultStore,
     ShardRecord,
     ShardState,
@@ -32,6 +31,9 @@ TABLES = {
     "test_history",
     "module_history",
     "collection_cache",
+    "shard_tests",
+    "quarantine",
+    "quarantine_events",
 }
 
 
@@ -40,7 +42,7 @@ class TestResultStoreContract:
         self, store: ResultStore, engine: Engine
     ) -> None:
         with engine.connect() as connection:
-            assert current_revision(connection) == head_revision() == "0004"
+            assert current_revision(connection) == head_revision() == "0005"
             assert set(inspect(connection).get_table_names()) >= TABLES
 
     def test_migrations_create_what_the_models_describe(
@@ -70,7 +72,7 @@ class TestResultStoreContract:
             assert len(set(pool.map(open_and_close, range(4)))) == 1
 
     def test_run_lifecycle(self, store: ResultStore, clock: FakeClock) -> None:
-        change = ChangeInfo("github.com/o/r", "abc123", branch="main", pull_request="42")
+        change = ChangeRef("github.com/o/r", "abc123", "main", "42", "ana")
         run_id = store.create_run(
             project="proj",
             trigger="ci",
@@ -133,20 +135,26 @@ class TestResultStoreContract:
         assert (run.state, run.verdict) == (RunState.ABANDONED, Verdict.ERROR)
 
     def test_runs_of_one_commit_share_a_change(self, store: ResultStore, engine: Engine) -> None:
-        first = store.create_run(
-            project="p", trigger="ci", settings={}, change=ChangeInfo("repo", "abc")
-        )
-        second = store.create_run(
-            project="p", trigger="ci", settings={}, change=ChangeInfo("repo", "abc", "main", "7")
-        )
-        other = store.create_run(
-            project="p", trigger="ci", settings={}, change=ChangeInfo("repo", "def")
-        )
-        assert store.get_run(first).change == ChangeInfo("repo", "abc", "main", "7")
+        def run_of(change: ChangeRef | None) -> str:
+            return store.create_run(project="p", trigger="ci", settings={}, change=change)
+
+        first = run_of(ChangeRef("repo", "abc"))
+        second = run_of(ChangeRef("repo", "abc", "main", "7"))
+        other = run_of(ChangeRef("repo", "def"))
+        assert store.get_run(first).change == ChangeRef("repo", "abc", "main", "7")
         assert store.get_run(second).change == store.get_run(first).change
-        assert store.get_run(other).change == ChangeInfo("repo", "def")
+        assert store.get_run(other).change == ChangeRef("repo", "def")
+        # Later runs update what they name, and leave what they do not as it was.
+        run_of(ChangeRef("repo", "abc", "topic", "", "bo"))
+        assert store.get_run(first).change == ChangeRef("repo", "abc", "topic", "7", "bo")
         with engine.connect() as connection:
             assert connection.exec_driver_sql("SELECT count(*) FROM changes").scalar() == 2
+            unknown = "SELECT author FROM changes WHERE commit_sha = 'def'"
+            assert connection.exec_driver_sql(unknown).scalar() is None  # "" is stored as NULL
+
+    def test_a_change_without_a_commit_is_no_change(self, store: ResultStore) -> None:
+        run_id = store.create_run(project="p", trigger="ci", settings={}, change=ChangeRef("r", ""))
+        assert store.get_run(run_id).change is None
 
     def test_final_results_keep_the_last_attempt(self, store: ResultStore) -> None:
         run_id = new_run(store)
@@ -240,14 +248,13 @@ class TestResultStoreContract:
             columns.passes,
             columns.failures,
             columns.flaky_count,
-            columns.quarantined,
             columns.updated_at,
         ).order_by(columns.node_id)
         with engine.connect() as connection:
             rows = [tuple(row) for row in connection.execute(query)]
         assert rows == [
-            ("a.py::t1", 20.0, 2, 2, 0, 0, False, clock.now),
-            ("a.py::t2", 6.0, 3, 1, 2, 1, False, clock.now),
+            ("a.py::t1", 20.0, 2, 2, 0, 0, clock.now),
+            ("a.py::t2", 6.0, 3, 1, 2, 1, clock.now),
         ]
 
     def test_history_learns_module_setup(self, store: ResultStore) -> None:
