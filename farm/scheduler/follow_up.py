@@ -71,13 +71,17 @@ class FollowUpPolicy:
     def after(self, result: TestResult) -> FollowUp | None:
         """The follow-up ``result`` calls for, if any (spending budget on a retry)."""
         node_id = result.node_id
+        kind = self._kind(result)
+        if kind is None:
+            # The test is done: where it ran is only kept while it runs again, so a
+            # run of a million passing tests keeps nothing.
+            self._workers.pop(node_id, None)
+            self._machines.pop(node_id, None)
+            return None
         if result.worker:
             self._workers.setdefault(node_id, []).append(result.worker)
         if result.machine:
             self._machines.setdefault(node_id, []).append(result.machine)
-        kind = self._kind(result)
-        if kind is None:
-            return None
         return FollowUp(
             node_id,
             result.attempt + 1,

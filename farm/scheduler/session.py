@@ -300,11 +300,15 @@ class RunSession:
             owed_estimates_s=lambda: (
                 self.estimates_s.get(node_id, 0.0)
                 for node_id in tracker.shard_of
-                if node_id not in tracker.final
+                if node_id not in tracker.final or node_id in tracker.awaiting
             ),
         )
         if bound_s is not None:
-            owed = sum(1 for node_id in tracker.shard_of if node_id not in tracker.final)
+            owed = sum(
+                1
+                for node_id in tracker.shard_of
+                if node_id not in tracker.final or node_id in tracker.awaiting
+            )
             raise WorkerLost(
                 f"no test finished for {now - self.result_at:.0f}s, longer than any test "
                 f"and recovery of this run may take ({bound_s:.0f}s): {owed} test(s) still owed"
