@@ -1,4 +1,4 @@
-"""The ``farm`` command line: run, plan, worker, history.
+"""The ``farm`` command line: run, plan, worker, workers, history, change, quarantine.
 
 Every error ends as one line ``farm: error: ...`` on stderr and the exit code of
 :class:`farm.core.domain.ExitCode`; a traceback is shown only with ``FARM_DEBUG=1``.
@@ -21,11 +21,15 @@ from typing import Any
 
 import click
 
+from farm.cli.change import change
 from farm.cli.history import history
 from farm.cli.interrupts import SignalInterrupt, interrupt_on_signals, interrupted
 from farm.cli.options import WORKERS, common_options, pytest_args, settings_from
+from farm.cli.quarantine import quarantine
+from farm.cli.run_options import run_change, run_options
+from farm.cli.workers import workers
 from farm.core import defaults
-from farm.core.domain import ExitCode, History, RunSummary, Verdict
+from farm.core.domain import ChangeRef, ExitCode, History, RunSummary, Verdict
 from farm.core.errors import CollectionError, FarmError, SettingsError
 from farm.core.settings import Settings
 
@@ -73,6 +77,7 @@ def _in_writable_folder(
 @click.option(
     "--json", "json_path", type=_REPORT, callback=_in_writable_folder, help="Write a JSON report."
 )
+@run_options
 @common_options
 def run(
     paths: tuple[str, ...],
@@ -80,18 +85,32 @@ def run(
     resume_id: str | None,
     junit_xml: str | None,
     json_path: str | None,
+    change_sha: str | None,
+    branch: str | None,
+    repository: str | None,
     **flags: Any,
 ) -> None:
     """Run the tests under PATHS on the farm; options after -- go to pytest."""
     settings = settings_from(**flags)
-    if resume_id and (paths or rev or pytest_args()):
+    if resume_id and (paths or rev or pytest_args() or change_sha or branch or repository):
         raise SettingsError(
-            "--resume continues a run as it was: give no paths, --rev or -- options"
+            "--resume continues a run as it was: give no paths, --rev, --change, --branch, "
+            "--repository or -- options"
+        )
+    change = None
+    if not resume_id:
+        change = run_change(
+            Path.cwd(),
+            os.environ,
+            rev=rev,
+            change_sha=change_sha,
+            branch=branch,
+            repository=repository,
         )
     received: list[int] = []
     try:
         with interrupt_on_signals() as received:
-            verdict = _run(settings, paths, rev, resume_id, junit_xml, json_path)
+            verdict = _run(settings, paths, rev, change, resume_id, junit_xml, json_path)
     except SignalInterrupt:
         raise interrupted(received) from None
     if received or verdict is Verdict.INTERRUPTED:
@@ -106,6 +125,7 @@ def _run(
     settings: Settings,
     paths: tuple[str, ...],
     rev: str | None,
+    change: ChangeRef | None,
     resume_id: str | None,
     junit_xml: str | None,
     json_path: str | None,
@@ -134,7 +154,7 @@ def _run(
 
                 outcome = resume(settings, resume_id, url=url, local=local)
             else:
-                request = RunRequest(paths, pytest_args(), Path.cwd(), env, rev)
+                request = RunRequest(paths, pytest_args(), Path.cwd(), env, rev, change)
                 outcome = execute(settings, request, url=url, local=local)
     except CollectionError as e:
         from farm.run.records import collection_failed
@@ -288,43 +308,10 @@ def worker(concurrency: int | None, name: str | None, local: bool, **flags: Any)
     app.worker_main(argv)
 
 
-@cli.command()
-@click.option("--broker", "broker_url", help="Redis URL of the farm [FARM_BROKER_URL].")
-@click.option("--key-prefix", help=f"Prefix of every Redis key [{defaults.KEY_PREFIX}].")
-@click.option("--all", "show_all", is_flag=True, help="Also list workers not seen lately.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
-def workers(show_all: bool, as_json: bool, **flags: Any) -> None:
-    """List the workers on the farm: name, machine, pid, capacity, queue."""
-    import time
-
-    from farm.core.broker import connect
-    from farm.core.keys import Keys
-    from farm.worker.registry import WorkerRegistry
-
-    settings = settings_from(**flags)
-    if not settings.broker_url:
-        raise SettingsError("farm workers needs --broker URL or FARM_BROKER_URL")
-    client = connect(settings.broker_url, timeout_s=settings.broker_timeout_s)
-    try:
-        registry = WorkerRegistry(client, Keys(settings.key_prefix))
-        found = registry.all() if show_all else registry.live()
-    finally:
-        client.close()
-    now = time.time()
-    for info in found:
-        if as_json:
-            click.echo(info.to_json())
-        else:
-            click.echo(
-                f"{info.name:20} {info.machine:20} pid {info.pid:<7} capacity {info.capacity:<3} "
-                f"queue {info.queue}  seen {now - info.seen_at:.0f}s ago"
-            )
-    if not as_json:
-        total = sum(i.capacity for i in found)
-        click.echo(f"{len(found)} worker(s), {total} slot(s)")
-
-
 cli.add_command(history)
+cli.add_command(workers)
+cli.add_command(change)
+cli.add_command(quarantine)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
