@@ -1,6 +1,6 @@
-"""What makespan.py and overhead.py share: a suite, its history, timed commands.
+"""What the benchmarks share: a suite, its history, timed commands.
 
-Terms used by both benchmarks:
+Terms used by makespan.py, overhead.py and retries.py:
 
 * a **suite** is a folder written by make_suite.py: test modules, ``durations.json``
   (the true duration of every test, seconds, keyed by node id) and ``history.json``
@@ -10,8 +10,9 @@ Terms used by both benchmarks:
 * a **Timing** is the wall seconds of one run, plus farm's own ``makespan_s`` (first
   dispatch to last result, from its JSON report) when the command was ``farm run``.
 
-A run that does not pass all the suite's tests ends the benchmark with a non-zero exit
-and the tail of the command's output: a fast wrong answer is not a result.
+A run that does not give the suite's answer (all its tests pass; in retries.py, exactly
+its failing tests fail) ends the benchmark with a non-zero exit and the tail of the
+command's output: a fast wrong answer is not a result.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,12 +59,20 @@ def fail(what: str, done: subprocess.CompletedProcess[str], why: str) -> None:
     raise SystemExit(f"bench: error: {what}: {why} (exit {done.returncode})\n{tail}")
 
 
-def timed(command: Sequence[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
-    """Run ``command`` in ``cwd``; its wall seconds from launch to exit, and its result."""
+def timed(
+    command: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None
+) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Run ``command`` in ``cwd`` (with ``env``, default this process's environment);
+    its wall seconds from launch to exit, and its result."""
     start = time.perf_counter()
     try:
         done = subprocess.run(
-            list(command), cwd=cwd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+            list(command),
+            cwd=cwd,
+            env=None if env is None else dict(env),
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
         )
     except subprocess.TimeoutExpired as e:
         raise SystemExit(f"bench: error: {' '.join(command)} ran over {RUN_TIMEOUT_S:.0f}s") from e
@@ -124,12 +133,26 @@ def run_pytest(suite: Path, options: Sequence[str], tests: int) -> Timing:
     return Timing(wall_s)
 
 
-def lower_bound_s(suite: Path, workers: int, setup_s: float) -> float:
-    """max((sum of true durations + one ``setup_s`` per module) / workers, longest test)."""
+def durations_of(suite: Path) -> dict[str, float]:
+    """The true duration of every test of ``suite``, seconds, by node id."""
     durations: dict[str, float] = json.loads((suite / "durations.json").read_text())
+    return durations
+
+
+def lower_bound_s(
+    suite: Path, workers: int, setup_s: float, retried: Collection[str] = ()
+) -> float:
+    """max((sum of true durations + one ``setup_s`` per module) / workers, longest test).
+
+    Each test of ``retried`` runs twice, one attempt after the other: its duration
+    counts twice in the sum and in the longest chain (a retry's setup is not counted,
+    so the bound holds whether the retry reuses its module's fixture or not)."""
+    durations = durations_of(suite)
     modules = {node_id.split("::")[0] for node_id in durations}
     work_s = sum(durations.values()) + setup_s * len(modules)
-    return max(work_s / workers, max(durations.values()))
+    work_s += sum(durations[node_id] for node_id in retried)
+    longest_s = max([*durations.values(), *(2 * durations[n] for n in retried)])
+    return max(work_s / workers, longest_s)
 
 
 def median(values: Sequence[float]) -> float:
