@@ -29,8 +29,11 @@ QUARANTINE_FLAKY_RUNS = 3  # flaky in this many of its last QUARANTINE_WINDOW_RU
 QUARANTINE_WINDOW_RUNS = 30
 QUARANTINE_CLEAN_RUNS = 30  # clean runs in a row that take a test out of quarantine
 DURATION_WINDOW = 20  # recent durations kept per test for p50 and p90
-FOLLOW_UP_DECLINE_DELAY_S = 0.2  # a retry its slot declined is sent again after this
-FOLLOW_UP_MAX_DECLINES = 50  # declines after which a retry may run anywhere (~10 s)
+# A slot that declines a retry stays busy this long, so the pool hands the retry,
+# sent again at once, to another slot rather than straight back to it.
+FOLLOW_UP_DECLINE_HOLD_S = 1.0
+FOLLOW_UP_DECLINE_DELAY_S = 0.0  # a declined retry is sent again after this
+FOLLOW_UP_MAX_DECLINES = 10  # declines after which a retry may run anywhere (~10 s)
 
 # What a test process may send and use.
 RESULT_LIMIT_BYTES = 64 * 1024  # per traceback and per captured output

@@ -19,9 +19,10 @@ While Redis cannot be reached the session waits, up to ``redis_outage_s``.
 Results that call for a follow-up (a retry, a repeat: see
 :mod:`farm.scheduler.follow_up`) get a shard of their own, made by the
 ``follow_up_tasks`` the session is given. A slot such a shard must avoid
-*declines* it; the session sends it again after ``decline_delay_s`` (not counted
-as a reissue), and after ``max_declines`` lets it run anywhere, so a retry waits
-for another slot for a while but never forever.
+*declines* it (and stays busy a moment, so the pool hands it on to another slot);
+the session sends it again after ``decline_delay_s`` (not counted as a reissue),
+and after ``max_declines`` lets it run anywhere, so a retry waits for another slot
+for a while but never forever.
 """
 
 from __future__ import annotations

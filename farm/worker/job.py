@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import redis
 
+from farm.core.defaults import FOLLOW_UP_DECLINE_HOLD_S
 from farm.core.keys import Keys
 from farm.core.logs import event
 from farm.core.messages import Heartbeat, ShardEnd, ShardStart, ShardTask, encode_event
@@ -80,6 +81,9 @@ def run_job(task: ShardTask, slot: Slot) -> None:
         end = dataclasses.replace(_end(task, slot, "declined", retry=True), declined=True)
         sink.send([encode_event(end)])
         event(log, "shard.declined", run_id=task.run_id, shard=task.shard_id, lease=task.lease)
+        # Celery's pool gives a task to the first idle process: were this one idle
+        # when the retry comes back, it would be handed the retry again.
+        time.sleep(FOLLOW_UP_DECLINE_HOLD_S)
         return
     if not _claim(task, slot):
         # Celery gave us a task whose slot died running it (it redelivers those at
