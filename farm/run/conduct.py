@@ -128,7 +128,10 @@ class OpenRun:
         self.new_tests: set[str] = set()
         self._note_new(t for task in first.tasks for t in task.node_ids)
         self.follow_ups = FollowUpPolicy(
-            retries=settings.retries,
+            # -x and --maxfail ask for the first failures, fast: a retry would let
+            # later failures overtake them, and which ones stop the run would then
+            # depend on the workers' timing.
+            retries=0 if max_failures else settings.retries,
             budget_share=settings.retry_budget,
             repeat=settings.new_tests_repeat,
             new_tests=self.new_tests,

@@ -191,12 +191,20 @@ class RunTracker:
         elif result.outcome.is_failure and self.max_failures:
             self.failures += 1
             if self.failures >= self.max_failures:
-                self.stopped = True
-                self.owed = frozenset(self.final)
-                self._missing = 0
-                self.awaiting.clear()
-                self._follow_ups.clear()
-                self._unplaced.clear()
+                self._stop()
+
+    def _stop(self) -> None:
+        """Stop at ``max_failures``: the run owes what finished. A test still waiting
+        for a retry has not finished (pytest would not have got to it): it is not
+        counted, its earlier attempts aside."""
+        for node_id in self.awaiting:
+            self.earlier.append(self.final.pop(node_id))
+        self.stopped = True
+        self.owed = frozenset(self.final)
+        self._missing = 0
+        self.awaiting.clear()
+        self._follow_ups.clear()
+        self._unplaced.clear()
 
     @property
     def complete(self) -> bool:

@@ -186,3 +186,20 @@ def test_the_shard_end_right_after_a_failure_does_not_owe_its_retry() -> None:
     assert not tracker.complete
     tracker.feed([attempt("a", Outcome.PASSED, shard_id=1, number=2)])
     assert tracker.complete and tracker.final["a"].outcome is Outcome.PASSED
+
+
+def test_a_test_awaiting_its_retry_when_the_run_stops_is_not_counted() -> None:
+    # --maxfail=2: a and b fail twice; c failed once meanwhile and waits for its
+    # retry. pytest (with reruns, one test at a time) would have stopped before c.
+    tracker = RunTracker(
+        "r", [(0, ("a", "b", "c"))], max_failures=2,
+        follow_ups=FollowUpPolicy(retries=1, budget_share=1.0),
+    )  # fmt: skip
+    tracker.feed([attempt(n, Outcome.FAILED) for n in ("a", "b", "c")])
+    for shard_id, follow_up in enumerate(tracker.take_follow_ups(), start=1):
+        tracker.add_follow_up(shard_id, follow_up)
+    tracker.feed([attempt("a", Outcome.FAILED, shard_id=1, number=2)])
+    tracker.feed([attempt("b", Outcome.FAILED, shard_id=2, number=2)])
+    assert tracker.stopped and tracker.complete
+    assert sorted(tracker.final) == ["a", "b"]
+    assert "c" in {r.node_id for r in tracker.earlier}
