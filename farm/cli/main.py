@@ -251,9 +251,12 @@ def plan(
 @click.option("--queue", help=f"Queue to consume [{defaults.QUEUE}].")
 @click.option("--key-prefix", help=f"Prefix of every Redis key [{defaults.KEY_PREFIX}].")
 @click.option("--name", help="Worker name in results and `farm workers` [machine's name].")
+@click.option("--machine", help="The machine it runs on, e.g. a Kubernetes node [its hostname].")
 @click.option("--cache", "cache_dir", help="Folder for snapshots and environments [~/.cache/farm].")
 @click.option("--local", is_flag=True, hidden=True)
-def worker(concurrency: int | None, name: str | None, local: bool, **flags: Any) -> None:
+def worker(
+    concurrency: int | None, name: str | None, machine: str | None, local: bool, **flags: Any
+) -> None:
     """Run a worker that takes shards from the farm's Redis."""
     import logging
 
@@ -272,6 +275,9 @@ def worker(concurrency: int | None, name: str | None, local: bool, **flags: Any)
     worker_name = name or socket.gethostname()
     if not worker_name.strip() or any(c in worker_name for c in ":\n\r"):
         raise SettingsError(f"worker name must be non-empty without ':' or newlines: {name!r}")
+    machine_name = machine or socket.gethostname()
+    if not machine_name.strip() or any(c in machine_name for c in "\n\r"):
+        raise SettingsError(f"machine name must be non-empty without newlines: {machine!r}")
     configure(level=logging.WARNING if local else logging.INFO)
     connect(settings.broker_url, timeout_s=settings.broker_timeout_s).close()
     from farm.core.lifeline import own_tmpdir
@@ -290,6 +296,7 @@ def worker(concurrency: int | None, name: str | None, local: bool, **flags: Any)
             setup_timeout_s=settings.setup_timeout_s,
         ),
         name=worker_name,
+        machine=machine_name,
         concurrency=settings.workers,
         queue=settings.queue,
         key_prefix=settings.key_prefix,

@@ -54,6 +54,9 @@ class WorkerConfig:
     key_prefix: str = defaults.KEY_PREFIX
     run_ttl_s: int = defaults.RUN_TTL_S
     max_failures: int = defaults.WORKER_MAX_FAILURES  # own failures in a row, per slot
+    # The machine its results name: where a retry must not run again, and what a
+    # test failing only here points at. A container's hostname is not its machine.
+    machine: str = socket.gethostname()
 
 
 def _stop_worker() -> None:
@@ -85,7 +88,7 @@ def make_app(config: WorkerConfig) -> Celery:
     # farm.core.logs formats every record; Celery must not take over the root logger or stdout.
     app.conf.update(worker_hijack_root_logger=False, worker_redirect_stdouts=False)
     keys = Keys(config.key_prefix)
-    machine = socket.gethostname()
+    machine = config.machine
     slots: dict[int, Slot] = {}
 
     def slot() -> Slot:

@@ -443,34 +443,3 @@ def test_run_refuses_a_change_that_is_not_a_commit_before_starting(repo: Path) -
     assert done.returncode == 4
     assert "'nope' is not a commit of the git repository" in one_line_error(done.stderr)
     assert not state.exists()
-
-
-FAILS_ONCE = """\
-import pathlib
-
-
-def test_fails_once():
-    marker = pathlib.Path(__file__).with_name("failed-once")
-    if not marker.exists():
-        marker.write_text("x")
-        assert False, "the first attempt fails"
-"""
-
-
-@pytest.mark.parametrize(
-    ("options", "code", "verdict"),
-    [
-        ((), 0, "flaky"),
-        (("--flaky", "fail"), 1, "failed"),
-        (("--retries", "0"), 1, "failed"),
-    ],
-)
-def test_run_options_for_retries_and_flaky_tests_reach_the_run(
-    repo: Path, options: tuple[str, ...], code: int, verdict: str
-) -> None:
-    (repo / "test_one.py").write_text(FAILS_ONCE)
-    state = ("--state-dir", str(repo / "state"))
-    done = run_farm("run", "-n", "2", *state, "--retries", "1", *options, cwd=repo, timeout_s=180)
-    assert done.returncode == code, done.stdout + done.stderr
-    done = run_farm("change", "show", "--json", *state, cwd=repo)
-    assert json.loads(done.stdout)["runs"][-1]["verdict"] == verdict
