@@ -21,8 +21,8 @@ Results that call for a follow-up (a retry, a repeat: see
 ``follow_up_tasks`` the session is given. A slot such a shard must avoid
 *declines* it (and stays busy a moment, so the pool hands it on to another slot);
 the session sends it again after ``decline_delay_s`` (not counted as a reissue),
-and after ``max_declines`` lets it run anywhere, so a retry waits for another slot
-for a while but never forever.
+and after ``decline_wait_s`` of declines lets it run anywhere, so a retry waits for
+another slot for a while but never forever.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class Recovery:
     test_timeout_s: float = defaults.TEST_TIMEOUT_S  # the run's per-test limit, for the watchdog
     worker_start_s: float = defaults.WORKER_START_TIMEOUT_S  # a shard's wait for a worker, too
     decline_delay_s: float = defaults.FOLLOW_UP_DECLINE_DELAY_S
-    max_declines: int = defaults.FOLLOW_UP_MAX_DECLINES
+    decline_wait_s: float = defaults.FOLLOW_UP_DECLINE_WAIT_S
 
     @property
     def watchdog(self) -> WatchdogLimits:
@@ -156,7 +156,7 @@ class RunSession:
             follow_ups=follow_ups,
         )
         self.follow_up_tasks = follow_up_tasks
-        self._declines: dict[int, int] = {}
+        self._declined_since: dict[int, float] = {}  # shard id -> its first decline
         self._delayed: list[tuple[float, ShardTask]] = []  # (when to send, task)
         self.first_failure_at: float | None = None  # on the session's clock
         self.reader = reader
@@ -275,16 +275,16 @@ class RunSession:
 
     def _decline(self, shard_id: int, now: float) -> None:
         """A slot the shard must avoid declined it: send it again a little later, and
-        anywhere once it was declined ``max_declines`` times."""
-        declines = self._declines[shard_id] = self._declines.get(shard_id, 0) + 1
+        anywhere once it was declined for ``decline_wait_s``."""
+        since = self._declined_since.setdefault(shard_id, now)
         lease, owed = self.tracker.reissue(shard_id, counted=False)
         if not owed:
             return
         task = dataclasses.replace(self.task_of[shard_id], lease=lease, node_ids=owed)
-        if declines >= self.recovery.max_declines:
+        if now - since >= self.recovery.decline_wait_s:
             log.warning(
-                "run %s: shard %d declined %d times; it may now run anywhere",
-                self.run_id, shard_id, declines,
+                "run %s: shard %d declined for %.0fs; it may now run anywhere",
+                self.run_id, shard_id, now - since,
             )  # fmt: skip
             task = relaxed(task)
         self.task_of[shard_id] = task

@@ -29,7 +29,7 @@ def failed(node_id: str, shard_id: int, worker: str = "w:1", attempt: int = 1) -
 
 
 def retrying_session(
-    batches: list[list[Event]], clock: Clock, *, max_declines: int = 3
+    batches: list[list[Event]], clock: Clock, *, decline_wait_s: float = 60.0
 ) -> tuple[RunSession, KeepingSender, Progress]:
     tasks = [ShardTask("r", 0, 1, "/", ("a", "b"))]
     sender, progress = KeepingSender(), Progress()
@@ -51,7 +51,7 @@ def retrying_session(
         tasks=tasks, reader=FakeReader(batches), store=RecordingStore(), sender=sender,
         progress=progress, estimates_s={}, clock=clock, sleep=lambda s: None,
         follow_ups=FollowUpPolicy(retries=1, budget_share=1.0), follow_up_tasks=make,
-        recovery=Recovery(decline_delay_s=0.5, max_declines=max_declines),
+        recovery=Recovery(decline_delay_s=0.5, decline_wait_s=decline_wait_s),
     )  # fmt: skip
     return session, sender, progress
 
@@ -94,7 +94,7 @@ def test_a_declined_retry_comes_back_after_a_delay_and_then_anywhere() -> None:
         [declined[2]],
         [],
     ]
-    session, sender, _ = retrying_session([*batches, []], clock, max_declines=3)
+    session, sender, _ = retrying_session([*batches, []], clock, decline_wait_s=1.0)
     session.start()
     session.step()
     assert [t.shard_id for t in sender.sent] == [0, 10]
