@@ -31,12 +31,12 @@ QUARANTINE_CLEAN_RUNS = 30  # clean runs in a row that take a test out of quaran
 DURATION_WINDOW = 20  # recent durations kept per test for p50 and p90
 # A slot that declines a retry stays busy this long, so the pool hands the retry,
 # sent again at once, to another slot rather than straight back to it.
-FOLLOW_UP_DECLINE_HOLD_S = 1.0
+FOLLOW_UP_DECLINE_HOLD_S = 1.0  # on average: each hold is 0.5 to 1.5 times this
 FOLLOW_UP_DECLINE_DELAY_S = 0.0  # a declined retry is sent again after this
 # A retry declined for this long may run anywhere: the slots the registry counted
 # are gone, or stay busy. Each decline sends it to the back of the queue, so on a
 # busy farm it waits for the queue to drain, not for a fixed number of declines.
-FOLLOW_UP_DECLINE_WAIT_S = 60.0
+FOLLOW_UP_DECLINE_WAIT_S = 30.0
 
 # What a test process may send and use.
 RESULT_LIMIT_BYTES = 64 * 1024  # per traceback and per captured output

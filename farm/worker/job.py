@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -82,8 +83,9 @@ def run_job(task: ShardTask, slot: Slot) -> None:
         sink.send([encode_event(end)])
         event(log, "shard.declined", run_id=task.run_id, shard=task.shard_id, lease=task.lease)
         # Celery's pool gives a task to the first idle process: were this one idle
-        # when the retry comes back, it would be handed the retry again.
-        time.sleep(FOLLOW_UP_DECLINE_HOLD_S)
+        # when the retry comes back, it would be handed the retry again. The hold
+        # varies, so slots declining each other's retries fall out of step.
+        time.sleep(FOLLOW_UP_DECLINE_HOLD_S * random.uniform(0.5, 1.5))
         return
     if not _claim(task, slot):
         # Celery gave us a task whose slot died running it (it redelivers those at
