@@ -7,9 +7,13 @@ Usage::
 For each suite in ``SUITES`` (a project at a pinned version whose source
 distribution on PyPI ships its tests), this:
 
+Everything goes under ``--cache`` (``$XDG_CACHE_HOME/farm-bench``, else
+``~/.cache/farm-bench``), outside any project: a suite without a pytest
+configuration of its own would otherwise read this repository's.
+
 1. downloads the sdist (``pip download --no-deps --no-binary :all: NAME==VERSION``)
-   into ``bench/.cache/sdists`` and unpacks it into ``bench/.cache/src``, once;
-2. makes a virtual environment for it in ``bench/.cache/venvs`` (no system site
+   into ``CACHE/sdists`` and unpacks it into ``CACHE/src``, once;
+2. makes a virtual environment for it in ``CACHE/venvs`` (no system site
    packages) with farm (``pip install -e`` this checkout), the project from the
    unpacked tree and its test requirements, all pinned: the suite's own pins, and
    for everything else the versions of the environment running this script (so
@@ -24,7 +28,7 @@ distribution on PyPI ships its tests), this:
 
 It prints one row per suite and then every difference, and exits 1 if any farm run
 differs from pytest, else 2 if a suite could not be set up (the others still run).
-Each command's whole output is kept in ``bench/.cache/logs/SUITE-VERSION-RUN.log``.
+Each command's whole output is kept in ``CACHE/logs/SUITE-VERSION-RUN.log``.
 Wall times are whole commands, start-up and collection included, on a machine that
 may be shared.
 """
@@ -374,6 +378,22 @@ def print_results(results: Sequence[Result]) -> None:
                 print("\n".join(f"  {line}" for line in differences))
 
 
+def default_cache() -> Path:
+    """Outside any project: a suite without a pytest configuration of its own must not
+    find this repository's (its addopts, its rootdir) above its tree."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "farm-bench"
+
+
+def pytest_config_above(folder: Path) -> Path | None:
+    """The nearest file at or above ``folder`` that pytest could take as its ini file."""
+    for parent in (folder, *folder.parents):
+        for name in ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg"):
+            if (parent / name).is_file():
+                return parent / name
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2, help="farm's -n [2]")
@@ -381,9 +401,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--only", action="append", default=[], metavar="NAME", help="run only this suite"
     )
     parser.add_argument(
-        "--cache", type=Path, default=HERE / ".cache", help="sdists, trees, venvs, state"
+        "--cache", type=Path, default=default_cache(), help="sdists, trees, venvs, state"
     )
     options = parser.parse_args(argv)
+    found = pytest_config_above(options.cache.resolve())
+    if found is not None:
+        parser.error(
+            f"--cache {options.cache} is under {found}, which pytest would read as the "
+            "configuration of suites without their own: choose a folder outside any project"
+        )
     known = {s.name for s in SUITES}
     unknown = set(options.only) - known
     if unknown:
