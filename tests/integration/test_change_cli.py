@@ -443,3 +443,31 @@ def test_run_refuses_a_change_that_is_not_a_commit_before_starting(repo: Path) -
     assert done.returncode == 4
     assert "'nope' is not a commit of the git repository" in one_line_error(done.stderr)
     assert not state.exists()
+
+
+# -- farm history show -------------------------------------------------------------------
+
+
+def test_history_show_gives_a_tests_statistics_and_quarantine(
+    tmp_path: Path, db: str, store: ResultStore, clock: FakeClock
+) -> None:
+    record_run(store, clock, Verdict.PASSED, [(A, Outcome.PASSED)])
+    failing = record_run(store, clock, Verdict.FAILED, [(A, Outcome.FAILED)])
+    record_run(store, clock, Verdict.PASSED, [(A, Outcome.PASSED)])
+    store.quarantine.add(PROJECT, A, reason="races the cart", owner="bob", actor="alice")
+    args = ("history", "show", A, "--db", db, "--project", PROJECT)
+    shown = farm(tmp_path, *args)
+    assert shown.returncode == 0, shown.stderr
+    assert "estimate 0.500s, p50 0.500s, p90 0.500s (3 samples)" in shown.stdout
+    assert "2 passed, 1 failed" in shown.stdout and "last runs pfp" in shown.stdout
+    assert f"(run {failing[:12]})" in shown.stdout
+    assert "quarantined since" in shown.stdout and "races the cart" in shown.stdout
+    data = json.loads(farm(tmp_path, *args, "--json").stdout)
+    assert [d["node_id"] for d in data] == [A]
+    assert (data[0]["passes"], data[0]["failures"], data[0]["last_failure_run"]) == (
+        2, 1, failing,
+    )  # fmt: skip
+    assert data[0]["quarantine"]["owner"] == "bob"
+    unknown = farm(tmp_path, "history", "show", A, B, "--db", db, "--project", PROJECT)
+    assert unknown.returncode == 4 and A in unknown.stdout
+    assert B in one_line_error(unknown.stderr)
