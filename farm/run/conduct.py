@@ -22,7 +22,7 @@ from typing import TextIO
 import redis
 
 from farm.core import broker
-from farm.core.domain import Collection, RunFindings, RunState, RunSummary, TestResult, Verdict
+from farm.core.domain import Collection, RunFindings, RunState, RunSummary, Verdict
 from farm.core.errors import CollectionError, FarmError, InfrastructureError, NoTestsCollected
 from farm.core.keys import Keys
 from farm.core.messages import ShardTask
@@ -280,7 +280,8 @@ class OpenRun:
         wanted = frozenset(collected)
         earlier = tuple(r for r in tracker.earlier if r.node_id in wanted)
         results = tuple(final[n] for n in collected if n in final)
-        attempts = _in_order((*earlier, *results))
+        # Each test's earlier attempts precede its final one: the order history folds.
+        attempts = (*earlier, *results)
         decision = decide(
             collected, final, attempts=attempts, interrupted=interrupted,
             infra_error=infra_error, quarantined=self.quarantined, new_tests=self.new_tests,
@@ -342,8 +343,3 @@ class OpenRun:
         if at is None:
             return None
         return (at - self.begun_at) + (self.begun_wall_s - self.parts.started_at)
-
-
-def _in_order(attempts: Iterable[TestResult]) -> tuple[TestResult, ...]:
-    """Attempts in the order they happened, as history folds them."""
-    return tuple(sorted(attempts, key=lambda r: (r.attempt, r.finished_at)))

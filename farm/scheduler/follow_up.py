@@ -154,3 +154,29 @@ def follow_up_task(
 def relaxed(task: ShardTask) -> ShardTask:
     """``task`` free to run anywhere: no other slot took it in time."""
     return dataclasses.replace(task, avoid_workers=(), avoid_machines=())
+
+
+@dataclass
+class Declined:
+    """Follow-ups a slot declined, waiting to go out again: when each shard was
+    first declined, and when each task is due. After ``wait_s`` of declines a
+    shard may run anywhere."""
+
+    delay_s: float
+    wait_s: float
+    _since: dict[int, float] = field(default_factory=dict)
+    _waiting: list[tuple[float, ShardTask]] = field(default_factory=list)
+
+    def waited_out(self, shard_id: int, now: float) -> bool:
+        """Note a decline of ``shard_id`` at ``now``: whether it has waited long enough."""
+        return now - self._since.setdefault(shard_id, now) >= self.wait_s
+
+    def later(self, task: ShardTask, now: float) -> None:
+        self._waiting.append((now + self.delay_s, task))
+
+    def due(self, now: float) -> list[ShardTask]:
+        """The tasks to send again now, no longer waiting."""
+        due = [task for when, task in self._waiting if when <= now]
+        if due:
+            self._waiting = [(when, task) for when, task in self._waiting if when > now]
+        return due

@@ -49,7 +49,7 @@ from farm.core.messages import (
     ShardStart,
     ShardTask,
 )
-from farm.scheduler.follow_up import FollowUp, FollowUpPolicy, relaxed
+from farm.scheduler.follow_up import Declined, FollowUp, FollowUpPolicy, relaxed
 from farm.scheduler.tracker import RunTracker
 from farm.scheduler.watchdog import WatchdogLimits, stalled
 
@@ -156,8 +156,7 @@ class RunSession:
             follow_ups=follow_ups,
         )
         self.follow_up_tasks = follow_up_tasks
-        self._declined_since: dict[int, float] = {}  # shard id -> its first decline
-        self._delayed: list[tuple[float, ShardTask]] = []  # (when to send, task)
+        self._declined = Declined(recovery.decline_delay_s, recovery.decline_wait_s)
         self.first_failure_at: float | None = None  # on the session's clock
         self.reader = reader
         self.store = store
@@ -268,29 +267,19 @@ class RunSession:
                 self.tracker.add_follow_up(task.shard_id, follow_up)
                 self.task_of[task.shard_id] = task
             self._send(tasks)
-        due = [task for when, task in self._delayed if when <= now]
+        due = self._declined.due(now)
         if due:
-            self._delayed = [(when, task) for when, task in self._delayed if when > now]
             self._send(due)
 
     def _decline(self, shard_id: int, now: float) -> None:
         """A slot the shard must avoid declined it: send it again a little later, and
         anywhere once it was declined for ``decline_wait_s``."""
-        since = self._declined_since.setdefault(shard_id, now)
+        anywhere = self._declined.waited_out(shard_id, now)
         lease, owed = self.tracker.reissue(shard_id, counted=False)
-        if not owed:
-            return
-        task = dataclasses.replace(self.task_of[shard_id], lease=lease, node_ids=owed)
-        if now - since >= self.recovery.decline_wait_s:
-            log.warning(
-                "run %s: shard %d declined for %.0fs; it may now run anywhere",
-                self.run_id, shard_id, now - since,
-            )  # fmt: skip
-            task = relaxed(task)
-        self.task_of[shard_id] = task
-        self._reissues.append((shard_id, lease))
-        self.on_reissue(shard_id, lease)
-        self._delayed.append((now + self.recovery.decline_delay_s, task))
+        if owed:
+            if anywhere:
+                log.warning("run %s: shard %d may now run anywhere", self.run_id, shard_id)
+            self._declined.later(self._supersede(shard_id, lease, owed, anywhere=anywhere), now)
 
     def _watch(self, now: float) -> None:
         """End the run if its owed work stopped shrinking (see :mod:`farm.scheduler.watchdog`)."""
@@ -299,17 +288,11 @@ class RunSession:
             self.recovery.watchdog,
             silent_s=now - self.result_at,
             owed_estimates_s=lambda: (
-                self.estimates_s.get(node_id, 0.0)
-                for node_id in tracker.shard_of
-                if node_id not in tracker.final or node_id in tracker.awaiting
+                self.estimates_s.get(node_id, 0.0) for node_id in tracker.unfinished_tests()
             ),
         )
         if bound_s is not None:
-            owed = sum(
-                1
-                for node_id in tracker.shard_of
-                if node_id not in tracker.final or node_id in tracker.awaiting
-            )
+            owed = sum(1 for _ in tracker.unfinished_tests())
             raise WorkerLost(
                 f"no test finished for {now - self.result_at:.0f}s, longer than any test "
                 f"and recovery of this run may take ({bound_s:.0f}s): {owed} test(s) still owed"
@@ -379,11 +362,20 @@ class RunSession:
             self.run_id, shard_id, lease, len(owed), why,
         )  # fmt: skip
         if owed:
-            again = dataclasses.replace(task, lease=lease, node_ids=owed)
-            self.task_of[shard_id] = again
-            self._reissues.append((shard_id, lease))
-            self.on_reissue(shard_id, lease)
-            self._send([again])
+            self._send([self._supersede(shard_id, lease, owed)])
+
+    def _supersede(
+        self, shard_id: int, lease: int, owed: tuple[str, ...], *, anywhere: bool = False
+    ) -> ShardTask:
+        """The shard's task under its new ``lease`` for its ``owed`` tests, recorded (and
+        free to run ``anywhere``); the caller sends it."""
+        again = dataclasses.replace(self.task_of[shard_id], lease=lease, node_ids=owed)
+        if anywhere:
+            again = relaxed(again)
+        self.task_of[shard_id] = again
+        self._reissues.append((shard_id, lease))
+        self.on_reissue(shard_id, lease)
+        return again
 
     def flush(self, now: float) -> None:
         for shard_id, lease in self._reissues:

@@ -34,7 +34,7 @@ failure standing, never a pass. A failure that is retried does not count towards
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from farm.core.domain import Outcome, TestResult
@@ -119,6 +119,11 @@ class RunTracker:
         self.shards[shard_id] = _ShardState((follow_up.node_id,))
         self.shard_of[follow_up.node_id] = shard_id
         self._unplaced.discard(follow_up.node_id)
+
+    def unfinished_tests(self) -> Iterator[str]:
+        """Tests of the run's shards still waiting for a result: none yet, or a
+        follow-up attempt."""
+        return (n for n in self.shard_of if n not in self.final or n in self.awaiting)
 
     def take_follow_ups(self) -> list[FollowUp]:
         """The follow-ups results called for since the last call."""
