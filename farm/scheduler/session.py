@@ -40,7 +40,7 @@ from kombu.exceptions import OperationalError
 
 from farm.core import defaults
 from farm.core.domain import TestResult
-from farm.core.errors import BrokerUnavailable, InfrastructureError, WorkerLost
+from farm.core.errors import BrokerUnavailable, InfrastructureError
 from farm.core.messages import (
     CollectFailed,
     Event,
@@ -49,9 +49,10 @@ from farm.core.messages import (
     ShardStart,
     ShardTask,
 )
+from farm.scheduler import watchdog
 from farm.scheduler.follow_up import Declined, FollowUp, FollowUpPolicy, relaxed
 from farm.scheduler.tracker import RunTracker
-from farm.scheduler.watchdog import WatchdogLimits, stalled
+from farm.scheduler.watchdog import WatchdogLimits
 
 log = logging.getLogger(__name__)
 
@@ -283,20 +284,12 @@ class RunSession:
 
     def _watch(self, now: float) -> None:
         """End the run if its owed work stopped shrinking (see :mod:`farm.scheduler.watchdog`)."""
-        tracker = self.tracker
-        bound_s = stalled(
+        watchdog.check(
             self.recovery.watchdog,
             silent_s=now - self.result_at,
-            owed_estimates_s=lambda: (
-                self.estimates_s.get(node_id, 0.0) for node_id in tracker.unfinished_tests()
-            ),
+            unfinished=self.tracker.unfinished_tests,
+            estimates_s=self.estimates_s,
         )
-        if bound_s is not None:
-            owed = sum(1 for _ in tracker.unfinished_tests())
-            raise WorkerLost(
-                f"no test finished for {now - self.result_at:.0f}s, longer than any test "
-                f"and recovery of this run may take ({bound_s:.0f}s): {owed} test(s) still owed"
-            )
 
     def _read(self, block_ms: int) -> list[Event]:
         """The next events; none while Redis is down, and everything unfinished handed

@@ -19,10 +19,11 @@ all of that, waiting longer cannot help.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from farm.core import defaults
+from farm.core.errors import WorkerLost
 
 # A test's history may be far off (a new machine, a slower change): three times its
 # estimate before the watchdog suspects it, where that exceeds the time limit.
@@ -61,3 +62,25 @@ def stalled(
         return None
     bound_s = limits.bound_s(max(owed_estimates_s(), default=0.0))
     return bound_s if silent_s > bound_s else None
+
+
+def check(
+    limits: WatchdogLimits,
+    *,
+    silent_s: float,
+    unfinished: Callable[[], Iterable[str]],
+    estimates_s: Mapping[str, float],
+) -> None:
+    """Raise :class:`WorkerLost` naming what is still owed when no test has finished
+    for longer than the bound; ``unfinished`` lists the tests still owed."""
+    bound_s = stalled(
+        limits,
+        silent_s=silent_s,
+        owed_estimates_s=lambda: (estimates_s.get(node_id, 0.0) for node_id in unfinished()),
+    )
+    if bound_s is not None:
+        owed = sum(1 for _ in unfinished())
+        raise WorkerLost(
+            f"no test finished for {silent_s:.0f}s, longer than any test "
+            f"and recovery of this run may take ({bound_s:.0f}s): {owed} test(s) still owed"
+        )
