@@ -121,3 +121,18 @@ def make_result(
         longrepr=longrepr,
         output=output,
     )
+
+
+GIT_AUTHOR = "dev@example.com"
+
+
+def git(repo: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
+    """``git ARGS`` in ``repo`` as author ``GIT_AUTHOR``, with no user or system git
+    configuration; its output, stripped."""
+    isolated = {**(os.environ if env is None else env), "GIT_CONFIG_NOSYSTEM": "1"}
+    isolated["GIT_CONFIG_GLOBAL"] = os.devnull
+    done = subprocess.run(
+        ["git", "-c", f"user.email={GIT_AUTHOR}", "-c", "user.name=Dev", *args],
+        cwd=repo, env=isolated, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout.strip()

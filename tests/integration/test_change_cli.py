@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from helpers import farm_env, run_farm
+from helpers import farm_env, git, run_farm
 from store_fakes import FakeClock
 
 from farm.core.domain import ChangeRef, Outcome, RunFindings, TestResult, Verdict
@@ -391,19 +390,6 @@ def test_workers_with_a_broken_store_still_list(
 
 
 # -- farm run --change: the change a real run records ------------------------------------
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
-    done = subprocess.run(
-        ["git", "-c", "user.email=dev@example.com", "-c", "user.name=Dev", *args],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip()
 
 
 @pytest.fixture

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import GIT_AUTHOR
+from helpers import git as run_git
 
 from farm.core.domain import ChangeRef
 from farm.core.errors import UsageError
 from farm.run.change import change_from_git, repository_name
 
-AUTHOR = "dev@example.com"
+AUTHOR = GIT_AUTHOR
 
 
 def base_env(**extra: str) -> dict[str, str]:
@@ -29,15 +30,7 @@ def base_env(**extra: str) -> dict[str, str]:
 
 
 def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", f"user.email={AUTHOR}", "-c", "user.name=Dev", *args],
-        cwd=repo,
-        env=base_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip()
+    return run_git(repo, *args, env=base_env())
 
 
 @pytest.fixture
