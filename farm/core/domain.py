@@ -9,7 +9,9 @@ test; a test's *final result* is its last attempt in a run.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from farm.core.pytest_options import PytestOptions
 
 
 class Outcome(str, enum.Enum):
@@ -233,19 +235,6 @@ class RunFindings:
 
 
 @dataclass(frozen=True)
-class PytestOptions:
-    """What the suite's pytest options (command line and ini ``addopts``, as pytest
-    resolved them) change in how a run stops and reports.
-
-    ``maxfail`` is ``-x``/``--maxfail`` (0: never stop); ``reportchars`` the
-    short-summary characters of ``-r`` after pytest expands ``a``, ``A`` and ``N``.
-    """
-
-    maxfail: int = 0
-    reportchars: str = "fE"
-
-
-@dataclass(frozen=True)
 class RunSummary:
     """Everything the end-of-run reports need: the verdict and one final result per test.
 
@@ -268,7 +257,7 @@ class RunSummary:
     code: CodeInfo | None = None  # None when workers read the submitter's disk
     deselected: int = 0  # left out by -k, -m or --deselect
     collect_warnings: int = 0  # warnings raised while collecting, not by a test
-    options: PytestOptions = PytestOptions()
+    options: PytestOptions = field(default_factory=PytestOptions)
     stopped_after: int = 0  # failures that stopped the run (-x, --maxfail); 0: not stopped
     # Modules that failed to collect: the run stopped before running anything, and its
     # results are one error per such module, as pytest reports them.
@@ -303,4 +292,4 @@ class Collection:
     modules: tuple[str, ...] = ()
     deselected: int = 0
     warnings: int = 0
-    options: PytestOptions = PytestOptions()
+    options: PytestOptions = field(default_factory=PytestOptions)

@@ -18,10 +18,11 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from farm.core.domain import Collection, PytestOptions
+from farm.core.domain import Collection
 from farm.core.errors import CollectionError, InfrastructureError, NoTestsCollected, UsageError
 from farm.core.lifeline import die_with_parent
 from farm.core.pytest_command import pytest_command
+from farm.core.pytest_options import PytestOptions
 
 _INTERNAL_ERROR_EXIT = 3  # pytest's exit code when a hook or plugin raised
 _USAGE_EXIT = 4
@@ -125,7 +126,7 @@ def _run(
         tuple(data["modules"]),
         data["deselected"],
         data["warnings"],
-        PytestOptions(data["maxfail"], data["reportchars"]),
+        PytestOptions.from_facts(data["options"]),
     )
 
 

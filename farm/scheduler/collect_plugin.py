@@ -5,7 +5,7 @@ Loaded with ``-p farm.scheduler.collect_plugin --farm-collect-out FILE`` into a
 (or ""), ``node_ids`` in collection order, ``modules`` (the test files, in
 collection order), ``errors`` (``{where, longrepr}`` for each collector that failed),
 ``deselected`` and ``warnings`` (counts, as pytest's summary line gives them),
-``maxfail`` and ``reportchars`` (see :class:`farm.core.domain.PytestOptions`).
+and ``options``, the facts of :class:`farm.core.pytest_options.PytestOptions`.
 
 A collector that skipped itself (``pytest.importorskip`` or ``pytest.skip(...,
 allow_module_level=True)`` at module level) is an entry of ``node_ids`` under its
@@ -76,6 +76,14 @@ def _reportchars(config: pytest.Config) -> str:
     return str(getreportopt(config))
 
 
+def _options(config: pytest.Config) -> dict[str, object]:
+    """The facts of :class:`farm.core.pytest_options.PytestOptions`, as pytest resolved them."""
+    return {
+        "maxfail": int(config.getoption("maxfail", 0) or 0),
+        "reportchars": _reportchars(config),
+    }
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     out = session.config.getoption("farm_collect_out")
     if out is None:
@@ -88,8 +96,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         "modules": list(dict.fromkeys(_modules)),  # a doctest module and a test module
         "errors": list(_errors),
         **_counts,
-        "maxfail": int(config.getoption("maxfail", 0) or 0),
-        "reportchars": _reportchars(config),
+        "options": _options(config),
     }
     with open(out, "w", encoding="utf-8") as f:
         json.dump(data, f)

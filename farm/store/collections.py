@@ -16,7 +16,8 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, Table, delete, insert, select
 
-from farm.core.domain import Collection, PytestOptions
+from farm.core.domain import Collection
+from farm.core.pytest_options import PytestOptions
 from farm.store.models import CollectionCache
 from farm.store.rows import pack_node_ids, unpack_node_ids
 
@@ -36,7 +37,7 @@ def read_collection(connection: Connection, key: str) -> Collection | None:
     try:
         node_ids = unpack_node_ids(row.node_ids)
         facts = json.loads(row.facts or "{}")
-        options = PytestOptions(int(facts["maxfail"]), str(facts["reportchars"]))
+        options = PytestOptions.from_facts(facts.get("options", facts))
         deselected, warnings = int(facts["deselected"]), int(facts["warnings"])
     except (zlib.error, ValueError, KeyError, TypeError):
         return None  # a damaged guess is no guess: collect as if it were not there
@@ -50,8 +51,7 @@ def _facts(collection: Collection) -> str:
         {
             "deselected": collection.deselected,
             "warnings": collection.warnings,
-            "maxfail": collection.options.maxfail,
-            "reportchars": collection.options.reportchars,
+            "options": collection.options.to_facts(),
         }
     )
 

@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import Engine
 from store_fakes import FakeClock, new_run, result
 
-from farm.core.domain import ChangeRef, Collection, Outcome, PytestOptions, RunState, Verdict
+from farm.core.domain import ChangeRef, Collection, Outcome, RunState, Verdict
 from farm.core.errors import UsageError
+from farm.core.pytest_options import PytestOptions
 from farm.store import ResultStore, request_key
 
 
