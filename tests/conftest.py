@@ -28,6 +28,13 @@ from farm.store.urls import database_url
 
 POSTGRES_URL_ENV = "FARM_TEST_DATABASE_URL"
 
+# pytest-randomly, a test dependency for the tests of how farm fixes seeds, shuffles
+# every pytest session of the environment it is installed in. The suites farm's
+# tests run, under farm and under plain pytest alike, keep their written order
+# unless a test asks for the plugin (it then removes this from its environment).
+NO_RANDOMLY = "-p no:randomly"
+os.environ["PYTEST_ADDOPTS"] = f"{os.environ.get('PYTEST_ADDOPTS', '')} {NO_RANDOMLY}".strip()
+
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
