@@ -24,6 +24,7 @@ import click
 from farm.cli.change import change
 from farm.cli.history import history
 from farm.cli.interrupts import SignalInterrupt, interrupt_on_signals, interrupted
+from farm.cli.isolate import isolate_options, run_isolate
 from farm.cli.options import WORKERS, common_options, pytest_args, settings_from
 from farm.cli.quarantine import quarantine
 from farm.cli.run_options import run_change, run_options
@@ -78,6 +79,7 @@ def _in_writable_folder(
     "--json", "json_path", type=_REPORT, callback=_in_writable_folder, help="Write a JSON report."
 )
 @run_options
+@isolate_options
 @common_options
 def run(
     paths: tuple[str, ...],
@@ -88,15 +90,25 @@ def run(
     change_sha: str | None,
     branch: str | None,
     repository: str | None,
+    isolate: str | None,
+    after: tuple[str, ...],
     **flags: Any,
 ) -> None:
     """Run the tests under PATHS on the farm; options after -- go to pytest."""
+    if isolate is not None or after:
+        given = {"--rev": rev, "--resume": resume_id, "--junit-xml": junit_xml,
+                 "--json": json_path, "--change": change_sha, "--branch": branch,
+                 "--repository": repository}  # fmt: skip
+        run_isolate(isolate, after, paths, given, flags)
     settings = settings_from(**flags)
     if resume_id and (paths or rev or pytest_args() or change_sha or branch or repository):
         raise SettingsError(
             "--resume continues a run as it was: give no paths, --rev, --change, --branch, "
             "--repository or -- options"
         )
+    from farm.run.coverage_report import require_coverage
+
+    require_coverage(any(arg.startswith("--cov") for arg in pytest_args()))  # before any work
     change = None
     if not resume_id:
         change = run_change(
@@ -110,15 +122,15 @@ def run(
     received: list[int] = []
     try:
         with interrupt_on_signals() as received:
-            verdict = _run(settings, paths, rev, change, resume_id, junit_xml, json_path)
+            summary = _run(settings, paths, rev, change, resume_id, junit_xml, json_path)
     except SignalInterrupt:
         raise interrupted(received) from None
-    if received or verdict is Verdict.INTERRUPTED:
+    if received or summary.verdict is Verdict.INTERRUPTED:
         # Raised after the summary, so that the error line is the last one printed.
         raise interrupted(received)
-    from farm.core.verdict import exit_code
+    from farm.core.verdict import summary_exit_code
 
-    sys.exit(int(exit_code(verdict)))
+    sys.exit(int(summary_exit_code(summary)))
 
 
 def _run(
@@ -129,7 +141,7 @@ def _run(
     resume_id: str | None,
     junit_xml: str | None,
     json_path: str | None,
-) -> Verdict:
+) -> RunSummary:
     """Run (or resume) the tests, write the reports and print the summary."""
     from farm.run.embedded import broker_for_run
 
@@ -164,7 +176,7 @@ def _run(
         # The summary showed each module's error: the one line of the error follows.
         raise CollectionError(str(e)) from None
     _report(outcome.summary, outcome.estimates_s, junit_xml, json_path)
-    return outcome.summary.verdict
+    return outcome.summary
 
 
 def _report(
@@ -177,13 +189,17 @@ def _report(
     from farm.report.json_report import write_json_report
     from farm.report.junit import write_junit_xml
     from farm.report.summary import format_summary
+    from farm.report.text import on_ci, terminal_width
 
     if junit_xml:
         write_junit_xml(Path(junit_xml), summary)
     if json_path:
         write_json_report(Path(json_path), summary)
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    click.echo(format_summary(summary, estimates=estimates_s, color=color))
+    text = format_summary(
+        summary, estimates=estimates_s, color=color, width=terminal_width(), ci=on_ci(os.environ)
+    )
+    click.echo(text)
 
 
 @cli.command()

@@ -11,7 +11,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from farm.core.coverage_result import CoverageResult
 from farm.core.pytest_options import PytestOptions
+from farm.core.pytest_report import ResultDetail
 
 
 class Outcome(str, enum.Enum):
@@ -108,6 +110,16 @@ class TestResult:
     finished_at: float = 0.0  # unix time its report was made
     tally: Tally = ()  # pytest's summary categories of its reports; () when farm made it
     machine: str = ""  # the machine the worker slot runs on ("" when not known)
+    # What pytest's end-of-run sections show of it (None: farm made it, or an older
+    # worker sent it, or the store gave it back: the store does not keep it).
+    detail: ResultDetail | None = None
+    # The modules whose tests ran before this one in its test process, in the order
+    # they ran (its own module left out; the nearest MODULES_BEFORE_LIMIT): sent only
+    # for failing results and attempts after the first, None when not recorded.
+    modules_before: tuple[str, ...] | None = None
+    # The process's other modules, whose tests ran after this one: pytest imports
+    # every module it collects before running any test, so these were imported too.
+    modules_after: tuple[str, ...] = ()
 
 
 Tally = tuple[tuple[str, int], ...]
@@ -198,6 +210,57 @@ class MachineSuspect:
         )
 
 
+class OrderSign(str, enum.Enum):
+    """Why a test may depend on the order its process ran modules in."""
+
+    FLAKY = "flaky"  # a retry passed in a process that ran other modules before it
+    REGRESSED = "regressed"  # failed here, passed in the change's previous run
+
+
+@dataclass(frozen=True)
+class AttemptOrder:
+    """One attempt of a test, where it ran and which modules ran before it in its
+    process, and which it imported but ran after it (see
+    :attr:`TestResult.modules_before`; None: not known). ``planned``: read from its
+    shard's plan, as its process did not report it."""
+
+    run_id: str
+    attempt: int
+    outcome: Outcome
+    worker: str
+    machine: str
+    modules_before: tuple[str, ...] | None
+    modules_after: tuple[str, ...] = ()
+    planned: bool = False
+
+    @property
+    def process_modules(self) -> tuple[str, ...]:
+        """Every other module of its process, in the order their tests ran."""
+        return (*(self.modules_before or ()), *self.modules_after)
+
+    @classmethod
+    def of(cls, result: TestResult) -> AttemptOrder:
+        return cls(
+            result.run_id,
+            result.attempt,
+            result.outcome,
+            result.worker,
+            result.machine,
+            result.modules_before,
+            result.modules_after,
+        )
+
+
+@dataclass(frozen=True)
+class OrderSuspect:
+    """A test whose outcome changed with the modules run before it: its attempts,
+    oldest first (the change's previous run first, for ``REGRESSED``)."""
+
+    node_id: str
+    sign: OrderSign
+    attempts: tuple[AttemptOrder, ...]
+
+
 @dataclass(frozen=True)
 class Retries:
     """What a run spent on retrying failed tests.
@@ -217,13 +280,25 @@ class Retries:
 
 
 @dataclass(frozen=True)
+class StepwiseMark:
+    """Where a ``--sw`` run left off, as pytest's stepwise cache keeps it: the test the
+    next ``--sw`` run starts from (None: the first), and how many tests it counted
+    (another count next time means the suite changed, and the run starts over)."""
+
+    last_failed: str | None
+    test_count: int
+
+
+@dataclass(frozen=True)
 class RunFindings:
     """What a finished run found, by test, kept with the run so that a change's
     verdict can be computed from its runs without reading every attempt again.
 
     ``failed`` failed on every attempt and count against the verdict;
     ``quarantined_failures`` failed too but were quarantined; ``flaky`` failed and
-    then passed; ``new_flaky`` are tests never seen before whose repeats disagreed.
+    then passed; ``new_flaky`` are tests never seen before whose repeats disagreed;
+    ``order_dependent`` failed after other modules than those that ran before a
+    passing attempt (see :class:`OrderSuspect`), so they may depend on order.
     """
 
     failed: tuple[str, ...] = ()
@@ -232,6 +307,8 @@ class RunFindings:
     new_flaky: tuple[str, ...] = ()
     retries: Retries = Retries()
     first_failure_s: float | None = None
+    order_dependent: tuple[str, ...] = ()  # outcome changed with the modules before it
+    stepwise: StepwiseMark | None = None  # where a --sw run left off
 
 
 @dataclass(frozen=True)
@@ -272,6 +349,16 @@ class RunSummary:
     first_failure_s: float | None = None  # run start to its first failing result
     suspects: tuple[MachineSuspect, ...] = ()
     change: ChangeRef | None = None
+    # Where pytest ran on the submitter: node ids and paths are shown relative to
+    # ``invocation_dir``, as pytest shows them ("" for both: as they are).
+    rootdir: str = ""
+    invocation_dir: str = ""
+    collection_warnings: tuple[CollectWarning, ...] = ()  # raised while collecting
+    order_suspects: tuple[OrderSuspect, ...] = ()  # tests that may depend on order
+    # Why the run stopped early other than -x/--maxfail, in pytest's words (--sw:
+    # "Test failed, continuing from this test next run."); pytest exits 2 then.
+    stop_reason: str = ""
+    coverage: CoverageResult | None = None  # a run under --cov: what pytest-cov would say
 
 
 @dataclass(frozen=True)
@@ -293,3 +380,14 @@ class Collection:
     deselected: int = 0
     warnings: int = 0
     options: PytestOptions = field(default_factory=PytestOptions)
+    warnings_shown: tuple[CollectWarning, ...] = ()  # the ``warnings``, as pytest shows them
+
+
+@dataclass(frozen=True)
+class CollectWarning:
+    """A warning raised while collecting, as pytest's warnings summary shows it: its
+    ``location`` (a node id, or ``path:line`` relative to the invocation folder) and
+    pytest's ``message`` of it."""
+
+    location: str
+    message: str

@@ -82,9 +82,9 @@ def exit_code(verdict: Verdict) -> ExitCode:
 
 
 def summary_exit_code(summary: RunSummary) -> ExitCode:
-    """The exit code of a finished run: its verdict's, but 2 when collection failed,
-    as pytest exits 2 ("interrupted") then."""
-    if summary.collection_errors:
+    """The exit code of a finished run: its verdict's, but 2 when collection failed
+    or ``--sw`` stopped the run, as pytest exits 2 ("interrupted") then."""
+    if summary.collection_errors or summary.stop_reason:
         return ExitCode.INTERRUPTED
     return exit_code(summary.verdict)
 

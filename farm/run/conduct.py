@@ -30,17 +30,22 @@ from farm.core.quarantine import QuarantineRules
 from farm.core.settings import Settings
 from farm.core.verdict import decide
 from farm.report.progress import Progress
+from farm.report.text import Where, terminal_width
+from farm.run.coverage_report import RunCoverage, judged
 from farm.run.embedded import LocalWorkers
 from farm.run.ledger import RunLedger
+from farm.run.order import run_order_suspects
 from farm.run.planner import Planner, Shards
 from farm.run.publish import CodeRef
 from farm.run.records import shard_template
 from farm.run.request import Finished, RunRequest
+from farm.run.rerun import narrowing, owed, stepwise_end
 from farm.run.settler import Settler
 from farm.run.supervise import Supervision
 from farm.scheduler.dispatch import Dispatcher
 from farm.scheduler.follow_up import FollowUp, FollowUpPolicy, follow_up_task
 from farm.scheduler.ingest import EventReader
+from farm.scheduler.last_failed import Chosen, PastRuns
 from farm.scheduler.session import EventSource, Recovery, RunSession
 from farm.store import ResultStore
 
@@ -114,9 +119,18 @@ class OpenRun:
         total_tests: int,
         settled: bool,
         max_failures: int = 0,
+        verbosity: int = 0,
+        rootdir: str = "",
+        coverage: RunCoverage | None = None,  # a run under --cov; closed with the run
+        past: PastRuns | None = None,
+        chosen: Chosen | None = None,
     ) -> None:
         settings = parts.settings
+        # --lf, --ff, --nf, --sw: what the store said of earlier runs, and what the
+        # run owed of its collection when it began (see farm.run.rerun).
+        self.past, self.chosen = past or PastRuns(), chosen
         self.parts = parts
+        self.coverage = coverage
         self.request = request
         self.ledger = ledger
         self.planner = planner
@@ -143,6 +157,9 @@ class OpenRun:
             workers=settings.workers,
             is_tty=parts.out.isatty(),
             interval_s=settings.progress_interval_s,
+            width=terminal_width(),
+            verbosity=verbosity,  # pytest's -v and -q
+            where=Where(rootdir, str(request.cwd)),
         )
         self.supervision = Supervision(
             settings,
@@ -175,6 +192,7 @@ class OpenRun:
             on_reissue=self.supervision.on_reissue,
             liveness=self.supervision.liveness,
             clock=parts.clock,
+            on_coverage=coverage.add if coverage is not None else None,
         )
         self.supervision.watch(self.session)
         self.begun_at = parts.clock()
@@ -212,6 +230,8 @@ class OpenRun:
         trace: TracebackType | None,
     ) -> None:
         self.supervision.end()
+        if self.coverage is not None:
+            self.coverage.close()
 
     def start(self) -> None:
         """Hand out the first shards."""
@@ -249,8 +269,11 @@ class OpenRun:
     def settle(self, guess: Collection, pool: ThreadPoolExecutor) -> Collection:
         """Step the run until its real collection is known (it was started on
         ``guess``); that collection."""
-        collection = Settler(self, self.request, self.session, guess, pool).settle()
-        self.progress.total = len(collection.node_ids)
+        narrow = narrowing(self.past, self.chosen)
+        settler = Settler(self, self.request, self.session, guess, pool, narrow=narrow)
+        collection = settler.settle()
+        owes = narrow(collection) if narrow is not None else collection
+        self.progress.total = len(owes.node_ids)
         return collection
 
     def finish(self, collection: Collection, *, failed: str | None = None) -> Finished:
@@ -274,6 +297,9 @@ class OpenRun:
             session.flush(clock())
         makespan_s = clock() - self.begun_at
         tracker, settings = session.tracker, self.parts.settings
+        chosen = owed(collection, self.past, self.chosen, stopped=tracker.stopped)
+        collection = chosen.collection
+        mark, stop_reason = stepwise_end(self.chosen, chosen, final, stopped=tracker.stopped)
         collected = collection.node_ids
         if tracker.stopped:  # -x or --maxfail: what ran is what counts
             collected = tuple(n for n in collected if n in final)
@@ -287,6 +313,16 @@ class OpenRun:
             infra_error=infra_error, quarantined=self.quarantined, new_tests=self.new_tests,
             flaky_policy=settings.flaky,
         )  # fmt: skip
+        coverage = None
+        if self.coverage is not None and not interrupted:  # pytest-cov reports no Ctrl-C'd run
+            tracker.coverage.give_up("the run ended before it arrived")
+            broke = any(r.outcome.is_failure for r in results)
+            coverage = self.coverage.finish(lost=tracker.coverage.lost, tests_failed=broke)
+            decision = judged(decision, coverage)
+        order = run_order_suspects(
+            self.parts.store, self.ledger.project, self.request.change, self.ledger.run_id,
+            results, earlier,
+        )  # fmt: skip
         findings = RunFindings(
             failed=decision.failed,
             flaky=decision.flaky,
@@ -294,6 +330,8 @@ class OpenRun:
             new_flaky=decision.new_flaky,
             retries=self.follow_ups.retries_made(),
             first_failure_s=self._first_failure_s(),
+            order_dependent=tuple(suspect.node_id for suspect in order),
+            stepwise=mark,
         )
         state = RunState.ABANDONED if interrupted else RunState.FINISHED
         self.ledger.finish(decision.verdict, decision.message, state, findings)
@@ -334,6 +372,12 @@ class OpenRun:
             first_failure_s=findings.first_failure_s,
             suspects=suspects,
             change=self.request.change,
+            coverage=coverage,
+            order_suspects=order,
+            rootdir=collection.rootdir,
+            invocation_dir=str(self.request.cwd),
+            collection_warnings=collection.warnings_shown,
+            stop_reason=stop_reason,
         )
         return Finished(summary, dict(self.planner.estimates_s))
 

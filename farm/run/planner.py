@@ -17,7 +17,8 @@ from farm.core.domain import History
 from farm.core.messages import ShardTask
 from farm.core.settings import Settings
 from farm.scheduler.estimate import estimate
-from farm.scheduler.plan import Plan, make_plan
+from farm.scheduler.plan import Plan, Shard, make_plan
+from farm.scheduler.simulate import list_schedule_makespan_s
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,28 @@ class Planner:
             lower_bound_s=max(head.lower_bound_s, tail.lower_bound_s, total_s / self.workers),
             # The head shares the workers with the rest: about its share of them.
             estimated_makespan_s=tail.estimated_makespan_s + head.total_s / self.workers,
+        )
+
+    def plan_in_order(self, node_ids: Sequence[str]) -> Plan:
+        """A plan of runs of consecutive tests, dispatched in collection order, as many
+        and as large as the strategy's shards: a ``--sw`` run then meets its tests
+        about as pytest does (with one worker, exactly), so the tests before its
+        first failure have run when it stops."""
+        plan = self.plan(node_ids)
+        estimates = estimate(node_ids, self.history)
+        shards: list[Shard] = []
+        start = 0
+        for shard in plan.shards:
+            group = tuple(node_ids[start : start + len(shard.node_ids)])
+            start += len(group)
+            shards.append(Shard(len(shards), group, estimates.shard_s(group)))
+        return dataclasses.replace(
+            plan,
+            shards=tuple(shards),
+            total_s=sum(s.estimate_s for s in shards),
+            estimated_makespan_s=list_schedule_makespan_s(
+                (s.estimate_s for s in shards), self.workers, self.shard_overhead_s
+            ),
         )
 
     def shard_ids(self, count: int) -> range:

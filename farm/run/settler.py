@@ -61,15 +61,25 @@ class Settler:
         session: RunSession,
         guess: Collection,
         pool: CollectPool,
+        *,
+        narrow: Callable[[Collection], Collection] | None = None,
     ) -> None:
         self.host = host
+        # What the run owes of a collection (--lf, --sw, ...: see farm.run.rerun); None:
+        # all of it. Tests the guess lacked then wait for the settled collection.
+        self.narrow = narrow
         self.request = request
         self.session = session
         self.guess = guess
         self.pool = pool
         self.settlement = Settlement(guess.node_ids)
         self.discovering: Future[Collection] | None = pool.submit(
-            discover, request.paths, request.pytest_args, cwd=request.cwd, env=request.env
+            discover,
+            request.paths,
+            request.pytest_args,
+            cwd=request.cwd,
+            env=request.env,
+            seed=guess.options.seed,
         )
         self.collecting: Future[Collection] | None = None
         self.asked: list[str] = []
@@ -103,21 +113,36 @@ class Settler:
                 # shards were lost or cancelled): collect those here.
                 self._collect_directly(self.settlement.waiting())
         collected = self.settlement.collected()
-        self.session.settle(collected)
-        return Collection(
+        collection = Collection(
             self.guess.rootdir,
             self.guess.inifile,
             collected,
+            modules=self.settlement.modules or (),
             deselected=self.settlement.deselected() + self.direct_deselected,
             # Warnings raised while importing test modules are only counted by a
             # collection of the whole suite: the last one's count stands.
             warnings=self.guess.warnings,
             options=self.options,
+            warnings_shown=self.guess.warnings_shown,
         )
+        self.session.settle(self._owed(collection, self.guess))
+        return collection
+
+    def _owed(self, collection: Collection, where: Collection) -> tuple[str, ...]:
+        """The tests of ``collection`` the run owes, each in a shard (planned now if
+        the run has none for it yet)."""
+        if self.narrow is None:
+            return collection.node_ids
+        owed = self.narrow(collection).node_ids
+        planned = self.session.tracker.shard_of
+        unplanned = [node_id for node_id in owed if node_id not in planned]
+        if unplanned:
+            self.host.dispatch_more(unplanned, where)
+        return owed
 
     def _learn(self, module: str, node_ids: Sequence[str], deselected: int = 0) -> None:
         extra = self.settlement.learn(module, node_ids, deselected)
-        if extra:
+        if extra and self.narrow is None:
             self.host.dispatch_more(extra, self.guess)
 
     def _collect_directly(self, modules: list[str]) -> None:
@@ -134,6 +159,7 @@ class Settler:
             args,
             cwd=Path(rootdir),
             env=self.request.env,
+            seed=self.guess.options.seed,  # the run's, for the plugins that shuffle tests
             # Files with no test left (none written, or all deselected) owe nothing;
             # that is no end of the run, which still owes what its shards run.
             require_tests=False,
@@ -166,11 +192,17 @@ class Settler:
         self.session.tracker.drop_shards(list(self.session.tracker.shards))
         request = self.request
         future = self.pool.submit(
-            collect, request.paths, request.pytest_args, cwd=request.cwd, env=request.env
+            collect,
+            request.paths,
+            request.pytest_args,
+            cwd=request.cwd,
+            env=request.env,
+            seed=self.guess.options.seed,
         )
         while not future.done():
             self.session.step()
         collection = self.host.collected(future)
-        self.host.dispatch_more(collection.node_ids, collection)
-        self.session.settle(collection.node_ids)
+        if self.narrow is None:
+            self.host.dispatch_more(collection.node_ids, collection)
+        self.session.settle(self._owed(collection, collection))
         return collection

@@ -16,20 +16,26 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from farm.core.domain import Collection, Verdict
 from farm.core.errors import CollectionError, FarmError, NoTestsCollected, UsageError
 from farm.core.project import project_line, project_name, pytest_rootdir
+from farm.core.pytest_options import PYTEST_TIMEOUT_ENV
+from farm.core.seeds import new_seed, seed_lines, wants_last, with_seed
 from farm.core.settings import Settings
 from farm.run.conduct import OpenRun, RunParts, run_parts
+from farm.run.coverage_report import RunCoverage, require_coverage
 from farm.run.embedded import LocalWorkers
 from farm.run.ledger import RunLedger
 from farm.run.planner import Planner
 from farm.run.publish import CodeRef, discard, publish, snapshot_root
 from farm.run.records import settings_record, shard_template
 from farm.run.request import Finished, RunRequest
+from farm.run.rerun import read_past
 from farm.scheduler.collect import collect
+from farm.scheduler.last_failed import choose
+from farm.scheduler.stepwise import stop_after
 from farm.store.collections import request_key
 
 
@@ -55,18 +61,24 @@ def execute(
         try:
             if request.rev is not None:
                 code, request = _publish_revision(parts, request)
-            key = request_key(str(request.cwd), request.paths, request.pytest_args)
+            # The seed farm adds is not the request's: a warm run stays warm.
+            key = request_key(str(request.cwd), request.paths, _asked(request))
             guess = parts.store.load_collection(key)
+            seed = new_seed()
             if guess is None:
-                collecting = pool.submit(
-                    collect, request.paths, request.pytest_args, cwd=request.cwd, env=request.env
-                )
-                collection = _collected(parts, request, code, collecting)
+                collection = _collected(parts, request, code, _collect(pool, request, seed))
+                seeded = _seeded(parts, request, code, collection, seed)
+                if seeded.options.seed != collection.options.seed:
+                    # pytest-randomly's last, known only now: the collection must see
+                    # the run's seed too (a test may draw its parameters at import).
+                    collecting = _collect(pool, request, seeded.options.seed)
+                    collection = _collected(parts, request, code, collecting)
                 code = code or _publish_tree(parts, request, collection)
                 with _open(parts, request, collection, code, settled=True) as run:
                     parts.store.save_collection(key, collection)
                     return run.finish(collection)
             code = code or _publish_tree(parts, request, guess)
+            guess = _seeded(parts, request, code, guess, seed)
             with _open(parts, request, guess, code, settled=False) as run:
                 try:
                     collection = run.settle(guess, pool)
@@ -75,7 +87,8 @@ def execute(
                 except FarmError as e:
                     # Ended before its collection settled: judged on what it expected.
                     return run.finish(guess, failed=str(e))
-                parts.store.save_collection(key, collection)
+                if not run.session.tracker.stopped:  # then it holds only what ran
+                    parts.store.save_collection(key, collection)
                 return run.finish(collection)
         finally:
             if code is not None:
@@ -88,10 +101,26 @@ def _open(
 ) -> OpenRun:  # fmt: skip
     """Record a new run of ``collection``'s tests and hand out its first shards."""
     settings = parts.settings
+    require_coverage(collection.options.coverage)  # --cov in the ini file's addopts
     project = _project(parts, request, code, Path(collection.rootdir))
     print(project_line(project), file=sys.stderr)
+    for line in seed_lines(collection.options):
+        print(line, file=sys.stderr)
     planner = Planner.for_settings(settings, parts.store.history(project))
-    plan = planner.plan_first(collection.node_ids, _failed_last_time(parts, request, project))
+    # --lf, --ff, --nf, --sw: narrowed as pytest would, from farm's store.
+    known = planner.history.test_duration_s
+    past = read_past(parts.store, project, collection.options, known=known)
+    chosen = choose(collection, past)
+    for line in chosen.lines:
+        print(line, file=sys.stderr)
+    collection = chosen.collection
+    if not collection.node_ids:
+        _nothing_left(parts, request, code, project, collection)
+    if chosen.stepwise is not None:
+        plan = planner.plan_in_order(collection.node_ids)
+    else:
+        first_tests = _failed_last_time(parts, request, project) | chosen.first
+        plan = planner.plan_first(collection.node_ids, first_tests)
     ledger = RunLedger.create(
         parts.store,
         project=project,
@@ -103,13 +132,85 @@ def _open(
     first = planner.tasks(plan, template)
     total = len(collection.node_ids)
     ledger.start(first, total_tests=total)
-    run = OpenRun(
-        parts, request=request, ledger=ledger, planner=planner, code=code,
-        first=first, total_tests=total, settled=settled,
-        max_failures=collection.options.maxfail,
-    )  # fmt: skip
+    coverage = _coverage(settings, request, collection, code, ledger.run_id)
+    try:
+        run = OpenRun(
+            parts, request=request, ledger=ledger, planner=planner, code=code,
+            first=first, total_tests=total, settled=settled,
+            max_failures=stop_after(collection.options)[0],
+            verbosity=collection.options.verbose, rootdir=collection.rootdir,
+            coverage=coverage, past=past, chosen=chosen,
+        )  # fmt: skip
+    except BaseException:
+        if coverage is not None:
+            coverage.close()
+        raise
     run.start()
     return run
+
+
+def _nothing_left(
+    parts: RunParts, request: RunRequest, code: CodeRef | None, project: str,
+    collection: Collection,
+) -> NoReturn:  # fmt: skip
+    """Record and raise a run that owes no test (``--lf --lfnf=none`` with no known
+    failure: pytest deselects every test and exits 5)."""
+    ledger = RunLedger.create(
+        parts.store,
+        project=project,
+        settings=settings_record(parts.settings, request, collection, code),
+        change=request.change,
+    )
+    message = f"no tests to run: {collection.deselected} deselected"
+    ledger.finish(Verdict.NO_TESTS, message)
+    raise NoTestsCollected(message)
+
+
+def _coverage(
+    settings: Settings, request: RunRequest, collection: Collection, code: CodeRef | None,
+    run_id: str,
+) -> RunCoverage | None:  # fmt: skip
+    """The run's coverage, if it measures any: workers' paths map to the tree
+    published (a ``--rev`` run's checkout), else to the rootdir they share."""
+    if not collection.options.coverage:
+        return None
+    return RunCoverage(
+        collection.options,
+        cwd=request.cwd,
+        out_dir=Path.cwd(),
+        local_root=str(code.local_root) if code is not None else collection.rootdir,
+        work_dir=settings.state_dir / f"coverage-{run_id}",
+    )
+
+
+def _asked(request: RunRequest) -> tuple[str, ...]:
+    """What the request asks of pytest, for the collection cache: its options, and
+    pytest-timeout's variable when set (its limit is carried from the collection)."""
+    timeout = request.env.get(PYTEST_TIMEOUT_ENV)
+    return (
+        request.pytest_args
+        if timeout is None
+        else (*request.pytest_args, f"{PYTEST_TIMEOUT_ENV}={timeout}")
+    )
+
+
+def _collect(pool: ThreadPoolExecutor, request: RunRequest, seed: int | None) -> Future[Collection]:
+    return pool.submit(
+        collect, request.paths, request.pytest_args, cwd=request.cwd, env=request.env, seed=seed
+    )
+
+
+def _seeded(
+    parts: RunParts, request: RunRequest, code: CodeRef | None, collection: Collection, seed: int
+) -> Collection:
+    """``collection`` with the run's seed for the plugins that shuffle tests (see
+    :mod:`farm.core.seeds`): ``seed``, or for pytest-randomly's ``last`` the seed
+    the project's previous run used."""
+    options = collection.options
+    last = None
+    if wants_last(options):
+        last = parts.store.last_seed(_project(parts, request, code, Path(collection.rootdir)))
+    return dataclasses.replace(collection, options=with_seed(options, new=seed, last=last))
 
 
 def _failed_last_time(parts: RunParts, request: RunRequest, project: str) -> frozenset[str]:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, Table, delete, insert, select
 
-from farm.core.domain import Collection
+from farm.core.domain import Collection, CollectWarning
 from farm.core.pytest_options import PytestOptions
 from farm.store.models import CollectionCache
 from farm.store.rows import pack_node_ids, unpack_node_ids
@@ -39,19 +39,29 @@ def read_collection(connection: Connection, key: str) -> Collection | None:
         facts = json.loads(row.facts or "{}")
         options = PytestOptions.from_facts(facts.get("options", facts))
         deselected, warnings = int(facts["deselected"]), int(facts["warnings"])
+        shown = tuple(
+            CollectWarning(str(location), str(message))
+            for location, message in facts.get("warnings_shown", [])
+        )
+        modules = tuple(str(module) for module in facts.get("modules", []))
     except (zlib.error, ValueError, KeyError, TypeError):
         return None  # a damaged guess is no guess: collect as if it were not there
-    return Collection(row.rootdir, row.inifile, node_ids, (), deselected, warnings, options)
+    return Collection(
+        row.rootdir, row.inifile, node_ids, modules, deselected, warnings, options, shown
+    )
 
 
 def _facts(collection: Collection) -> str:
     """What a warm run needs of the collection before it has one: its counts that are
-    not tests, and the pytest options that decide when to stop and what to report."""
+    not tests, the pytest options that decide when to stop and what to report, and
+    its test files (``--lf`` counts the files it skips)."""
     return json.dumps(
         {
             "deselected": collection.deselected,
             "warnings": collection.warnings,
             "options": collection.options.to_facts(),
+            "warnings_shown": [[w.location, w.message] for w in collection.warnings_shown],
+            "modules": list(collection.modules),
         }
     )
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from farm.core.domain import ChangeRef, Retries, RunFindings, TestResult
+from farm.core.domain import ChangeRef, Retries, RunFindings, StepwiseMark, TestResult
 from farm.store.models import Attempt, Change, Run, Shard
 from farm.store.records import RunRecord, ShardView
 
@@ -35,7 +35,13 @@ CHANGES: Table = Change.__table__  # type: ignore[assignment]
 
 # Records whose every field is a column of the same name: shards and attempts.
 _SHARD_VIEW_FIELDS = tuple(f.name for f in dataclasses.fields(ShardView))
-_TEST_RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(TestResult))
+# A result's ``detail`` (what pytest's sections show of it) is for the run's own
+# report: the store keeps the traceback and output, not pytest's layout of them.
+# Its ``modules_before`` and ``modules_after`` share one column, ``module_order``.
+_NOT_COLUMNS = frozenset({"detail", "modules_before", "modules_after"})
+_TEST_RESULT_FIELDS = tuple(
+    f.name for f in dataclasses.fields(TestResult) if f.name not in _NOT_COLUMNS
+)
 
 
 def clip_text(text: str, limit: int = MAX_TEXT_CHARS) -> str:
@@ -110,9 +116,21 @@ def read_findings(text: str | None) -> RunFindings | None:
                 denied=_names(retries.get("denied", [])),
             ),
             first_failure_s=None if first_failure_s is None else float(first_failure_s),
+            order_dependent=_names(data.get("order_dependent", [])),
+            stepwise=_stepwise(data.get("stepwise")),
         )
     except (ValueError, AttributeError, TypeError):
         return None  # damaged: a report without findings beats no report
+
+
+def _stepwise(data: dict[str, object] | None) -> StepwiseMark | None:
+    """The mark a ``--sw`` run left (see :class:`StepwiseMark`); None for other runs."""
+    if data is None:
+        return None
+    last_failed, count = data.get("last_failed"), data.get("test_count")
+    if not (last_failed is None or isinstance(last_failed, str)) or not isinstance(count, int):
+        raise TypeError("not a stepwise mark")
+    return StepwiseMark(last_failed, count)
 
 
 def _names(values: Sequence[object]) -> tuple[str, ...]:
@@ -152,7 +170,17 @@ def shard_view(row: Row[Any]) -> ShardView:
 def test_result(row: Row[Any]) -> TestResult:
     fields = {name: row._mapping[name] for name in _TEST_RESULT_FIELDS}
     fields["tally"] = tuple(sorted(json.loads(fields["tally"] or "{}").items()))
-    return TestResult(**fields)
+    before, after = read_module_order(row.module_order)
+    return TestResult(**fields, modules_before=before, modules_after=after)
+
+
+def read_module_order(text: str | None) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+    """The modules before and after of an ``attempts.module_order`` value (None and ()
+    when not recorded)."""
+    if text is None:
+        return None, ()
+    data = json.loads(text)
+    return tuple(data["before"]), tuple(data.get("after", ()))
 
 
 def attempt_row(result: TestResult) -> dict[str, Any]:
@@ -161,4 +189,7 @@ def attempt_row(result: TestResult) -> dict[str, Any]:
     row["longrepr"] = clip_text(result.longrepr)
     row["output"] = clip_text(result.output)
     row["tally"] = json.dumps(dict(result.tally)) if result.tally else None
+    before, after = result.modules_before, result.modules_after
+    order = {"before": list(before), "after": list(after)} if before is not None else None
+    row["module_order"] = None if order is None else json.dumps(order)
     return row

@@ -11,7 +11,10 @@ connection: :mod:`~farm.store.runs` (runs, shards, attempts),
 ``--resume`` needs), :mod:`~farm.store.collections` (the collection cache),
 :mod:`~farm.store.history` (estimates and recent runs), :mod:`~farm.store.stats`
 (test statistics, suspect machines) and :mod:`~farm.store.quarantine`, whose
-:class:`~farm.store.quarantine.QuarantineBook` the store holds as ``quarantine``.
+:class:`~farm.store.quarantine.QuarantineBook` the store holds as ``quarantine``;
+:mod:`~farm.store.order`'s :class:`~farm.store.order.OrderRecords` is ``order``;
+:mod:`~farm.store.last_failed`'s :class:`~farm.store.last_failed.RerunRecords`
+(known failures, the last ``--sw`` mark) is ``reruns``.
 
 Every database failure is raised as :class:`farm.core.errors.StoreError` naming the
 URL with its password masked; an unknown run or shard id as
@@ -46,6 +49,8 @@ from farm.store import collections as collection_cache
 from farm.store import history as history_queries
 from farm.store import quarantine as quarantine_queries
 from farm.store.connection import Clock, StoreConnection, connect
+from farm.store.last_failed import RerunRecords
+from farm.store.order import OrderRecords
 from farm.store.quarantine import QuarantineBook
 from farm.store.records import (
     ChangeRuns,
@@ -86,6 +91,10 @@ class ResultStore:
         self._clock = clock
         self.quarantine = QuarantineBook(self._db, clock)
         """Quarantine by hand, and who is in it now (see :class:`QuarantineBook`)."""
+        self.order = OrderRecords(self._db)
+        """The modules that ran before a test's attempts (see :class:`OrderRecords`)."""
+        self.reruns = RerunRecords(self._db)
+        """What --lf, --ff and --sw read of earlier runs (see :class:`RerunRecords`)."""
 
     @classmethod
     def open(
@@ -256,6 +265,12 @@ class ResultStore:
         """Whether any run of ``project`` was ever recorded."""
         with self._db.transaction("look for runs") as connection:
             return runs.has_runs(connection, project)
+
+    def last_seed(self, project: str) -> int | None:
+        """The seed pytest-randomly used in the project's latest run that had it."""
+        with self._db.transaction("read the last seed") as connection:
+            lookback = defaults.SEED_LOOKBACK_RUNS
+            return runs.last_randomly_seed(connection, project, lookback=lookback)
 
     # -- attempts --------------------------------------------------------------------
 

@@ -29,10 +29,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from farm.core.defaults import PYTEST_TIMEOUT_GRACE_S
 from farm.core.domain import Outcome, TestResult, module_of
 from farm.core.messages import CollectFailed, ModuleCollected, ShardTask, encode_event
+from farm.core.order import ModuleOrder
 from farm.core.pytest_command import pytest_command
+from farm.core.pytest_options import PYTEST_TIMEOUT_ENV
 from farm.worker import pipe
+from farm.worker.coverage_relay import CoverageRelay, capture_path
 from farm.worker.deadline import OUTPUT_SIGNAL, STACK_SIGNAL, Overrun, Stopwatch, truncate
 from farm.worker.spawn import Launch, Spawner, TestProcess
 
@@ -91,8 +95,14 @@ class _ProcessState:
 
 
 def scrubbed_env(env: Mapping[str, str]) -> dict[str, str]:
-    """The test process's environment: the worker's, less every farm and Celery setting."""
-    return {key: value for key, value in env.items() if not key.startswith(_SECRET_PREFIXES)}
+    """The test process's environment: the worker's, less every farm and Celery
+    setting, and less ``PYTEST_TIMEOUT``: the run carries the limit the submitter
+    resolved (``ShardTask.pytest_timeout_s``), which no worker's setting may change."""
+    return {
+        key: value
+        for key, value in env.items()
+        if not key.startswith(_SECRET_PREFIXES) and key != PYTEST_TIMEOUT_ENV
+    }
 
 
 def _module_paths(node_ids: Sequence[str]) -> list[str]:
@@ -116,8 +126,11 @@ class ShardRunner:
         extra_env: Mapping[str, str] | None = None,
         farm_path: str = "",
         machine: str = "",
+        tree_root: str = "",  # the tree the shard runs in, when not the rootdir
     ) -> None:
         self.task = task
+        self.tree_root = tree_root or task.rootdir
+        self.coverage = CoverageRelay()
         self.machine = machine
         self.farm_path = farm_path
         self.extra_env = dict(extra_env or {})
@@ -135,7 +148,11 @@ class ShardRunner:
     def run(self) -> str:
         """Run every test of the shard; returns a message when the shard did not run cleanly."""
         try:
-            return self._run()
+            message = self._run()
+            if self.task.coverage:
+                event = self.coverage.event(self.task, self.worker, self.tree_root)
+                self.sink.send([encode_event(event)])  # before the job's shard end
+            return message
         finally:
             if not self.keep_spare:
                 self.spawner.close()
@@ -149,13 +166,16 @@ class ShardRunner:
             state, tail = self._run_process(remaining)
             left = [n for n in remaining if n not in state.reported]
             overrun, culprit = state.watch.overrun, state.in_flight
+            order = ModuleOrder(state.order or [])  # what ran around the test it stopped
             if overrun is not None and overrun.node_id in left:
-                self._send_timeout(overrun, state.captured, tail)
+                self._send_timeout(overrun, state.captured, tail, order.around(overrun.index))
                 stopped = overrun.node_id
                 message = f"{stopped} timed out after {overrun.ran_s:.1f}s"
             elif culprit is not None and culprit in left:
                 output = truncate(state.captured or "", self.task.result_limit_bytes)
-                self._send_synthetic(culprit, Outcome.CRASHED, self._crash_text(tail), output)
+                around = order.around(state.in_flight_index or 0)
+                text = self._crash_text(tail)
+                self._send_synthetic(culprit, Outcome.CRASHED, text, output, around=around)
                 stopped = culprit
                 message = f"pytest died with code {self.last_exit_code} in {culprit}"
             else:
@@ -170,7 +190,7 @@ class ShardRunner:
             remaining = left
         return message
 
-    def _shard(self, node_ids: list[str]) -> bytes:
+    def _shard(self, node_ids: list[str], test: TestProcess) -> bytes:
         stamp = {
             "run_id": self.task.run_id,
             "shard_id": self.task.shard_id,
@@ -180,6 +200,7 @@ class ShardRunner:
             "machine": self.machine,
         }
         shard = {"modules": _module_paths(node_ids), "node_ids": node_ids, "stamp": stamp}
+        shard["coverage_out"] = capture_path(test)
         return json.dumps(shard).encode()
 
     def _command(self) -> list[str]:
@@ -191,21 +212,38 @@ class ShardRunner:
             "--rootdir", self.task.rootdir,
             "--no-header",
             "-p", "no:cacheprovider",
+            "-p", "farm.worker.cache_options",  # --lf, --sw, ...: farm chose the tests
+            *(["-p", "farm.worker.coverage_capture"] if self.task.coverage else []),
         ]  # fmt: skip
         if self.task.inifile:
             command += ["-c", self.task.inifile]
         return command + list(self.task.pytest_args)
 
+    def _env(self) -> dict[str, str]:
+        """What the test process's environment adds to the worker's: with the run's
+        pytest-timeout limit, so that pytest-timeout there resolves it as it did on the
+        submitter (``--timeout`` is in the options, the ini file is the same)."""
+        env = dict(self.extra_env)
+        if self.task.pytest_timeout_s is not None:
+            env[PYTEST_TIMEOUT_ENV] = repr(self.task.pytest_timeout_s)
+        return env
+
     def _run_process(self, node_ids: list[str]) -> tuple[_ProcessState, str]:
-        shard = self._shard(node_ids)
         task = self.task
-        launch = Launch(self._command(), task.rootdir, self.extra_env, task.memory_limit_bytes)
+        launch = Launch(
+            self._command(), task.rootdir, self._env(), task.memory_limit_bytes, task.coverage
+        )
         test = self.spawner.take(task.run_id, launch)
-        if not test.give(shard):
+        if not test.give(self._shard(node_ids, test)):
             test.discard()  # the spare died waiting: start one now
             test = self.spawner.start(launch)
-            test.give(shard)
-        state = _ProcessState(watch=Stopwatch(task.test_timeout_s))
+            test.give(self._shard(node_ids, test))
+        watch = Stopwatch(
+            task.test_timeout_s,
+            plugin_s=task.pytest_timeout_s or 0.0,
+            grace_s=PYTEST_TIMEOUT_GRACE_S,
+        )
+        state = _ProcessState(watch=watch)
         if self.keep_spare and self.spawner.spare is None:
             # Start the spare once this process has collected: starting both at once
             # would slow this shard's start by as much as the spare gains the next.
@@ -224,6 +262,7 @@ class ShardRunner:
                 # The session is over and every result is in: let the process exit on
                 # its own (atexit hooks, coverage files) while the next shard starts.
                 self.last_exit_code = state.exit_status
+                self.coverage.gather(test)
                 self.spawner.retire(test)
             else:
                 test.kill()
@@ -236,6 +275,8 @@ class ShardRunner:
                 else:
                     tail = test.tail(_TAIL_BYTES)
                 state.captured = test.captured(limit_bytes)
+                how = "a test timed out" if overrun else f"exit code {self.last_exit_code}"
+                self.coverage.lose(test, f"a test process ended before saving its data ({how})")
                 test.discard()
         return state, tail
 
@@ -322,8 +363,11 @@ class ShardRunner:
             case pipe.FinishedLine(exit_status):
                 state.finished = True
                 state.exit_status = exit_status
-            case pipe.TimeoutsLine(limits_s):
+            case pipe.TimeoutsLine(limits_s, armed):
                 state.watch.marker_s = limits_s
+                state.watch.timed_inside = armed
+            case pipe.ArmedLine(index, limit_s, in_process):
+                state.watch.arm(index, limit_s, in_process, self.clock())
             case pipe.CapturesLine(fds):
                 test.keep_captures(fds)
             case pipe.OutputLine(index, output):
@@ -342,8 +386,17 @@ class ShardRunner:
         return None
 
     def _send_synthetic(
-        self, node_id: str, outcome: Outcome, text: str, output: str = "", duration_s: float = 0.0
+        self,
+        node_id: str,
+        outcome: Outcome,
+        text: str,
+        output: str = "",
+        duration_s: float = 0.0,
+        *,
+        around: tuple[tuple[str, ...], tuple[str, ...]] | None = None,
     ) -> None:
+        """Send a result the runner made; ``around``: the modules before and after it."""
+        before, after = around if around is not None else (None, ())
         now = self.clock()
         self.sink.send(
             [
@@ -362,15 +415,23 @@ class ShardRunner:
                         output=output,  # truncated by the caller
                         started_at=now - duration_s,
                         finished_at=now,
+                        modules_before=before,
+                        modules_after=after,
                     )
                 )
             ]
         )
 
-    def _send_timeout(self, overrun: Overrun, captured: str | None, tail: str) -> None:
+    def _send_timeout(
+        self,
+        overrun: Overrun,
+        captured: str | None,
+        tail: str,
+        around: tuple[tuple[str, ...], tuple[str, ...]],
+    ) -> None:
         output = overrun.output_text(captured, tail, self.task.result_limit_bytes)
-        node_id, ran_s = overrun.node_id, overrun.ran_s
-        self._send_synthetic(node_id, Outcome.TIMEOUT, overrun.longrepr(), output, ran_s)
+        node_id, ran_s, text = overrun.node_id, overrun.ran_s, overrun.longrepr()
+        self._send_synthetic(node_id, Outcome.TIMEOUT, text, output, ran_s, around=around)
 
     def _crash_text(self, tail: str) -> str:
         code = self.last_exit_code

@@ -59,6 +59,8 @@ PURE: tuple[str, ...] = (
     "farm.scheduler.strategies",
     "farm.scheduler.tracker",
     "farm.scheduler.follow_up",
+    "farm.scheduler.last_failed",
+    "farm.scheduler.stepwise",
     "farm.scheduler.settle",
     "farm.scheduler.watchdog",
     "farm.scheduler.test_ids",

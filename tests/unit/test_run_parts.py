@@ -80,6 +80,18 @@ def test_a_plan_alone_uses_no_shard_ids() -> None:
     assert [t.shard_id for t in p.shards(["t.py::c"], TEMPLATE).tasks] == [0]
 
 
+def test_a_plan_in_order_cuts_the_collection_into_runs_dispatched_in_order() -> None:
+    # --sw: the run meets its tests as pytest does, however long history says they are.
+    node_ids = [f"t.py::a{i}" for i in range(12)]
+    history = History({"t.py::a9": 30.0, "t.py::a3": 20.0}, {})
+    lpt = planner(history).plan(node_ids)
+    ordered = planner(history).plan_in_order(node_ids)
+    assert [n for s in ordered.shards for n in s.node_ids] == node_ids
+    assert [len(s.node_ids) for s in ordered.shards] == [len(s.node_ids) for s in lpt.shards]
+    assert [s.shard_id for s in ordered.shards] == list(range(len(ordered.shards)))
+    assert ordered.total_s == pytest.approx(sum(s.estimate_s for s in ordered.shards))
+
+
 # -- the ledger ----------------------------------------------------------------
 
 
@@ -377,3 +389,27 @@ def test_a_moved_rootdir_drops_the_guess_and_plans_everything_again() -> None:
     assert settled is everything
     assert host.dispatched == [["a.py::one", "a.py::x"]]
     assert list(session.tracker.shards) == [100]  # the guess's shard 0 is dropped
+
+
+def test_a_narrowed_run_holds_new_tests_back_and_owes_what_the_narrowing_keeps() -> None:
+    # --lf and the like: what the settled collection keeps is owed, and only the tests
+    # of it no shard holds go out, once; the collection returned is the whole suite.
+    reported = ModuleCollected("run", 0, 1, "a.py", ("a.py::one", "a.py::two", "a.py::three"))
+    pool = FakePool(
+        {
+            "discover": lambda *a, **k: Collection("/suite", "", (), modules=("a.py", "b.py")),
+            "collect": lambda *a, **k: Collection("/suite", "", ("b.py::new", "b.py::old")),
+        }
+    )
+    host = RecordingHost()
+    session = host.session = settle_session(Clock(), [[reported]])
+
+    def narrow(collection: Collection) -> Collection:
+        kept = tuple(n for n in collection.node_ids if n in {"a.py::one", "b.py::new"})
+        return dataclasses.replace(collection, node_ids=kept)
+
+    settled = Settler(host, REQUEST, session, GUESS, pool, narrow=narrow).settle()
+    assert host.dispatched == [["b.py::new"]]
+    assert session.tracker.owed == frozenset({"a.py::one", "b.py::new"})
+    assert settled.node_ids == ("a.py::one", "a.py::two", "a.py::three", "b.py::new", "b.py::old")
+    assert settled.modules == ("a.py", "b.py")
