@@ -43,6 +43,10 @@ RESULT_LIMIT_BYTES = 64 * 1024  # per traceback and per captured output
 TEST_TIMEOUT_S = 900.0  # per test, unless its timeout marker says otherwise
 TEST_MEMORY_LIMIT_BYTES = 0  # address space of a test process; 0 is no limit
 SPARE_IDLE_S = 120.0  # a spare test process nobody gives a shard exits after this
+# A shard's coverage data (pytest-cov), as its test processes dumped it (compressed):
+# more is refused and the run's coverage reported incomplete. The data of a suite of
+# some thousand source files takes a few MiB.
+COVERAGE_LIMIT_BYTES = 64 * 1024 * 1024
 
 # Liveness: how often things say they are alive, and how long silence is tolerated.
 HEARTBEAT_S = 5.0  # a worker's heartbeat per running shard

@@ -23,6 +23,9 @@ entry, told apart by ``type``:
   worker, in order, and how many it left out; it verifies a run started from a
   cached collection
 - ``collect_error``: ``{type, run_id, shard_id, lease, where, longrepr}``
+- ``coverage``: ``{type, run_id, shard_id, lease, worker, root, parts, platforms,
+  missing}``, once per shard of a run that measures coverage, just before its
+  ``shard_end``: see :class:`ShardCoverage`
 
 :func:`decode_event` validates a message read from the network and raises
 :class:`MessageError` for anything malformed, so ingestion can log it and go on.
@@ -86,6 +89,9 @@ class ShardTask:
     attempt: int = 1
     avoid_workers: tuple[str, ...] = ()
     avoid_machines: tuple[str, ...] = ()
+    # The run measures coverage (pytest-cov): the worker keeps each test process's
+    # data apart and sends it in a ``coverage`` event (see farm.worker.coverage_relay).
+    coverage: bool = False
 
     def declined_by(self, worker: str, machine: str) -> bool:
         """Whether the slot ``worker`` on ``machine`` must leave this shard to another."""
@@ -129,6 +135,7 @@ class ShardTask:
                 attempt=_optional(data, "attempt", _int, 1),
                 avoid_workers=tuple(_optional(data, "avoid_workers", _str_list, [])),
                 avoid_machines=tuple(_optional(data, "avoid_machines", _str_list, [])),
+                coverage=data.get("coverage") is True,
             )
         except KeyError as e:
             raise MessageError(f"shard task lacks field {e}") from None
@@ -197,13 +204,38 @@ class CollectFailed:
     longrepr: str
 
 
-Event = ShardStart | ShardEnd | Heartbeat | TestResult | ModuleCollected | CollectFailed
+@dataclass(frozen=True)
+class ShardCoverage:
+    """What a shard's test processes measured under pytest-cov, under one lease.
+
+    ``parts`` holds one test process's data each, as coverage.py's
+    ``CoverageData.dumps`` wrote it, in base64; the paths in them name files under
+    ``root``, the absolute folder of the tree the shard ran in on its worker.
+    ``platforms`` are the processes' ``platform ..., python ...`` lines, as
+    pytest-cov heads its report; ``missing`` says why some process's data is not
+    there (it crashed, a test timed out, the data was too large), "" when none is.
+    """
+
+    run_id: str
+    shard_id: int
+    lease: int
+    worker: str
+    root: str
+    parts: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ()
+    missing: str = ""
+
+
+Event = (
+    ShardStart | ShardEnd | Heartbeat | TestResult | ModuleCollected | CollectFailed | ShardCoverage
+)
 _KINDS: dict[type, str] = {
     ShardStart: "shard_start",
     Heartbeat: "heartbeat",
     ShardEnd: "shard_end",
     ModuleCollected: "collected",
     CollectFailed: "collect_error",
+    ShardCoverage: "coverage",
 }
 
 
@@ -288,6 +320,15 @@ def decode_event(raw: str | bytes) -> Event:
                 *_shard_fields(data),
                 _str(data, "where"),
                 _str(data, "longrepr"),
+            )
+        if kind == "coverage":
+            return ShardCoverage(
+                *_shard_fields(data),
+                _str(data, "worker"),
+                _str(data, "root"),
+                tuple(_str_list(data, "parts")),
+                tuple(_str_list(data, "platforms")),
+                _str(data, "missing"),
             )
     except KeyError as e:
         raise MessageError(f"{kind} event lacks field {e}") from None

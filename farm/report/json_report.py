@@ -73,6 +73,17 @@ Top level:
     The change the run tested: ``repository``, ``commit_sha``, ``branch``,
     ``pull_request``, ``author`` (str, "" when not known); null when not known.
 
+``coverage`` (object or null)
+    A run under pytest-cov's ``--cov``: ``total`` (float percent, null when no
+    figure was made), ``fail_under`` (number or null), ``reports`` (array of str,
+    the report files and folders written, as named), ``data_file`` (str, "" when
+    none was written) and ``incomplete`` (str, why some shard's data is missing,
+    "" when none is); null for a run without coverage.
+``seeds`` (object of str to str)
+    The seed each plugin that shuffles tests used, by its option
+    (``--randomly-seed``, ``--random-order-seed``): given to ``farm run`` after
+    ``--``, it makes the run's order again; empty when no such plugin was active.
+
 Durations are seconds rounded to microseconds; a duration that is not a finite
 number is written as null rather than breaking strict JSON parsers. Text from the
 tests is written as is, except lone surrogates (from undecodable bytes), which
@@ -93,6 +104,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from farm.core.coverage_result import CoverageResult
 from farm.core.domain import (
     ChangeRef,
     CodeInfo,
@@ -191,6 +203,7 @@ def _fields(summary: RunSummary) -> Iterator[tuple[str, Any]]:
     yield "first_failure_s", None if first_failure_s is None else _seconds(first_failure_s)
     yield "suspects", [_suspect_dict(suspect) for suspect in summary.suspects]
     yield "change", _change_dict(summary.change)
+    yield "coverage", _coverage_dict(summary.coverage)
 
 
 def _tests(summary: RunSummary) -> Iterator[dict[str, Any]]:
@@ -272,6 +285,18 @@ def _suspect_dict(suspect: MachineSuspect) -> dict[str, Any]:
         "machine": _text(suspect.machine),
         "failures": suspect.failures,
         "passes_elsewhere": suspect.passes_elsewhere,
+    }
+
+
+def _coverage_dict(coverage: CoverageResult | None) -> dict[str, Any] | None:
+    if coverage is None:
+        return None
+    return {
+        "total": coverage.total,
+        "fail_under": coverage.fail_under,
+        "reports": _texts(coverage.files),
+        "data_file": _text(coverage.data_file),
+        "incomplete": _text(coverage.incomplete),
     }
 
 

@@ -43,6 +43,7 @@ def shard_template(
         heartbeat_s=settings.heartbeat_s,
         test_timeout_s=settings.test_timeout_s,
         memory_limit_bytes=settings.test_memory_limit_bytes,
+        coverage=collection.options.coverage,
     )
     if code is not None:
         # Workers elsewhere: paths relative to the snapshot, and how to get it.

@@ -23,6 +23,11 @@ Results that call for a follow-up (a retry, a repeat: see
 the session sends it again after ``decline_delay_s`` (not counted as a reissue),
 and after ``decline_wait_s`` of declines lets it run anywhere, so a retry waits for
 another slot for a while but never forever.
+
+A run that measures coverage hands each shard's coverage data, under its current
+lease, to ``on_coverage`` as it arrives, and once every test has its result waits
+for the data each shard still owes (see :mod:`farm.scheduler.coverage_debt`); a
+wait the watchdog would end makes the coverage incomplete, not the run an error.
 """
 
 from __future__ import annotations
@@ -40,11 +45,12 @@ from kombu.exceptions import OperationalError
 
 from farm.core import defaults
 from farm.core.domain import TestResult
-from farm.core.errors import BrokerUnavailable, InfrastructureError
+from farm.core.errors import BrokerUnavailable, InfrastructureError, WorkerLost
 from farm.core.messages import (
     CollectFailed,
     Event,
     ModuleCollected,
+    ShardCoverage,
     ShardEnd,
     ShardStart,
     ShardTask,
@@ -135,6 +141,7 @@ class RunSession:
         server_id: Callable[[], str] | None = None,
         on_server_change: Callable[[], None] = lambda: None,
         on_reissue: Callable[[int, int], None] = lambda shard_id, lease: None,
+        on_coverage: Callable[[ShardCoverage], None] | None = None,
         liveness: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -155,7 +162,9 @@ class RunSession:
             settled=settled,
             max_failures=max_failures,
             follow_ups=follow_ups,
+            coverage=on_coverage is not None,
         )
+        self.on_coverage = on_coverage
         self.follow_up_tasks = follow_up_tasks
         self._declined = Declined(recovery.decline_delay_s, recovery.decline_wait_s)
         self.first_failure_at: float | None = None  # on the session's clock
@@ -222,6 +231,9 @@ class RunSession:
         if accepted.renewed:
             self.progress_at = now
         self._accept(accepted.results)
+        for coverage in accepted.coverage:
+            if self.on_coverage is not None:
+                self.on_coverage(coverage)
         self._starts.extend(accepted.started)
         self._ends.extend(accepted.ended)
         for end in accepted.ended:
@@ -400,6 +412,11 @@ class RunSession:
         """
         while not self.complete:
             self.step()
+        while self.tracker.coverage.pending:
+            try:
+                self.step()
+            except WorkerLost as e:  # every test has its result: only coverage is lost
+                self.tracker.coverage.give_up(str(e))
         self.flush(self.clock())
         for shard_id, finished_at in self.tracker.done_but_not_ended().items():
             self.store.shard_finished(self.run_id, shard_id, finished_at=finished_at)

@@ -43,9 +43,11 @@ from farm.core.messages import (
     Event,
     Heartbeat,
     ModuleCollected,
+    ShardCoverage,
     ShardEnd,
     ShardStart,
 )
+from farm.scheduler.coverage_debt import CoverageDebt
 from farm.scheduler.follow_up import FollowUp, FollowUpPolicy
 
 
@@ -70,6 +72,7 @@ class Accepted:
     handed_back: list[ShardEnd] = field(default_factory=list)  # worker said: run it elsewhere
     renewed: int = 0  # events that renewed a lease
     collected: list[ModuleCollected | CollectFailed] = field(default_factory=list)
+    coverage: list[ShardCoverage] = field(default_factory=list)  # under current leases
     ignored: list[str] = field(default_factory=list)  # why each ignored event was dropped
 
 
@@ -84,6 +87,7 @@ class RunTracker:
         settled: bool = True,
         max_failures: int = 0,
         follow_ups: FollowUpPolicy | None = None,
+        coverage: bool = False,
     ) -> None:
         self.run_id = run_id
         self.policy = follow_ups or FollowUpPolicy()
@@ -103,6 +107,7 @@ class RunTracker:
         self.add_shards(shards)
         self._missing = 0  # owed tests without a final result, once settled
         self.ever_started = False
+        self.coverage = CoverageDebt(wanted=coverage)  # what shards owe of coverage data
         if settled:
             self.settle(self.shard_of)
 
@@ -151,11 +156,14 @@ class RunTracker:
         for result in final.values():
             self._record(result, follow=False)
         self.ever_started = True
+        if final:
+            self.coverage.note("the tests run before the resume were measured by a lost scheduler")
 
     def drop_shards(self, shard_ids: Iterable[int]) -> None:
         """Forget shards planned on a guess that proved wrong; their events are ignored."""
         for shard_id in shard_ids:
             state = self.shards.pop(shard_id)
+            self.coverage.forget(shard_id)
             for node_id in state.node_ids:
                 if self.shard_of.get(node_id) == shard_id:
                     del self.shard_of[node_id]
@@ -209,6 +217,7 @@ class RunTracker:
         self._missing = 0
         self.awaiting.clear()
         self._follow_ups.clear()
+        self.coverage.give_up("the run stopped at its failure limit first")
         self._unplaced.clear()
 
     @property
@@ -251,6 +260,7 @@ class RunTracker:
         to giving up.
         """
         state = self.shards[shard_id]
+        self.coverage.superseded(shard_id)
         state.lease += 1
         state.reissued += int(counted)
         state.worker, state.started_at, state.seen_at = "", None, None
@@ -328,15 +338,20 @@ class RunTracker:
                 else:
                     accepted.results.extend(self._close(event, state))
                     accepted.ended.append(event)
+            elif isinstance(event, ShardCoverage):
+                self.coverage.arrived(event)
+                accepted.coverage.append(event)
             elif self.shard_of.get(event.node_id) != event.shard_id:
                 accepted.ignored.append(f"result for {event.node_id!r} not in shard")
             else:
                 self._record(event)
+                self.coverage.ran(event.shard_id)
                 accepted.results.append(event)
         return accepted
 
     def _close(self, end: ShardEnd, state: _ShardState) -> list[TestResult]:
         state.ended = True
+        self.coverage.ended(end.shard_id)
         reason = end.message or f"shard ended (pytest exit code {end.exit_code})"
         synthetic = []
         for node_id in state.node_ids:

@@ -132,7 +132,7 @@ def _run(task: ShardTask, slot: Slot, sink: RedisSink) -> tuple[ShardEnd, bool]:
     runner = ShardRunner(
         local, sink, worker=slot.name, python=where.python, spawner=slot.spawner,
         more_work=lambda: bool(slot.client.llen(slot.queue_key)), extra_env=where.env,
-        farm_path=where.farm_path, machine=slot.machine,
+        farm_path=where.farm_path, machine=slot.machine, tree_root=where.tree,
     )  # fmt: skip
     try:
         message = runner.run()

@@ -28,8 +28,10 @@ The process is started before its shard is known (see :mod:`farm.worker.spawn`):
 waits in its collection hook for its shard, one line of JSON on
 ``--farm-command-fd`` (``modules`` to collect, ``node_ids`` to run in that order,
 and ``stamp``, the fields every result carries: run_id, shard_id, lease, worker,
-attempt, machine), then collects those modules and runs the shard. With no shard after
-``--farm-idle-s`` seconds, or when the command pipe closes, it exits quietly.
+attempt, machine; ``coverage_out``, where a run under ``--cov`` leaves its coverage
+data: see :mod:`farm.worker.coverage_capture`), then collects those modules and runs
+the shard. With no shard after ``--farm-idle-s`` seconds, or when the command pipe
+closes, it exits quietly.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ import pytest
 
 from farm.core.defaults import RESULT_LIMIT_BYTES, SPARE_IDLE_S
 from farm.core.domain import Outcome, TestResult, module_of
-from farm.worker import pipe
+from farm.worker import coverage_capture, pipe
 from farm.worker.deadline import OUTPUT_SIGNAL, STACK_SIGNAL, marker_timeout_s, truncate
 from farm.worker.reports import WARNINGS_CATEGORY, TestReports, category_of, skip_outcome
 
@@ -147,6 +149,7 @@ class ShardReporter:
         self.idle_s = idle_s
         self.order: list[str] = []
         self.stamp: dict[str, Any] = {}
+        self.coverage_out = ""
         self.index: dict[str, int] = {}
         self.fd = fd
         self.limit_bytes = limit_bytes
@@ -218,6 +221,7 @@ class ShardReporter:
         shard = json.loads(line)
         self.order = shard["node_ids"]
         self.stamp = shard["stamp"]
+        self.coverage_out = str(shard.get("coverage_out", ""))  # see coverage_capture
         # A module deleted since the shard was planned (a run started from the last
         # collection) must not stop the shard's other modules from running: pytest
         # refuses the whole collection for one path that does not exist.
@@ -285,6 +289,8 @@ class ShardReporter:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.coverage_out:  # pytest-cov saved its data as the run loop ended
+            coverage_capture.save(self.coverage_out, session.config)
         self._write(pipe.encode_finished(int(exitstatus)))
 
     # The test in flight and its phase, for the output of a test over its time limit.

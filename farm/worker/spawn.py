@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import shutil
 import signal
 import stat
 import subprocess
@@ -33,6 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from farm.core import defaults
+from farm.worker.coverage_capture import DATA_FILE_ENV
 
 
 @dataclass
@@ -48,6 +50,9 @@ class TestProcess:
     # The runner's own descriptions of the files pytest captures the running test's
     # stdout and stderr in: what a test printed survives the process's death.
     capture_fds: dict[str, int] = field(default_factory=dict)
+    # The folder of the process's coverage data (a run that measures coverage), ""
+    # for none: see farm.worker.coverage_relay. Removed with the process.
+    coverage_dir: str = ""
 
     def give(self, shard: bytes) -> bool:
         """Hand the process its shard (one line of JSON); False if it is already gone.
@@ -134,6 +139,12 @@ class TestProcess:
         self.kill()
         self.process.wait()
         self.close_fds()
+        self.remove_coverage_dir()
+
+    def remove_coverage_dir(self) -> None:
+        if self.coverage_dir:
+            shutil.rmtree(self.coverage_dir, ignore_errors=True)
+            self.coverage_dir = ""
 
 
 def _read_tail(fd: int, limit_bytes: int, start: int = 0, end: int | None = None) -> str:
@@ -166,6 +177,7 @@ class Launch:
     cwd: str
     extra_env: Mapping[str, str] = field(default_factory=dict)  # over the spawner's env
     memory_limit_bytes: int = 0  # > 0: caps the process's address space
+    coverage: bool = False  # each process gets a folder of its own for coverage data
 
 
 class Spawner:
@@ -216,6 +228,9 @@ class Spawner:
         command_read, command_write = os.pipe()
         report_read, report_write = os.pipe()
         log_fd, log_name = tempfile.mkstemp(prefix="farm-pytest-", suffix=".log")
+        # In the worker's own TMPDIR, which its end removes however it ends.
+        coverage_dir = tempfile.mkdtemp(prefix="farm-cov-") if launch.coverage else ""
+        coverage_env = {DATA_FILE_ENV: f"{coverage_dir}/.coverage"} if coverage_dir else {}
         log_read_fd = os.open(log_name, os.O_RDONLY)
         os.unlink(log_name)
         full = [
@@ -228,7 +243,7 @@ class Spawner:
             process = subprocess.Popen(
                 full,
                 cwd=launch.cwd,
-                env={**self.env, **launch.extra_env},
+                env={**self.env, **launch.extra_env, **coverage_env},
                 stdin=subprocess.DEVNULL,
                 stdout=log_fd,
                 stderr=subprocess.STDOUT,
@@ -239,11 +254,14 @@ class Spawner:
         except BaseException:
             for fd in (command_write, report_read, log_read_fd):
                 os.close(fd)
+            if coverage_dir:
+                shutil.rmtree(coverage_dir, ignore_errors=True)
             raise
         finally:
             for fd in (command_read, report_write, log_fd):
                 os.close(fd)
         test = TestProcess(process, command_write, report_read, log_read_fd)
+        test.coverage_dir = coverage_dir
         if launch.memory_limit_bytes > 0:
             # Set from here rather than in a preexec_fn, which is unsafe in a process
             # with threads (a Celery worker has several) and makes subprocess fork

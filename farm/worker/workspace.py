@@ -63,6 +63,7 @@ class Workspace:
     python: str
     env: dict[str, str] = field(default_factory=dict)  # added to the test process's
     farm_path: str = ""  # where the test process imports farm from, if not installed
+    tree: str = ""  # the unpacked snapshot the rootdir is in; "" for the submitter's disk
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ class Workspaces:
             raise WorkspaceError(
                 f"cannot prepare snapshot {task.snapshot[:12]}: {e}", retry=True
             ) from e
-        return Workspace(rootdir, inifile, python, env, farm_path)
+        return Workspace(rootdir, inifile, python, env, farm_path, str(tree.resolve()))
 
     def _tree(self, task: ShardTask) -> Path:
         digest = task.snapshot
