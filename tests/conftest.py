@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from helpers import NO_RANDOMLY
 from sqlalchemy import create_engine
 
 from farm.run.embedded import EmbeddedRedis
@@ -31,8 +32,8 @@ POSTGRES_URL_ENV = "FARM_TEST_DATABASE_URL"
 # pytest-randomly, a test dependency for the tests of how farm fixes seeds, shuffles
 # every pytest session of the environment it is installed in. The suites farm's
 # tests run, under farm and under plain pytest alike, keep their written order
-# unless a test asks for the plugin (it then removes this from its environment).
-NO_RANDOMLY = "-p no:randomly"
+# unless a test asks for the plugin (it then removes NO_RANDOMLY from its
+# environment; tests import it from helpers, as "conftest" may name another folder's).
 os.environ["PYTEST_ADDOPTS"] = f"{os.environ.get('PYTEST_ADDOPTS', '')} {NO_RANDOMLY}".strip()
 
 

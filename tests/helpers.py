@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from netns_hosts import Host
 
 ROOT = Path(__file__).resolve().parent.parent
+# What keeps pytest-randomly off in every pytest the tests start (see tests/conftest.py).
+NO_RANDOMLY = "-p no:randomly"
 MAKE_SUITE = ROOT / "bench" / "make_suite.py"
 
 

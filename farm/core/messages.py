@@ -7,7 +7,12 @@ entry, told apart by ``type``:
 - ``shard_start``: ``{type, run_id, shard_id, lease, worker, at, machine}`` (workers
   before ``machine`` was named so sent it as ``host``, still read)
 - ``result``: a :class:`farm.core.domain.TestResult` as a dict (``outcome`` as its value,
-  ``tally`` as an object of counts)
+  ``tally`` as an object of counts; ``modules_before``, a list of module paths, only
+  when recorded: a failing result, or an attempt after the first, with
+  ``modules_after`` when its process held modules whose tests ran after it;
+  ``detail``, what pytest's end-of-run sections show of it, only when there is
+  some: see
+  :mod:`farm.core.pytest_report`)
 - ``heartbeat``: ``{type, run_id, shard_id, lease, worker, at}``, every ``heartbeat_s``
   while a shard runs: it renews the shard's lease
 - ``shard_end``: ``{type, run_id, shard_id, lease, worker, at, exit_code, message, fatal,
@@ -42,6 +47,7 @@ from typing import Any, TypeVar
 from farm.core import defaults
 from farm.core.domain import Outcome, Tally, TestResult
 from farm.core.errors import FarmError
+from farm.core.pytest_report import ResultDetail
 
 T = TypeVar("T")
 
@@ -89,6 +95,9 @@ class ShardTask:
     attempt: int = 1
     avoid_workers: tuple[str, ...] = ()
     avoid_machines: tuple[str, ...] = ()
+    # pytest-timeout's per-test limit as the submitter resolved it (None: unset, or no
+    # plugin; 0: none): see farm.worker.deadline.
+    pytest_timeout_s: float | None = None
     # The run measures coverage (pytest-cov): the worker keeps each test process's
     # data apart and sends it in a ``coverage`` event (see farm.worker.coverage_relay).
     coverage: bool = False
@@ -135,6 +144,7 @@ class ShardTask:
                 attempt=_optional(data, "attempt", _int, 1),
                 avoid_workers=tuple(_optional(data, "avoid_workers", _str_list, [])),
                 avoid_machines=tuple(_optional(data, "avoid_machines", _str_list, [])),
+                pytest_timeout_s=_optional(data, "pytest_timeout_s", _float_or_none, None),
                 coverage=data.get("coverage") is True,
             )
         except KeyError as e:
@@ -253,7 +263,7 @@ def _result_json(result: TestResult) -> dict[str, Any]:
     Spelled out rather than built by :func:`dataclasses.asdict`, which copies every
     field deeply: a test process encodes one per test, so this is on the hot path.
     """
-    return {
+    data: dict[str, Any] = {
         "type": "result",
         "run_id": result.run_id,
         "shard_id": result.shard_id,
@@ -271,6 +281,13 @@ def _result_json(result: TestResult) -> dict[str, Any]:
         "tally": dict(result.tally),
         "machine": result.machine,
     }
+    if result.modules_before is not None:
+        data["modules_before"] = list(result.modules_before)
+        if result.modules_after:
+            data["modules_after"] = list(result.modules_after)
+    if result.detail is not None:
+        data["detail"] = result.detail.to_json()
+    return data
 
 
 def decode_event(raw: str | bytes) -> Event:
@@ -356,7 +373,25 @@ def _decode_result(data: dict[str, Any]) -> TestResult:
         finished_at=_float(data, "finished_at"),
         tally=_optional(data, "tally", _tally, ()),
         machine=_optional(data, "machine", _str, ""),
+        modules_before=_modules_before(data),
+        modules_after=tuple(_optional(data, "modules_after", _str_list, [])),
+        detail=_detail(data),
     )
+
+
+def _detail(data: dict[str, Any]) -> ResultDetail | None:
+    if data.get("detail") is None:
+        return None
+    try:
+        return ResultDetail.from_json(data["detail"])
+    except ValueError as e:
+        raise MessageError(f"field 'detail': {e}") from None
+
+
+def _modules_before(data: dict[str, Any]) -> tuple[str, ...] | None:
+    if data.get("modules_before") is None:
+        return None
+    return tuple(_str_list(data, "modules_before"))
 
 
 def _tally(data: dict[str, Any], key: str) -> Tally:
@@ -400,6 +435,10 @@ def _float(data: dict[str, Any], key: str) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
         raise MessageError(f"field {key!r} must be a finite number")
     return float(value)
+
+
+def _float_or_none(data: dict[str, Any], key: str) -> float | None:
+    return None if data[key] is None else _float(data, key)
 
 
 def _str_list(data: dict[str, Any], key: str) -> list[str]:

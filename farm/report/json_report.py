@@ -41,8 +41,11 @@ Top level:
     ``attempts`` (array: every attempt of the test, oldest first, the final one
     last, each with ``attempt``, ``outcome``, ``duration_s``, ``worker``,
     ``machine`` (str, "" when not known), ``started_at``, ``finished_at``,
-    ``longrepr`` and ``output`` as above) and ``flaky`` (bool: failed, then passed
-    on a retry).
+    ``longrepr`` and ``output`` as above, ``modules_before``: the modules whose
+    tests ran before it in its test process, in order, or null where not recorded,
+    as for a passing first attempt, and ``modules_after``: the modules its process
+    imported whose tests ran after it) and ``flaky`` (bool: failed, then passed on
+    a retry).
 ``missing`` (array of str)
     Node ids that never got a result, in collection order.
 ``shards`` (array)
@@ -72,7 +75,15 @@ Top level:
 ``change`` (object or null)
     The change the run tested: ``repository``, ``commit_sha``, ``branch``,
     ``pull_request``, ``author`` (str, "" when not known); null when not known.
-
+``order_dependent`` (array)
+    Tests that may depend on the order modules ran in, in collection order:
+    ``node_id`` (str), ``sign`` (``flaky``: its attempts disagreed after different
+    modules; ``regressed``: it failed on every attempt and passed in the change's
+    previous run) and ``attempts`` (oldest first, the previous run's first), each
+    with ``run_id``, ``attempt``, ``outcome``, ``worker``, ``machine``,
+    ``modules_before`` (array of str, or null when not known), ``modules_after``
+    (array of str) and ``planned`` (bool: read from its shard's plan, as its
+    process did not report it).
 ``coverage`` (object or null)
     A run under pytest-cov's ``--cov``: ``total`` (float percent, null when no
     figure was made), ``fail_under`` (number or null), ``reports`` (array of str,
@@ -109,12 +120,14 @@ from farm.core.domain import (
     ChangeRef,
     CodeInfo,
     MachineSuspect,
+    OrderSuspect,
     Outcome,
     Retries,
     RunSummary,
     ShardTimeline,
     TestResult,
 )
+from farm.core.seeds import plugin_seeds
 from farm.core.verdict import summary_exit_code
 from farm.report.findings import earlier_by_test
 
@@ -203,7 +216,9 @@ def _fields(summary: RunSummary) -> Iterator[tuple[str, Any]]:
     yield "first_failure_s", None if first_failure_s is None else _seconds(first_failure_s)
     yield "suspects", [_suspect_dict(suspect) for suspect in summary.suspects]
     yield "change", _change_dict(summary.change)
+    yield "order_dependent", [_order_dict(suspect) for suspect in summary.order_suspects]
     yield "coverage", _coverage_dict(summary.coverage)
+    yield "seeds", plugin_seeds(summary.options)
 
 
 def _tests(summary: RunSummary) -> Iterator[dict[str, Any]]:
@@ -243,7 +258,33 @@ def _attempt_dict(result: TestResult) -> dict[str, Any]:
         "finished_at": _timestamp(result.finished_at),
         "longrepr": _text(result.longrepr),
         "output": _text(result.output),
+        "modules_before": _modules(result.modules_before),
+        "modules_after": _texts(result.modules_after),
     }
+
+
+def _order_dict(suspect: OrderSuspect) -> dict[str, Any]:
+    return {
+        "node_id": _text(suspect.node_id),
+        "sign": suspect.sign.value,
+        "attempts": [
+            {
+                "run_id": _text(a.run_id),
+                "attempt": a.attempt,
+                "outcome": a.outcome.value,
+                "worker": _text(a.worker),
+                "machine": _text(a.machine),
+                "modules_before": _modules(a.modules_before),
+                "modules_after": _texts(a.modules_after),
+                "planned": a.planned,
+            }
+            for a in suspect.attempts
+        ],
+    }
+
+
+def _modules(modules: Sequence[str] | None) -> list[str] | None:
+    return None if modules is None else _texts(modules)
 
 
 def _shard_dict(shard: ShardTimeline) -> dict[str, Any]:

@@ -16,6 +16,9 @@ from collections.abc import Iterable, Sequence
 from farm.core.domain import Collection, Outcome, RunSummary, ShardTimeline, TestResult, Verdict
 from farm.core.errors import CollectionError
 from farm.core.messages import ShardTask
+from farm.core.pytest_options import PytestOptions
+from farm.core.pytest_report import Place, PytestReport, ResultDetail
+from farm.core.seeds import seed_args
 from farm.core.settings import Settings
 from farm.run.publish import CodeRef, relative_to_code
 from farm.run.request import RunRequest
@@ -30,20 +33,23 @@ def shard_template(
     collection: Collection,
     code: CodeRef | None,
 ) -> ShardTask:
-    """What every shard task of the run carries, with no shard id and no tests yet."""
+    """What every shard task of the run carries, with no shard id and no tests yet:
+    with the run's seed, as the shuffling plugins' own options, and pytest-timeout's
+    limit as the collection resolved them."""
     template = ShardTask(
         run_id=run_id,
         shard_id=0,
         lease=1,
         rootdir=collection.rootdir,
         node_ids=(),
-        pytest_args=pytest_args,
+        pytest_args=(*pytest_args, *seed_args(collection.options)),
         inifile=collection.inifile,
         result_limit_bytes=settings.result_limit_bytes,
         heartbeat_s=settings.heartbeat_s,
         test_timeout_s=settings.test_timeout_s,
         memory_limit_bytes=settings.test_memory_limit_bytes,
         coverage=collection.options.coverage,
+        pytest_timeout_s=collection.options.timeout_s,
     )
     if code is not None:
         # Workers elsewhere: paths relative to the snapshot, and how to get it.
@@ -88,6 +94,9 @@ def settings_record(
         "uploaded_bytes": code.uploaded_bytes if code else None,
         "paths": list(request.paths),
         "pytest_args": list(request.pytest_args),
+        # The options pytest resolved (the run's seed among them): what --resume
+        # runs with, and where a later run finds the seed pytest-randomly's last means.
+        "pytest_options": collection.options.to_facts() if collection else None,
         "workers": settings.workers,
         "strategy": settings.strategy,
         "embedded_broker": settings.broker_url is None,
@@ -97,7 +106,8 @@ def settings_record(
 
 def collection_failed(error: CollectionError, *, workers: int, started_at: float) -> RunSummary:
     """The summary of a run whose collection failed: one error per module that did
-    not collect, as pytest counts and reports them, and nothing run."""
+    not collect and one skip per module that skipped itself, as pytest counts and
+    reports them, and nothing run."""
     now = time.time()
     results = tuple(
         TestResult(
@@ -111,23 +121,57 @@ def collection_failed(error: CollectionError, *, workers: int, started_at: float
             started_at=now,
             finished_at=now,
             tally=(("error", 1),),
+            detail=_collect_error(where, longrepr, message),
         )
-        for where, longrepr in error.failed
+        for (where, longrepr), message in zip(
+            error.failed, (*error.messages, *[None] * len(error.failed)), strict=False
+        )
+    )
+    skipped = tuple(
+        TestResult(
+            run_id="",
+            shard_id=-1,
+            lease=0,
+            node_id=node_id,
+            outcome=Outcome.SKIPPED,
+            duration_s=0.0,
+            longrepr=reason,
+            started_at=now,
+            finished_at=now,
+            tally=(("skipped", 1),),
+            detail=_collect_skip(path, lineno, reason),
+        )
+        for node_id, path, lineno, reason in error.skipped
     )
     return RunSummary(
         run_id="",
         verdict=Verdict.ERROR,
         collected=0,
-        results=results,
+        results=(*skipped, *results),
         missing=(),
         makespan_s=now - started_at,
         estimated_makespan_s=0.0,
         workers=workers,
         message=f"collection failed: {error}",
+        options=error.options or PytestOptions(),
         started_at=started_at,
         finished_at=now,
         collection_errors=max(len(results), 1),
     )
+
+
+def _collect_error(where: str, longrepr: str, message: str | None) -> ResultDetail:
+    """pytest's ``ERROR collecting`` entry of a module that failed to collect."""
+    head = where.split("::", 1)[0]
+    report = PytestReport("error", "collect", "ERROR", head, message=message, text=f"{longrepr}\n")
+    return ResultDetail(reports=(report,))
+
+
+def _collect_skip(path: str, lineno: int | None, reason: str) -> ResultDetail:
+    """pytest's skip of a module that skipped itself while collected."""
+    where = Place(path, lineno, reason)
+    report = PytestReport("skipped", "collect", "SKIPPED", message=reason, skip=where)
+    return ResultDetail(reports=(report,))
 
 
 def shard_timeline(shards: Iterable[ShardView]) -> tuple[ShardTimeline, ...]:

@@ -22,6 +22,7 @@ from typing import TextIO
 from farm.core.domain import Collection, RunState
 from farm.core.errors import UsageError
 from farm.core.project import project_line
+from farm.core.pytest_options import PytestOptions
 from farm.core.settings import Settings
 from farm.run.conduct import OpenRun, RunParts, run_parts
 from farm.run.embedded import LocalWorkers
@@ -64,7 +65,9 @@ def resume(
         collected = tuple(dict.fromkeys(n for ids in shards.values() for n in ids))
         final = parts.store.final_results(run_id)
         owed = tuple(n for n in collected if n not in final)
-        collection = Collection(rootdir, str(record.get("inifile") or ""), collected)
+        collection = Collection(
+            rootdir, str(record.get("inifile") or ""), collected, options=_options(record)
+        )
         ledger = RunLedger.reopen(parts.store, run_id, run.project)
         planner = Planner.for_settings(
             settings, parts.store.history(run.project), first_shard_id=max(shards) + 1
@@ -103,6 +106,16 @@ def _check_resumable(run: RunRecord, settings: Settings) -> None:
     raise UsageError(
         f"run {run.run_id} is {run.state.value} (verdict {verdict}): nothing to resume"
     )
+
+
+def _options(record: Mapping[str, object]) -> PytestOptions:
+    """The options the run was started with (its seed, its time limits); none for a
+    run recorded before they were kept."""
+    facts = record.get("pytest_options")
+    try:
+        return PytestOptions.from_facts(facts if isinstance(facts, dict) else {})
+    except (TypeError, ValueError):
+        return PytestOptions()
 
 
 def _list(record: Mapping[str, object], key: str) -> list[object]:

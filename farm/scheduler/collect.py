@@ -18,11 +18,12 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from farm.core.domain import Collection
+from farm.core.domain import Collection, CollectWarning
 from farm.core.errors import CollectionError, InfrastructureError, NoTestsCollected, UsageError
 from farm.core.lifeline import die_with_parent
 from farm.core.pytest_command import pytest_command
 from farm.core.pytest_options import PytestOptions
+from farm.core.seeds import SEED_OPTION
 
 _INTERNAL_ERROR_EXIT = 3  # pytest's exit code when a hook or plugin raised
 _USAGE_EXIT = 4
@@ -36,11 +37,13 @@ def collect(
     env: Mapping[str, str] | None = None,
     python: str = sys.executable,
     require_tests: bool = True,
+    seed: int | None = None,
 ) -> Collection:
     """Every test pytest collects from ``paths``; raises if there is none, unless
     ``require_tests`` is off (some modules of a run owe nothing: no tests, or every
-    test deselected, which still counts)."""
-    found = _run(paths, pytest_args, cwd=cwd, env=env, python=python, discover=False)
+    test deselected, which still counts). ``seed`` is the run's, for the plugins that
+    shuffle tests (see :mod:`farm.core.seeds`)."""
+    found = _run(paths, pytest_args, cwd=cwd, env=env, python=python, discover=False, seed=seed)
     if require_tests and not found.node_ids:
         raise NoTestsCollected(f"no tests collected from {' '.join(paths) or '.'}")
     return found
@@ -53,12 +56,13 @@ def discover(
     cwd: Path,
     env: Mapping[str, str] | None = None,
     python: str = sys.executable,
+    seed: int | None = None,
 ) -> Collection:
     """The test files pytest would collect from ``paths``, without importing them.
 
     The result's ``node_ids`` is empty; its ``modules`` name the files.
     """
-    return _run(paths, pytest_args, cwd=cwd, env=env, python=python, discover=True)
+    return _run(paths, pytest_args, cwd=cwd, env=env, python=python, discover=True, seed=seed)
 
 
 def _run(
@@ -69,6 +73,7 @@ def _run(
     env: Mapping[str, str] | None,
     python: str,
     discover: bool,
+    seed: int | None = None,
 ) -> Collection:
     for path in paths:
         if not (cwd / path.split("::", 1)[0]).exists():
@@ -79,13 +84,14 @@ def _run(
         command = [
             *pytest_command(python),
             "--collect-only",
-            "-qq",
+            "-qq",  # collect_plugin's _verbosity takes these two back off the user's
             "-p",
             "farm.scheduler.collect_plugin",
             # One argument: pytest takes a separate value that names an existing path
             # for a path to test when it chooses the rootdir.
             f"--farm-collect-out=/dev/fd/{out.fileno()}",
             *(["--farm-discover"] if discover else []),
+            *([f"{SEED_OPTION}={seed}"] if seed is not None else []),
             *pytest_args,
             *paths,
         ]
@@ -118,6 +124,14 @@ def _run(
             f"{len(failed)} collection error(s); first: {_headline(texts[0])}",
             "\n\n".join(texts),
             failed,
+            skipped=tuple(
+                (str(node_id), str(path), lineno if isinstance(lineno, int) else None, str(why))
+                for node_id, path, lineno, why in data.get("skips", [])
+            ),
+            options=PytestOptions.from_facts(data["options"]),
+            messages=tuple(
+                None if e.get("message") is None else str(e["message"]) for e in data["errors"]
+            ),
         )
     return Collection(
         data["rootdir"],
@@ -127,6 +141,7 @@ def _run(
         data["deselected"],
         data["warnings"],
         PytestOptions.from_facts(data["options"]),
+        tuple(CollectWarning(str(w[0]), str(w[1])) for w in data.get("warnings_shown", [])),
     )
 
 

@@ -17,6 +17,9 @@ own node id, after the tests, as pytest counts it as one skipped test.
 With ``--farm-discover`` the test files are found but not imported: ``modules``
 is filled and ``node_ids`` stays empty. That costs pytest's start-up and a walk of
 the tree, not the import of every test module.
+
+With ``--farm-seed N`` the plugins that shuffle tests get the run's seed wherever the
+user's options leave theirs to chance (see :mod:`farm.core.seeds`).
 """
 
 from __future__ import annotations

@@ -8,12 +8,15 @@ raises :class:`farm.store.connection.UnknownRun` or ``UnknownShard``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, Select, insert, select, update
 
 from farm.core.domain import ChangeRef, Outcome, RunState, TestResult
+from farm.core.pytest_options import PytestOptions
+from farm.core.seeds import randomly_seed
 from farm.store.connection import UnknownRun, UnknownShard
 from farm.store.records import RunRecord, ShardRecord, ShardState, ShardView
 from farm.store.rows import (
@@ -124,6 +127,26 @@ def read_shards(connection: Connection, run_id: str) -> tuple[ShardView, ...]:
 def has_runs(connection: Connection, project: str) -> bool:
     query = select(RUNS.c.id).where(RUNS.c.project == project).limit(1)
     return connection.execute(query).first() is not None
+
+
+def last_randomly_seed(connection: Connection, project: str, *, lookback: int) -> int | None:
+    """The seed pytest-randomly used in the latest of the project's last ``lookback``
+    runs that had it active (what its ``last`` means); None if none did."""
+    query = (
+        select(RUNS.c.settings_json)
+        .where(RUNS.c.project == project)
+        .order_by(RUNS.c.created_at.desc())
+        .limit(lookback)
+    )
+    for (settings_json,) in connection.execute(query):
+        try:
+            facts = json.loads(settings_json or "{}").get("pytest_options")
+            seed = randomly_seed(PytestOptions.from_facts(facts or {}))
+        except (AttributeError, TypeError, ValueError):
+            continue  # settings of another shape: a run from before seeds were kept
+        if seed is not None:
+            return seed
+    return None
 
 
 def insert_attempts(connection: Connection, results: Sequence[TestResult]) -> None:

@@ -2,11 +2,24 @@
 
 The runner (:mod:`farm.worker.runner`) times the test in flight from the moment the
 plugin's ``O`` line (for the first test) or the previous test's ``R`` line arrives,
-so setup counts, as with pytest-timeout. The limit is the run's ``test_timeout_s``
-unless the test carries a ``timeout`` marker (pytest-timeout's spelling), which the
-plugin reports in its ``T`` line. A limit of 0 or less means none; a marker of 0
-(pytest-timeout's "no timeout") falls back to the run's limit, so that no test can
-hold a worker forever.
+so setup counts, as with pytest-timeout. A test's limit (:meth:`Stopwatch.limit`)
+is, first that applies:
+
+1. pytest-timeout's, when the plugin is active in the test process: its hooks tell
+   the plugin when it starts and cancels a test's timer and with what limit (``A``
+   lines: its marker, ``--timeout``, ``PYTEST_TIMEOUT``, the ini file, ``func_only``
+   and the method all decided by pytest-timeout itself), and the limit counts from
+   then. With its ``signal`` method pytest-timeout fails the test in the process
+   ("Failed: Timeout (>1.0s) from pytest-timeout."), the report and the rest of the
+   shard are pytest's, and farm steps in only ``grace_s`` later, for a test stuck in
+   C code that never returns to the interpreter. Its ``thread`` method would end
+   the whole pytest process (``os._exit``), so farm takes that timer over and
+   stops the test itself at the limit.
+2. Without pytest-timeout in the process: the test's ``timeout`` marker (the ``T``
+   line), else pytest-timeout's limit as the submitter resolved it (``--timeout``,
+   ``PYTEST_TIMEOUT``, ``timeout`` in the ini file), enforced from here.
+3. The run's ``test_timeout_s``. A limit of 0 ("no timeout", from a marker or the
+   options) means this one: no test can hold a worker forever.
 
 A test past its limit is stopped in three steps:
 
@@ -49,13 +62,20 @@ def truncate(text: str, limit_bytes: int) -> str:
     return f"{kept}\n[farm: truncated {len(data) - limit_bytes} of {len(data)} bytes]"
 
 
-def limit_s(
-    marker_s: Mapping[int, float], index: int, default_s: float
-) -> tuple[float, bool] | None:
-    """The limit of the ``index``-th test and whether its marker set it; None: no limit."""
-    if index in marker_s:
-        return marker_s[index], True
-    return (default_s, False) if default_s > 0 else None
+RUN = "from the run"  # where a limit came from, as a timed-out test's report says
+MARKER = "from its timeout marker"
+PYTEST_TIMEOUT = "from pytest-timeout"
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A test's time limit: ``seconds`` from ``start`` (None: the test's own start),
+    plus ``grace_s`` when pytest-timeout stops the test first, in the process."""
+
+    seconds: float
+    source: str
+    start: float | None = None
+    grace_s: float = 0.0
 
 
 @dataclass
@@ -65,7 +85,7 @@ class Overrun:
     node_id: str
     index: int  # in its process's order
     limit_s: float
-    from_marker: bool
+    source: str  # where the limit came from: RUN, MARKER or PYTEST_TIMEOUT
     ran_s: float  # from its start to the runner's decision
     signalled_at: float  # the runner's clock when it sent the signals
     log_offset: int  # where the stack dump starts in the process's log
@@ -80,8 +100,7 @@ class Overrun:
     def longrepr(self) -> str:
         """Why it failed, then the stacks: the threads in the test's module first, since
         faulthandler lists the newest thread first and truncation keeps the head."""
-        source = "from its timeout marker" if self.from_marker else "from the run"
-        head = f"timed out after {self.ran_s:.1f}s (limit {self.limit_s:g}s {source})"
+        head = f"timed out after {self.ran_s:.1f}s (limit {self.limit_s:g}s {self.source})"
         module = self.node_id.split("::", 1)[0]
         threads = [block for block in self.stack.strip().split("\n\n") if block]
         threads.sort(key=lambda block: module not in block)
@@ -105,16 +124,43 @@ class Stopwatch:
     """Times the in-flight test of one test process against its limit."""
 
     default_s: float  # the run's limit; 0 or less: none
+    # pytest-timeout's limit as the submitter resolved it, enforced from here while
+    # the process has no pytest-timeout of its own; 0 or less: none.
+    plugin_s: float = 0.0
+    grace_s: float = 0.0  # how long farm leaves pytest-timeout to stop a test itself
     marker_s: dict[int, float] = field(default_factory=dict)  # from markers, by index
+    # pytest-timeout is active in the process: its timers (``armed``) are the limits.
+    timed_inside: bool = False
+    armed: dict[int, Limit] = field(default_factory=dict)  # by index
     since: float | None = None  # when the in-flight test started, on the runner's clock
     overrun: Overrun | None = None
 
+    def limit(self, index: int) -> Limit | None:
+        """The ``index``-th test's limit; None: none."""
+        if index in self.armed:
+            return self.armed[index]
+        marker_s = self.marker_s.get(index)
+        if marker_s is not None and marker_s > 0:
+            return Limit(marker_s, MARKER)
+        if marker_s is None and self.plugin_s > 0 and not self.timed_inside:
+            return Limit(self.plugin_s, PYTEST_TIMEOUT)
+        return Limit(self.default_s, RUN) if self.default_s > 0 else None
+
+    def arm(self, index: int, limit_s: float | None, in_process: bool, now: float) -> None:
+        """pytest-timeout started (or, ``limit_s`` None, cancelled) a test's timer now."""
+        if limit_s is None:
+            self.armed.pop(index, None)
+        else:
+            grace_s = self.grace_s if in_process else 0.0
+            self.armed[index] = Limit(limit_s, PYTEST_TIMEOUT, now, grace_s)
+
     def deadline(self, index: int | None) -> float | None:
         """When the ``index``-th test, in flight, runs out of time; None: never."""
-        limit = None if index is None else limit_s(self.marker_s, index, self.default_s)
-        if limit is None or self.since is None:
+        limit = None if index is None else self.limit(index)
+        start = self.since if limit is None or limit.start is None else limit.start
+        if limit is None or start is None:
             return None
-        return self.since + limit[0]
+        return start + limit.seconds + limit.grace_s
 
     def wake_at(self, index: int | None) -> float | None:
         """The next time the runner must look: a deadline, or the end of the grace."""
@@ -125,9 +171,11 @@ class Stopwatch:
         return self.overrun is not None and (self.overrun.answered or now >= self.overrun.kill_at())
 
     def stop(self, node_id: str, index: int, now: float, log_offset: int) -> Overrun:
-        limit_s_, from_marker = limit_s(self.marker_s, index, self.default_s) or (0.0, False)
+        limit = self.limit(index) or Limit(0.0, RUN)
         since = self.since if self.since is not None else now
-        self.overrun = Overrun(node_id, index, limit_s_, from_marker, now - since, now, log_offset)
+        self.overrun = Overrun(
+            node_id, index, limit.seconds, limit.source, now - since, now, log_offset
+        )
         return self.overrun
 
     def answer(self, data: Mapping[str, object]) -> None:
@@ -140,7 +188,8 @@ class Stopwatch:
 
 
 def marker_timeout_s(item: pytest.Item) -> float | None:
-    """The item's ``timeout`` marker in seconds; None without a usable positive one."""
+    """The item's ``timeout`` marker in seconds (0 for pytest-timeout's "no timeout",
+    as 0 or less is); None without a marker or a number in it."""
     marker = item.get_closest_marker("timeout")
     if marker is None:
         return None
@@ -149,4 +198,4 @@ def marker_timeout_s(item: pytest.Item) -> float | None:
         seconds = float(value)
     except (TypeError, ValueError):
         return None
-    return seconds if seconds > 0 and math.isfinite(seconds) else None
+    return max(seconds, 0.0) if math.isfinite(seconds) else None

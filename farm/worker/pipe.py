@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -42,9 +43,15 @@ class Kind(str, enum.Enum):
       shard runs it, and how many ``-k``, ``-m`` or ``--deselect`` left out.
     - ``F`` (FINISHED) + JSON exit status, when the session ends normally: a process
       that stops without it died (a crash, a kill).
-    - ``T`` (TIMEOUTS) + JSON ``{index: seconds}``, once after collection, just
-      before ``O``, if any test of the order has a ``timeout`` marker: its own time
-      limit (see :mod:`farm.worker.deadline`).
+    - ``T`` (TIMEOUTS) + JSON ``{"limits": {index: seconds}, "armed": bool}``, once
+      after collection, just before ``O``, if any test of the order has a
+      ``timeout`` marker (its own time limit, 0 for none) or pytest-timeout is
+      active in the process (``armed``: it times the tests, and says so in ``A``
+      lines; see :mod:`farm.worker.deadline`).
+    - ``A`` (ARMED) + JSON ``{"index", "limit_s", "in_process"}``: pytest-timeout
+      started the timer of the test at ``index`` of the order just now, for
+      ``limit_s`` seconds (null: it cancelled it); ``in_process``: pytest-timeout
+      stops the test itself (its signal method), else farm does.
     - ``K`` (CAPTURES) + JSON ``{"stdout": fd, "stderr": fd}``: the descriptors of
       the files pytest captures output in, either or both, which the runner opens
       through ``/proc`` so that what a test printed survives a crash.
@@ -59,6 +66,7 @@ class Kind(str, enum.Enum):
     MODULE = "M"
     FINISHED = "F"
     TIMEOUTS = "T"
+    ARMED = "A"
     CAPTURES = "K"
     OUTPUT = "P"
 
@@ -103,6 +111,14 @@ class FinishedLine:
 @dataclass(frozen=True, slots=True)
 class TimeoutsLine:
     limits_s: dict[int, float]  # by index in the order
+    armed: bool = False  # pytest-timeout times the tests: A lines follow
+
+
+@dataclass(frozen=True, slots=True)
+class ArmedLine:
+    index: int
+    limit_s: float | None  # None: the timer was cancelled
+    in_process: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +139,7 @@ Line = (
     | ModuleLine
     | FinishedLine
     | TimeoutsLine
+    | ArmedLine
     | CapturesLine
     | OutputLine
 )
@@ -154,8 +171,13 @@ def encode_finished(exit_status: int) -> bytes:
     return _json_line(Kind.FINISHED, exit_status)
 
 
-def encode_timeouts(limits_s: Mapping[int, float]) -> bytes:
-    return _json_line(Kind.TIMEOUTS, {str(index): s for index, s in limits_s.items()})
+def encode_timeouts(limits_s: Mapping[int, float], *, armed: bool = False) -> bytes:
+    limits = {str(index): s for index, s in limits_s.items()}
+    return _json_line(Kind.TIMEOUTS, {"limits": limits, "armed": armed})
+
+
+def encode_armed(index: int, limit_s: float | None, in_process: bool) -> bytes:
+    return _json_line(Kind.ARMED, {"index": index, "limit_s": limit_s, "in_process": in_process})
 
 
 def encode_captures(fds: Mapping[str, int]) -> bytes:
@@ -216,7 +238,19 @@ def _finished(data: object) -> FinishedLine:
 
 
 def _timeouts(data: object) -> TimeoutsLine:
-    return TimeoutsLine({int(i): _number(s) for i, s in _object(data).items()})
+    fields = _object(data)
+    limits = {int(i): _number(s) for i, s in _object(fields["limits"]).items()}
+    return TimeoutsLine(limits, _bool(fields.get("armed", False)))
+
+
+def _armed(data: object) -> ArmedLine:
+    fields = _object(data)
+    limit_s = fields["limit_s"]
+    return ArmedLine(
+        _int(fields["index"]),
+        None if limit_s is None else _number(limit_s),
+        _bool(fields["in_process"]),
+    )
 
 
 def _captures(data: object) -> CapturesLine:
@@ -253,9 +287,17 @@ def _int(value: object) -> int:
     return value
 
 
+def _bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"not a boolean: {value!r:.40}")
+    return value
+
+
 def _number(value: object) -> float:
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise TypeError(f"not a number: {value!r:.40}")
+    # A limit of NaN or infinity would never run out: refused, as a line the plugin
+    # would not write.
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise TypeError(f"not a finite number: {value!r:.40}")
     return float(value)
 
 
@@ -265,6 +307,7 @@ _DECODERS: dict[bytes, Callable[[object], Line]] = {
     Kind.MODULE.value.encode(): _module,
     Kind.FINISHED.value.encode(): _finished,
     Kind.TIMEOUTS.value.encode(): _timeouts,
+    Kind.ARMED.value.encode(): _armed,
     Kind.CAPTURES.value.encode(): _captures,
     Kind.OUTPUT.value.encode(): _output,
 }

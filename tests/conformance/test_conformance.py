@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import farm_env
+from helpers import NO_RANDOMLY, farm_env
 from oracle import compare, run_farm, run_pytest
 
 SUITES = Path(__file__).resolve().parent / "suites"
@@ -27,6 +27,7 @@ OPTIONS: dict[str, list[str]] = {
     "maxfail": ["--maxfail=2"],
     "printing": ["-rA"],
     "subtests_fixture": ["-v"],  # passed subtests count only when verbose
+    "timeout_option": ["--timeout=1"],  # pytest-timeout's; timeout_ini sets it in its ini
 }
 
 # Suites of tests that fail once and then pass: pytest-rerunfailures' options, farm's,
@@ -38,7 +39,12 @@ RETRIES: dict[str, tuple[list[str], list[str], int]] = {
 
 # farm's own options per suite: with retries off, a suite of tests that fail once
 # must get exactly plain pytest's verdict.
-FARM_OPTIONS: dict[str, list[str]] = {"retries": ["--retries", "0"]}
+FARM_OPTIONS: dict[str, list[str]] = {
+    "retries": ["--retries", "0"],
+    # A test past its time limit fails again on a retry: only time would differ.
+    "timeout_ini": ["--retries", "0"],
+    "timeout_option": ["--retries", "0"],
+}
 
 # Suites that stop at failures (-x, --maxfail): which passing tests finished before
 # the stop depends on the workers, so only those may differ from pytest's, never a
@@ -59,7 +65,9 @@ def _may_differ(suite: str, difference: str) -> bool:
 def _env() -> dict[str, str]:
     env = farm_env()
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.pop("PYTEST_ADDOPTS", None)
+    # No inherited addopts, but pytest-randomly stays off (see tests/conftest.py): the
+    # suites run in their written order under pytest, as under farm.
+    env["PYTEST_ADDOPTS"] = NO_RANDOMLY
     return env
 
 

@@ -14,7 +14,7 @@ import pytest
 from farm.core.domain import Outcome, TestResult
 from farm.core.messages import ShardTask, decode_event
 from farm.scheduler.collect import collect
-from farm.worker.deadline import STOP_GRACE_S, Stopwatch
+from farm.worker.deadline import MARKER, STOP_GRACE_S, Stopwatch
 from farm.worker.runner import ShardRunner
 
 pytestmark = pytest.mark.integration
@@ -200,7 +200,8 @@ def test_a_timeout_marker_overrides_the_runs_limit(folder: Path) -> None:
         def test_unmarked(): time.sleep(1.5)
         """,
         timeout_s=60.0,
-        pytest_args=("--strict-markers",),  # the marker is known without pytest-timeout
+        # The marker is known without pytest-timeout, and farm's runner enforces it.
+        pytest_args=("--strict-markers", "-p", "no:timeout"),
     )
     for name in ("test_marked", "test_marked_by_keyword"):
         result = results[f"test_t.py::{name}"]
@@ -272,7 +273,7 @@ def test_the_stopwatch_takes_the_markers_limit_over_the_runs() -> None:
     assert watch.deadline(None) is None
     assert Stopwatch(default_s=0.0, since=100.0).deadline(0) is None  # no run limit
     overrun = watch.stop("t.py::test_b", 1, now=102.5, log_offset=0)
-    assert (overrun.ran_s, overrun.limit_s, overrun.from_marker) == (2.5, 2.0, True)
+    assert (overrun.ran_s, overrun.limit_s, overrun.source) == (2.5, 2.0, MARKER)
     assert watch.wake_at(1) == 102.5 + STOP_GRACE_S
     assert not watch.done(102.6)
     watch.answer({"index": 1, "output": "so far"})

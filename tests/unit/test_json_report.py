@@ -112,6 +112,8 @@ def test_report_has_every_documented_key(tmp_path: Path) -> None:
                         "finished_at": None,
                         "longrepr": "boom",
                         "output": "out",
+                        "modules_before": None,
+                        "modules_after": [],
                     }
                 ],
                 "flaky": False,
@@ -139,6 +141,8 @@ def test_report_has_every_documented_key(tmp_path: Path) -> None:
                         "finished_at": None,
                         "longrepr": "",
                         "output": "",
+                        "modules_before": None,
+                        "modules_after": [],
                     }
                 ],
                 "flaky": False,
@@ -154,7 +158,9 @@ def test_report_has_every_documented_key(tmp_path: Path) -> None:
         "first_failure_s": None,
         "suspects": [],
         "change": None,
+        "order_dependent": [],
         "coverage": None,
+        "seeds": {},
     }
 
 
@@ -238,14 +244,16 @@ def test_format_version_is_3() -> None:
 
 
 ATTEMPT_KEYS = ("attempt", "outcome", "duration_s", "worker", "machine", "started_at",
-                "finished_at", "longrepr", "output")  # fmt: skip
+                "finished_at", "longrepr", "output", "modules_before", "modules_after")  # fmt: skip
+# Where none was recorded (a passing first attempt), the modules around it are unknown.
+NO_ORDER: dict[str, object] = {"modules_before": None, "modules_after": []}
 
 
 def test_without_retries_each_test_has_one_attempt_itself(tmp_path: Path) -> None:
     data = written(tmp_path, pytest_like_run())
     for test in data["tests"]:
         (only,) = test["attempts"]
-        assert only == {key: test.get(key, "host-a") for key in ATTEMPT_KEYS}
+        assert only == {key: NO_ORDER.get(key, test.get(key, "host-a")) for key in ATTEMPT_KEYS}
         assert test["flaky"] is False
     assert data["retries"]["exhausted"] is False and data["change"] is None
 

@@ -34,6 +34,9 @@ ROUND_TRIPS: list[tuple[Kind, bytes, pipe.Line]] = [
      pipe.ModuleLine("m.py", ["m.py::a", "m.py::b"], 2)),
     (Kind.FINISHED, pipe.encode_finished(1), pipe.FinishedLine(1)),
     (Kind.TIMEOUTS, pipe.encode_timeouts({0: 2.5, 7: 1}), pipe.TimeoutsLine({0: 2.5, 7: 1.0})),
+    (Kind.TIMEOUTS, pipe.encode_timeouts({}, armed=True), pipe.TimeoutsLine({}, armed=True)),
+    (Kind.ARMED, pipe.encode_armed(4, 1.5, True), pipe.ArmedLine(4, 1.5, True)),
+    (Kind.ARMED, pipe.encode_armed(0, None, False), pipe.ArmedLine(0, None, False)),
     (Kind.CAPTURES, pipe.encode_captures({"stdout": 5, "stderr": 6}),
      pipe.CapturesLine({"stdout": 5, "stderr": 6})),
     (Kind.OUTPUT, pipe.encode_output(3, "--- Captured stdout call ---\nhi\n"),
@@ -77,7 +80,8 @@ def test_a_result_without_a_tally_round_trips() -> None:
 def test_the_wire_bytes_are_those_the_runner_always_read() -> None:
     assert pipe.encode_order(["a.py::t"]) == b'O["a.py::t"]\n'
     assert pipe.encode_finished(0) == b"F0\n"
-    assert pipe.encode_timeouts({3: 1.5}) == b'T{"3":1.5}\n'
+    assert pipe.encode_timeouts({3: 1.5}) == b'T{"limits":{"3":1.5},"armed":false}\n'
+    assert pipe.encode_armed(2, 1.0, True) == b'A{"index":2,"limit_s":1.0,"in_process":true}\n'
     assert pipe.encode_captures({"stdout": 9}) == b'K{"stdout":9}\n'
     assert pipe.encode_output(2, None) == b'P{"index":2,"output":null}\n'
     assert pipe.encode_collect_error("x.py", "E") == b'C{"where":"x.py","longrepr":"E"}\n'
@@ -128,8 +132,16 @@ def test_a_line_of_no_kind_is_an_unknown_kind(line: bytes) -> None:
         b'M{"module":"m.py","node_ids":[],"deselected":"2"}',
         b"T[]",
         b'T{"a":1}',
-        b'T{"1":"2"}',
-        b'T{"1":true}',
+        b'T{"limits":{"a":1}}',
+        b'T{"limits":{"1":"2"}}',
+        b'T{"limits":{"1":true}}',
+        b'T{"limits":{"1":NaN}}',  # a limit that would never run out
+        b'T{"limits":{},"armed":1}',
+        b'A{"index":1,"limit_s":1}',
+        b'A{"index":1,"limit_s":Infinity,"in_process":true}',
+        b'A{"index":"1","limit_s":1,"in_process":true}',
+        b'A{"index":1,"limit_s":"1","in_process":true}',
+        b'A{"index":1,"limit_s":1,"in_process":"yes"}',
         b'K{"stdout":"5"}',
         b'K{"stdout":5.0}',
         b"K[5]",
