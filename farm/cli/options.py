@@ -1,5 +1,6 @@
 """What the ``farm`` commands share: settings from flags, pytest's options after
-``--``, the options every store-reading command takes, and warnings."""
+``--``, the options every store-reading command takes, the store a reading command
+may open, and warnings."""
 
 from __future__ import annotations
 
@@ -33,6 +34,20 @@ def common_options(func: Any) -> Any:
     )(func)
     func = click.option("--project", help="History namespace [name of pytest's rootdir].")(func)
     return func
+
+
+def existing_store_url(settings: Settings) -> str | None:
+    """The configured store, else the state folder's SQLite file if a run made one;
+    never a new database (or state folder) for a command that only reads."""
+    if settings.database_url:
+        return settings.database_url
+    if not settings.state_dir.is_dir():
+        return None  # asking for the default URL would make the folder
+    from farm.store.urls import database_url
+
+    url = settings.database_url_or_default
+    database = database_url(url).database
+    return url if database and Path(database).is_file() else None
 
 
 def warn(message: str) -> None:

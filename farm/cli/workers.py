@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from farm.cli.options import common_options, settings_from
+from farm.cli.options import common_options, existing_store_url, settings_from
 from farm.core import defaults
 from farm.core.domain import MachineSuspect
 from farm.core.errors import FarmError, SettingsError
@@ -68,7 +68,7 @@ def workers(show_all: bool, as_json: bool, **flags: Any) -> None:
 
 def _suspects(settings: Settings) -> tuple[MachineSuspect, ...]:
     """The project's suspect machines, or none when no store is at hand or it fails."""
-    url = _store_url(settings)
+    url = existing_store_url(settings)
     if url is None:
         return ()
     from farm.core.project import project_name, pytest_rootdir
@@ -80,17 +80,3 @@ def _suspects(settings: Settings) -> tuple[MachineSuspect, ...]:
             return store.suspect_machines(project, window_runs=settings.quarantine_window_runs)
     except FarmError:
         return ()
-
-
-def _store_url(settings: Settings) -> str | None:
-    """The configured store, else the state folder's SQLite file if a run made one;
-    never a new database (or state folder) for a listing."""
-    if settings.database_url:
-        return settings.database_url
-    if not settings.state_dir.is_dir():
-        return None  # asking for the default URL would make the folder
-    from farm.store.urls import database_url
-
-    url = settings.database_url_or_default
-    database = database_url(url).database
-    return url if database and Path(database).is_file() else None

@@ -1,5 +1,6 @@
 """What a run found beyond pytest's own report: retries, flaky tests, quarantined
-failures, new tests that disagree with themselves, suspect machines, the change tested.
+failures, new tests that disagree with themselves, suspect machines, tests that may
+depend on order, the change tested.
 
 Shared by the three reports. :func:`earlier_by_test` groups a run's earlier attempts
 by test for the JUnit and JSON reports; :func:`finding_sections` and
@@ -16,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from farm.core.domain import RunSummary, TestResult
+from farm.report import order_text
 
 # Lists of tests are cut here, as the summary's list of lost tests is: a broken
 # farm can make thousands of tests flaky, and the JSON report has them all.
@@ -45,7 +47,8 @@ def earlier_by_test(summary: RunSummary) -> dict[str, list[TestResult]]:
 
 def finding_sections(summary: RunSummary) -> list[Section]:
     """The summary's sections after pytest's short summary, in this order: flaky
-    tests, quarantined failures, new flaky tests, the retry budget, suspect machines."""
+    tests, quarantined failures, new flaky tests, the retry budget, suspect machines,
+    tests that may depend on order (:mod:`farm.report.order_text`)."""
     sections: list[Section] = []
     if not (
         summary.flaky
@@ -53,6 +56,7 @@ def finding_sections(summary: RunSummary) -> list[Section]:
         or summary.new_flaky
         or summary.retries.exhausted
         or summary.suspects
+        or summary.order_suspects
     ):
         return sections
     earlier = earlier_by_test(summary)
@@ -75,6 +79,8 @@ def finding_sections(summary: RunSummary) -> list[Section]:
     if summary.suspects:
         lines = [suspect.sentence() for suspect in summary.suspects]
         sections.append(Section("machines suspected", _capped(lines)))
+    if summary.order_suspects:
+        sections.append(Section(order_text.TITLE, tuple(order_text.order_lines(summary))))
     return sections
 
 

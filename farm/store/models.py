@@ -182,6 +182,9 @@ class Attempt(Base):
     finished_at: Mapped[float] = mapped_column(Double)
     tally: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: category -> count
     machine: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    # JSON {"before": [...], "after": [...]}: the other modules of its test process,
+    # whose tests ran before it and after it; NULL: not recorded.
+    module_order: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class TestHistory(Base):

@@ -1,7 +1,10 @@
 """Upgrading a database that has rows in it, on every backend: a results store made
-by an older farm keeps its runs, attempts and history."""
+by an older farm keeps its runs, attempts and history (from 0004, and from 0005,
+whose attempts have no recorded module order)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 from alembic import command
@@ -13,6 +16,7 @@ from farm.store import ResultStore
 from farm.store.schema import alembic_config, current_revision
 
 RUN = "a" * 32
+HEAD = "0006"  # the newest revision: every upgrade ends there
 ROWS_AT_0004 = [
     "INSERT INTO changes (id, repository, commit_sha, branch, pull_request, created_at) "
     "VALUES (1, 'repo', 'abcdef12', 'main', NULL, 5.0)",
@@ -80,4 +84,53 @@ class TestMigrationContract:
             assert (again.recent_outcomes, again.first_seen_at, again.samples) == ("k", 9.0, 6)
             assert (again.last_failure_at, again.last_failure_run) == (clock.now, RUN)
         with engine_at_0004.connect() as connection:
-            assert current_revision(connection) == "0005"
+            assert current_revision(connection) == HEAD
+
+
+ROWS_AT_0005 = [
+    "INSERT INTO runs (id, change_id, project, trigger, settings_json, state, verdict, "
+    "message, total_tests, estimated_makespan_s, created_at, finished_at, findings) "
+    f"VALUES ('{RUN}', NULL, 'p', 'cli', '{{}}', 'finished', 'failed', '', 1, 1.0, 6.0, 9.0, "
+    '\'{"failed": ["t.py::a"]}\')',
+    "INSERT INTO attempts (run_id, shard_id, node_id, attempt, lease, outcome, duration_s, "
+    "module_setup_s, worker, longrepr, output, started_at, finished_at, tally, machine) VALUES "
+    f"('{RUN}', 0, 't.py::a', 1, 1, 'failed', 1.5, 0.0, 'w1', 'tb', '', 7.0, 8.5, NULL, 'h1')",
+]
+
+
+@pytest.fixture
+def engine_at_0005(engine: Engine) -> Engine:
+    """The store's database made by farm's migrations up to 0005, with rows in it."""
+    with engine.connect() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0005")
+        for statement in ROWS_AT_0005:
+            connection.exec_driver_sql(statement)
+        connection.commit()
+        assert current_revision(connection) == "0005"
+    return engine
+
+
+class TestMigrationFrom0005:
+    def test_attempts_keep_their_rows_and_have_no_module_order(
+        self, engine_at_0005: Engine, empty_db_url: str, clock: FakeClock
+    ) -> None:
+        with ResultStore.open(empty_db_url, clock=clock) as store:
+            (old,) = store.all_attempts(RUN)
+            assert (old.outcome, old.machine, old.longrepr) == (Outcome.FAILED, "h1", "tb")
+            assert (old.modules_before, old.modules_after) == (None, ())
+            findings = store.get_run(RUN).findings
+            assert findings is not None
+            assert (findings.failed, findings.order_dependent) == (("t.py::a",), ())
+            assert store.order.recent("p", "t.py::a")[0].modules_before is None
+
+            # The upgraded store records the order as a new one would.
+            again = dataclasses.replace(
+                old, attempt=2, modules_before=("u.py",), modules_after=("v.py",)
+            )
+            store.record_results([again])
+            newest = store.order.recent("p", "t.py::a")[0]
+            assert (newest.modules_before, newest.modules_after) == (("u.py",), ("v.py",))
+        with engine_at_0005.connect() as connection:
+            assert current_revision(connection) == HEAD
