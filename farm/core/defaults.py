@@ -41,14 +41,20 @@ FOLLOW_UP_DECLINE_WAIT_S = 30.0
 # What a test process may send and use.
 RESULT_LIMIT_BYTES = 64 * 1024  # per traceback and per captured output
 TEST_TIMEOUT_S = 900.0  # per test, unless its timeout marker says otherwise
+# A test pytest-timeout times in its own process (its signal method) is stopped by
+# farm only this long after its limit: pytest-timeout fails it first, as under pytest.
+PYTEST_TIMEOUT_GRACE_S = 5.0
+# pytest-randomly's ``last``: the seed of the latest of the project's last this many
+# runs that used the plugin.
+SEED_LOOKBACK_RUNS = 100
 TEST_MEMORY_LIMIT_BYTES = 0  # address space of a test process; 0 is no limit
 SPARE_IDLE_S = 120.0  # a spare test process nobody gives a shard exits after this
-# Modules a result names as having run before it in its process: the nearest ones.
-MODULES_BEFORE_LIMIT = 500
 # A shard's coverage data (pytest-cov), as its test processes dumped it (compressed):
 # more is refused and the run's coverage reported incomplete. The data of a suite of
 # some thousand source files takes a few MiB.
 COVERAGE_LIMIT_BYTES = 64 * 1024 * 1024
+# Modules a result names as having run before it in its process: the nearest ones.
+MODULES_BEFORE_LIMIT = 500
 
 # Liveness: how often things say they are alive, and how long silence is tolerated.
 HEARTBEAT_S = 5.0  # a worker's heartbeat per running shard

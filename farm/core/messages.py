@@ -9,7 +9,10 @@ entry, told apart by ``type``:
 - ``result``: a :class:`farm.core.domain.TestResult` as a dict (``outcome`` as its value,
   ``tally`` as an object of counts; ``modules_before``, a list of module paths, only
   when recorded: a failing result, or an attempt after the first, with
-  ``modules_after`` when its process held modules whose tests ran after it)
+  ``modules_after`` when its process held modules whose tests ran after it;
+  ``detail``, what pytest's end-of-run sections show of it, only when there is
+  some: see
+  :mod:`farm.core.pytest_report`)
 - ``heartbeat``: ``{type, run_id, shard_id, lease, worker, at}``, every ``heartbeat_s``
   while a shard runs: it renews the shard's lease
 - ``shard_end``: ``{type, run_id, shard_id, lease, worker, at, exit_code, message, fatal,
@@ -44,6 +47,7 @@ from typing import Any, TypeVar
 from farm.core import defaults
 from farm.core.domain import Outcome, Tally, TestResult
 from farm.core.errors import FarmError
+from farm.core.pytest_report import ResultDetail
 
 T = TypeVar("T")
 
@@ -91,6 +95,9 @@ class ShardTask:
     attempt: int = 1
     avoid_workers: tuple[str, ...] = ()
     avoid_machines: tuple[str, ...] = ()
+    # pytest-timeout's per-test limit as the submitter resolved it (None: unset, or no
+    # plugin; 0: none): see farm.worker.deadline.
+    pytest_timeout_s: float | None = None
     # The run measures coverage (pytest-cov): the worker keeps each test process's
     # data apart and sends it in a ``coverage`` event (see farm.worker.coverage_relay).
     coverage: bool = False
@@ -137,6 +144,7 @@ class ShardTask:
                 attempt=_optional(data, "attempt", _int, 1),
                 avoid_workers=tuple(_optional(data, "avoid_workers", _str_list, [])),
                 avoid_machines=tuple(_optional(data, "avoid_machines", _str_list, [])),
+                pytest_timeout_s=_optional(data, "pytest_timeout_s", _float_or_none, None),
                 coverage=data.get("coverage") is True,
             )
         except KeyError as e:
@@ -277,6 +285,8 @@ def _result_json(result: TestResult) -> dict[str, Any]:
         data["modules_before"] = list(result.modules_before)
         if result.modules_after:
             data["modules_after"] = list(result.modules_after)
+    if result.detail is not None:
+        data["detail"] = result.detail.to_json()
     return data
 
 
@@ -365,7 +375,17 @@ def _decode_result(data: dict[str, Any]) -> TestResult:
         machine=_optional(data, "machine", _str, ""),
         modules_before=_modules_before(data),
         modules_after=tuple(_optional(data, "modules_after", _str_list, [])),
+        detail=_detail(data),
     )
+
+
+def _detail(data: dict[str, Any]) -> ResultDetail | None:
+    if data.get("detail") is None:
+        return None
+    try:
+        return ResultDetail.from_json(data["detail"])
+    except ValueError as e:
+        raise MessageError(f"field 'detail': {e}") from None
 
 
 def _modules_before(data: dict[str, Any]) -> tuple[str, ...] | None:
@@ -415,6 +435,10 @@ def _float(data: dict[str, Any], key: str) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
         raise MessageError(f"field {key!r} must be a finite number")
     return float(value)
+
+
+def _float_or_none(data: dict[str, Any], key: str) -> float | None:
+    return None if data[key] is None else _float(data, key)
 
 
 def _str_list(data: dict[str, Any], key: str) -> list[str]:

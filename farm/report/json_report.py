@@ -84,7 +84,6 @@ Top level:
     ``modules_before`` (array of str, or null when not known), ``modules_after``
     (array of str) and ``planned`` (bool: read from its shard's plan, as its
     process did not report it).
-
 ``coverage`` (object or null)
     A run under pytest-cov's ``--cov``: ``total`` (float percent, null when no
     figure was made), ``fail_under`` (number or null), ``reports`` (array of str,
@@ -128,6 +127,7 @@ from farm.core.domain import (
     ShardTimeline,
     TestResult,
 )
+from farm.core.seeds import plugin_seeds
 from farm.core.verdict import summary_exit_code
 from farm.report.findings import earlier_by_test
 
@@ -218,6 +218,7 @@ def _fields(summary: RunSummary) -> Iterator[tuple[str, Any]]:
     yield "change", _change_dict(summary.change)
     yield "order_dependent", [_order_dict(suspect) for suspect in summary.order_suspects]
     yield "coverage", _coverage_dict(summary.coverage)
+    yield "seeds", plugin_seeds(summary.options)
 
 
 def _tests(summary: RunSummary) -> Iterator[dict[str, Any]]:

@@ -10,8 +10,11 @@ lines; this plugin writes them in this order:
 - ``C`` for each module that fails to collect, then one ``M`` per module collected:
   every test pytest kept from it, whether or not this shard runs it (a module that
   skipped itself: its one entry), and how many ``-k``, ``-m`` or ``--deselect`` left out.
-- ``T`` if any test of the shard has a ``timeout`` marker, then ``O``, the order
-  the tests run and report in.
+- ``T`` if any test of the shard has a ``timeout`` marker, or pytest-timeout is
+  active (it then times the tests: an ``A`` line each time it starts or cancels a
+  test's timer), then ``O``, the order the tests run and report in: the shard's,
+  or, when pytest-randomly or pytest-random-order shuffles the tests (with the
+  run's seed: see :mod:`farm.core.seeds`), theirs, restricted to the shard.
 - ``R`` per test, written when the next test starts (or the run loop ends), because
   pytest records a test's warnings only after its teardown report (see
   :mod:`farm.worker.reports` for how its reports become one result). A collector that
@@ -45,6 +48,7 @@ import json
 import os
 import select
 import signal
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
@@ -57,9 +61,12 @@ import pytest
 from farm.core.defaults import RESULT_LIMIT_BYTES, SPARE_IDLE_S
 from farm.core.domain import Outcome, TestResult, module_of
 from farm.core.order import ModuleOrder, wants_order
+from farm.core.pytest_report import ResultDetail
+from farm.core.seeds import reorders, shufflers
 from farm.worker import coverage_capture, pipe
 from farm.worker.deadline import OUTPUT_SIGNAL, STACK_SIGNAL, marker_timeout_s, truncate
-from farm.worker.reports import WARNINGS_CATEGORY, TestReports, category_of, skip_outcome
+from farm.worker.reports import WARNINGS_CATEGORY, TestReports, skip_outcome
+from farm.worker.shown import Shown, status_of
 
 _PARK_S = 60.0  # how long a test over its limit waits to be killed before it exits
 _PARKED_EXIT_CODE = 70
@@ -80,8 +87,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # Known with or without pytest-timeout (which registers it too, and keeps
-    # enforcing it from inside if installed: farm leaves it alone).
+    # Known with or without pytest-timeout (which registers it too, and then
+    # enforces it itself: see farm.worker.deadline).
     config.addinivalue_line(
         "markers", "timeout(seconds): this test's time limit, instead of the run's"
     )
@@ -157,6 +164,7 @@ class ShardReporter:
         self.index: dict[str, int] = {}
         self.fd = fd
         self.limit_bytes = limit_bytes
+        self.shown = Shown(config, limit_bytes)  # what pytest's end-of-run sections show
         self.tests: dict[str, TestReports] = {}  # tests under way
         self.finished: TestResult | None = None  # the last result, unsent
         self.skipped_entries: dict[str, TestResult] = {}  # skipped collectors' results
@@ -251,7 +259,10 @@ class ShardReporter:
         self._report_modules(items)
         position = {node_id: index for index, node_id in enumerate(self.order)}
         chosen = [item for item in items if item.nodeid in position]
-        chosen.sort(key=lambda item: position[item.nodeid])
+        if not reorders(config.option, shufflers(config.pluginmanager)):
+            # A plugin that shuffles tests ordered them from the run's seed: that order
+            # stands, restricted to the shard. Else they run in the plan's order.
+            chosen.sort(key=lambda item: position[item.nodeid])
         dropped = [item for item in items if item.nodeid not in position]
         items[:] = chosen
         # Skipped modules are results already: they go first, reported at once.
@@ -260,18 +271,42 @@ class ShardReporter:
         self.index.update((item.nodeid, len(entries) + i) for i, item in enumerate(chosen))
         if dropped:
             config.hook.pytest_deselected(items=dropped)
+        # With pytest-timeout here, its hooks say each test's limit as it starts.
+        timed_inside = config.pluginmanager.hasplugin("timeout")
         limits_s = {
             self.index[item.nodeid]: seconds
-            for item in chosen
+            for item in ([] if timed_inside else chosen)
             if (seconds := marker_timeout_s(item)) is not None
         }
-        if limits_s:
-            self._write(pipe.encode_timeouts(limits_s))
+        if limits_s or timed_inside:
+            self._write(pipe.encode_timeouts(limits_s, armed=timed_inside))
         run_order = [*entries, *(item.nodeid for item in chosen)]
         self.modules = ModuleOrder(run_order)
         self._write(pipe.encode_order(run_order))
         for node_id in entries:
             self._write(pipe.encode_result(self.index[node_id], self.skipped_entries[node_id]))
+
+    @pytest.hookimpl(tryfirst=True, optionalhook=True)
+    def pytest_timeout_set_timer(self, item: pytest.Item, settings: Any) -> bool | None:
+        """pytest-timeout starts the test's timer: the runner times it from now too.
+
+        With the signal method pytest-timeout fails the test here, as under pytest,
+        and the runner waits a grace longer. The thread method would end the whole
+        process (``os._exit``): the runner stops the test itself instead, at the limit.
+        """
+        index = self.index.get(item.nodeid)
+        if index is None:
+            return None
+        main = threading.current_thread() is threading.main_thread()
+        in_process = settings.method == "signal" and main
+        self._write(pipe.encode_armed(index, float(settings.timeout), in_process))
+        return None if in_process else True  # True: pytest-timeout starts no timer
+
+    @pytest.hookimpl(tryfirst=True, optionalhook=True)
+    def pytest_timeout_cancel_timer(self, item: pytest.Item) -> None:
+        index = self.index.get(getattr(item, "nodeid", ""))
+        if index is not None:
+            self._write(pipe.encode_armed(index, None, False))
 
     def _report_modules(self, items: list[pytest.Item]) -> None:
         """One ``M`` line per module collected: what pytest kept of it, what ``-k``,
@@ -291,7 +326,10 @@ class ShardReporter:
         elif report.skipped:
             # pytest counts a module that skips itself as one skipped entry.
             outcome, reason = skip_outcome(report)
-            entry = self._make(report.nodeid, outcome, reason, "", time.time(), {"skipped": 1})
+            entry = self._make(
+                report.nodeid, outcome, reason, "", time.time(), {"skipped": 1},
+                detail=self.shown.collect_skip(report),
+            )  # fmt: skip
             self.skipped_entries[report.nodeid] = entry
 
     @pytest.hookimpl(trylast=True)
@@ -321,7 +359,7 @@ class ShardReporter:
         reports = self.tests.get(report.nodeid)
         if reports is None:  # no logstart first: some plugin reported this test itself
             reports = self.tests[report.nodeid] = TestReports(started_at=time.time())
-        reports.add(report, category_of(self.config, report))
+        reports.add(report, *status_of(self.config, report))
         if report.when == "teardown":
             self.item = None
             self._send_finished()
@@ -335,7 +373,8 @@ class ShardReporter:
         if when == "runtest" and finished is not None and finished.node_id == nodeid:
             tally = dict(finished.tally)
             tally[WARNINGS_CATEGORY] = tally.get(WARNINGS_CATEGORY, 0) + 1
-            self.finished = replace(finished, tally=tuple(sorted(tally.items())))
+            detail = self.shown.with_warning(finished.detail, warning_message)
+            self.finished = replace(finished, tally=tuple(sorted(tally.items())), detail=detail)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Iterator[None]:
@@ -370,6 +409,7 @@ class ShardReporter:
             reports.tally,
             duration_s=own_s,
             module_setup_s=module_setup_s,
+            detail=self.shown.detail(reports.statuses),
         )
         if wants_order(result.outcome, result.attempt):
             before, after = self.modules.around(self.index.get(node_id, -1))
@@ -387,6 +427,7 @@ class ShardReporter:
         *,
         duration_s: float = 0.0,
         module_setup_s: float = 0.0,
+        detail: ResultDetail | None = None,
     ) -> TestResult:
         """A result of this shard's, its texts truncated."""
         stamp = self.stamp
@@ -406,4 +447,5 @@ class ShardReporter:
             started_at=started_at,
             finished_at=time.time(),
             tally=tuple(sorted(tally.items())),
+            detail=detail,
         )

@@ -160,6 +160,7 @@ def test_report_has_every_documented_key(tmp_path: Path) -> None:
         "change": None,
         "order_dependent": [],
         "coverage": None,
+        "seeds": {},
     }
 
 
