@@ -7,6 +7,7 @@ one line on stderr and the exit code the class names, never a traceback.
 from __future__ import annotations
 
 from farm.core.domain import ExitCode
+from farm.core.pytest_options import PytestOptions
 
 
 class FarmError(Exception):
@@ -45,16 +46,28 @@ class CollectionError(FarmError):
     """Raised when pytest cannot collect the suite (syntax error, import error, bad option).
 
     ``failed`` holds ``(node id of the collector, pytest's report)`` for each module
-    that failed to collect, which pytest reports as one error each.
+    that failed to collect, which pytest reports as one error each; ``skipped``
+    ``(node id, path, line, reason)`` for each that skipped itself, which pytest
+    still counts and lists; ``options`` the options pytest resolved, which say how.
     """
 
     exit_code = ExitCode.INTERRUPTED
 
     def __init__(
-        self, message: str, details: str = "", failed: tuple[tuple[str, str], ...] = ()
+        self,
+        message: str,
+        details: str = "",
+        failed: tuple[tuple[str, str], ...] = (),
+        *,
+        skipped: tuple[tuple[str, str, int | None, str], ...] = (),
+        options: PytestOptions | None = None,
+        messages: tuple[str | None, ...] = (),
     ) -> None:
         super().__init__(message, details)
         self.failed = failed
+        self.skipped = skipped
+        self.options = options  # as pytest resolved them; None: not known
+        self.messages = messages  # each failure's short-summary message (None: none)
 
 
 class Interrupted(FarmError):

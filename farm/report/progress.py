@@ -14,6 +14,10 @@ Terms:
     slower than history says. It scales the estimate of the work still to do.
 *ETA*
     Estimated remaining work, times speed, divided by the number of workers.
+
+pytest's ``-v`` replaces the progress with pytest's own line per test as its result
+arrives (:mod:`farm.report.test_lines`); ``-q`` leaves only the line redrawn on a
+terminal (a CI log gets no progress lines), ``-qq`` not even that.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from typing import TextIO
 
 from farm.core import defaults
 from farm.core.domain import Outcome, TestResult
+from farm.report.test_lines import verbose_lines
+from farm.report.text import Where
 
 _CLEAR_TO_END = "\x1b[K"
 
@@ -48,6 +54,8 @@ class Progress:
         interval_s: float = defaults.PROGRESS_INTERVAL_S,
         width: int = 80,
         started_at: float | None = None,
+        verbosity: int = 0,
+        where: Where | None = None,
     ) -> None:
         self._stream = stream
         self.total = total
@@ -57,6 +65,9 @@ class Progress:
         self._interval_s = interval_s
         self._width = width
         self._started_at = started_at
+        self._verbosity = verbosity  # pytest's -v minus -q
+        self._where = where or Where()  # node ids as they are
+        self._reported = 0  # tests with a -v line so far
         self.passed = 0
         self.failed = 0
         self.skipped = 0
@@ -91,6 +102,17 @@ class Progress:
             self.passed += 1
         self._done_estimate_s += max(estimate_s, 0.0)
         self._done_actual_s += max(result.duration_s, 0.0)
+        if self._verbosity > 0 and not self._closed:
+            self._print_verbose(result)
+
+    def _print_verbose(self, result: TestResult) -> None:
+        """pytest's -v lines of ``result``, with the share of tests reported so far."""
+        percent = 100 * (self._reported + 1) // max(self.total, self._reported + 1, 1)
+        lines = verbose_lines(result, percent, self._width, self._verbosity, self._where)
+        if lines:
+            self._reported += 1
+            self._stream.write("".join(line + "\n" for line in lines))
+            self._stream.flush()
 
     def speed(self) -> float:
         """Actual over estimated work finished so far; 1.0 until there is any."""
@@ -107,7 +129,7 @@ class Progress:
 
     def render(self, now: float) -> None:
         """Draw the current state (TTY), or print it if ``interval_s`` has passed (plain)."""
-        if self._closed:
+        if self._closed or not self._shows_progress:
             return
         if self._started_at is None:
             self._started_at = now
@@ -120,17 +142,26 @@ class Progress:
         """End the progress display; with ``now``, show the final state first."""
         if self._closed:
             return
-        if now is not None:
+        if now is not None and self._shows_progress:
             if self._started_at is None:
                 self._started_at = now
             if self._is_tty:
                 self._draw(now)
             elif self.done != self._last_plain_done:
                 self._print_plain(now)
-        if self._is_tty and self._drawn:
+        if (self._is_tty and self._drawn) or self._reported:
+            # After pytest's -v lines, pytest's blank line before its sections.
             self._stream.write("\n")
             self._stream.flush()
         self._closed = True
+
+    @property
+    def _shows_progress(self) -> bool:
+        """Whether farm's progress is drawn: not under -v (pytest's lines instead),
+        nor in a log under -q, nor at all under -qq."""
+        if self._verbosity > 0 or self._verbosity < -1:
+            return False
+        return self._verbosity == 0 or self._is_tty
 
     def _elapsed_s(self, now: float) -> float:
         return now - (self._started_at if self._started_at is not None else now)

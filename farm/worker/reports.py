@@ -35,9 +35,13 @@ class TestReports:
     calls: list[pytest.TestReport] = field(default_factory=list)  # subtests, then its own
     teardown: pytest.TestReport | None = None
     tally: Counter[str] = field(default_factory=Counter)
+    # Every report with its summary key and verbose word, for pytest's sections.
+    statuses: list[tuple[pytest.TestReport, str, str]] = field(default_factory=list)
 
-    def add(self, report: pytest.TestReport, category: str) -> None:
-        """Keep ``report``; ``category`` is its summary key ("" counts toward none)."""
+    def add(self, report: pytest.TestReport, category: str, word: str = "") -> None:
+        """Keep ``report``; ``category`` is its summary key ("" counts toward none),
+        ``word`` its verbose word."""
+        self.statuses.append((report, category, word))
         if report.when == "setup":
             self.setup = report
         elif report.when == "call":

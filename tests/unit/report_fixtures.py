@@ -2,14 +2,18 @@
 
 ``pytest_like_run`` has no retries, flaky tests, quarantine, suspects or change: the
 summary, JUnit XML and JSON report of it must stay what they were before farm
-retried tests. ``retried_run`` has one of everything farm adds.
+retried tests. ``retried_run`` has one of everything farm adds. ``sections_run``
+has one test of each kind with what its test process sends for pytest's sections.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from farm.core.domain import (
     ChangeRef,
     CodeInfo,
+    CollectWarning,
     MachineSuspect,
     Outcome,
     Retries,
@@ -18,6 +22,8 @@ from farm.core.domain import (
     TestResult,
     Verdict,
 )
+from farm.core.pytest_options import PytestOptions
+from farm.core.pytest_report import Place, PytestReport, ResultDetail
 
 # What a test may print: a NUL, the end of a CDATA section, markup, a terminal escape.
 HOSTILE = "nul\x00 cdata]]> <script>alert(1)</script> &amp; esc\x1b[2J"
@@ -145,4 +151,192 @@ def retried_run() -> RunSummary:
             pull_request="42",
             author="ada",
         ),
+    )
+
+
+# --- a run whose results carry what pytest's sections show ------------------------
+
+ROOT = "/src/shop"  # where pytest ran: the rootdir, also the invocation folder
+FAIL_TEXT = (
+    "\n    def test_fail():\n>       assert 1 == 2\nE       assert 1 == 2\n\n"
+    "tests/test_r.py:14: AssertionError\n"
+)
+SETUP_TEXT = (
+    "\n    @pytest.fixture\n    def broken():\n>       raise RuntimeError('boom')\n"
+    "E       RuntimeError: boom\n\ntests/conftest.py:10: RuntimeError\n"
+)
+TEARDOWN_TEXT = "\n>       raise ValueError('teardown boom')\nE       ValueError: teardown boom\n"
+WARNING = Place("tests/test_r.py", 22, "UserWarning: careful\n  warnings.warn('careful')\n")
+
+
+def shown(
+    node_id: str,
+    outcome: Outcome,
+    tally: dict[str, int],
+    *reports: PytestReport,
+    warnings: tuple[Place, ...] = (),
+    durations: tuple[tuple[str, float], ...] = (),
+) -> TestResult:
+    """A result of a test process, with the detail pytest's sections need."""
+    detail = ResultDetail(reports=reports, warnings=warnings, durations=durations)
+    return attempt(node_id, outcome, tally=tuple(sorted(tally.items())), detail=detail)
+
+
+def sections_run(**options: Any) -> RunSummary:
+    """One test of each kind, as the test processes reported them, run with
+    ``options`` (:class:`PytestOptions` fields)."""
+    call = ("call", 0.01)
+    results = (
+        attempt("tests/test_r.py::test_pass", tally=(("passed", 1),)),
+        shown(
+            "tests/test_r.py::test_fail",
+            Outcome.FAILED,
+            {"failed": 1},
+            PytestReport(
+                "failed",
+                "call",
+                "FAILED",
+                "test_fail",
+                message="assert 1 == 2",
+                text=FAIL_TEXT,
+                sections=(("Captured stdout call", "in call\n"),),
+                teardown=(("Captured stdout teardown", "bye\n"),),
+                crash=Place("tests/test_r.py", 14, "assert 1 == 2"),
+            ),
+            durations=(("setup", 0.0001), ("call", 0.25), ("teardown", 0.0002)),
+        ),
+        shown(
+            "tests/test_r.py::test_error",
+            Outcome.ERROR,
+            {"error": 1},
+            PytestReport(
+                "error",
+                "setup",
+                "ERROR",
+                "test_error",
+                message="RuntimeError: boom",
+                text=SETUP_TEXT,
+            ),
+            durations=(("setup", 1.5), ("teardown", 0.0)),
+        ),
+        shown(
+            "tests/test_r.py::TestK::test_td",
+            Outcome.ERROR,
+            {"passed": 1, "error": 1},
+            PytestReport(
+                "error",
+                "teardown",
+                "ERROR",
+                "TestK.test_td",
+                message="ValueError: teardown boom",
+                text=TEARDOWN_TEXT,
+                sections=(("Captured stdout teardown", "tearing down\n"),),
+            ),
+        ),
+        shown(
+            "tests/test_r.py::test_warn",
+            Outcome.PASSED,
+            {"passed": 1, "warnings": 1},
+            warnings=(WARNING,),
+            durations=(call,),
+        ),
+        *(
+            shown(
+                f"tests/test_r.py::test_skip[{i}]",
+                Outcome.SKIPPED,
+                {"skipped": 1},
+                PytestReport(
+                    "skipped",
+                    "call",
+                    "SKIPPED",
+                    message="Skipped: nah",
+                    skip=Place("tests/test_r.py", 31, "Skipped: nah"),
+                ),
+            )
+            for i in (1, 2)
+        ),
+        shown(
+            "tests/test_r.py::test_marked",
+            Outcome.SKIPPED,
+            {"skipped": 1},
+            PytestReport(
+                "skipped",
+                "setup",
+                "SKIPPED",
+                message="marked",
+                skip=Place("tests/test_r.py", None, "marked"),
+            ),
+        ),
+        shown(
+            "tests/test_r.py::test_xfail",
+            Outcome.XFAILED,
+            {"xfailed": 1},
+            PytestReport("xfailed", "call", "XFAIL", "test_xfail", message="known"),
+        ),
+        shown(
+            "tests/test_r.py::test_xfail_setup",
+            Outcome.XFAILED,
+            {"xfailed": 1},
+            PytestReport("xfailed", "setup", "XFAIL", "test_xfail_setup", message="reason: later"),
+        ),
+        shown(
+            "tests/test_r.py::test_xpass",
+            Outcome.XPASSED,
+            {"xpassed": 1},
+            PytestReport("xpassed", "call", "XPASS", "test_xpass", message="maybe"),
+        ),
+        shown(
+            "tests/test_r.py::test_prints",
+            Outcome.PASSED,
+            {"passed": 1},
+            PytestReport(
+                "passed",
+                "call",
+                "PASSED",
+                "test_prints",
+                sections=(("Captured stdout call", "hello\n"),),
+            ),
+        ),
+        shown(
+            "tests/test_long.py::test_long",
+            Outcome.FAILED,
+            {"failed": 1},
+            PytestReport(
+                "failed",
+                "call",
+                "FAILED",
+                "test_long",
+                message="AssertionError: " + "a" * 100 + "\nsecond line",
+                text=FAIL_TEXT,
+            ),
+        ),
+        shown(
+            "tests/test_skipped_module.py",
+            Outcome.SKIPPED,
+            {"skipped": 1},
+            PytestReport(
+                "skipped",
+                "collect",
+                "SKIPPED",
+                message="could not import 'x'",
+                skip=Place("tests/test_skipped_module.py", 3, "could not import 'x'"),
+            ),
+        ),
+    )
+    return RunSummary(
+        run_id="r3",
+        verdict=Verdict.FAILED,
+        collected=len(results),
+        results=results,
+        missing=(),
+        makespan_s=2.5,
+        estimated_makespan_s=2.0,
+        workers=2,
+        options=PytestOptions(**{"reportchars": "wfE", **options}),
+        rootdir=ROOT,
+        invocation_dir=ROOT,
+        collection_warnings=(
+            CollectWarning("tests/test_r.py:64", f"{ROOT}/tests/test_r.py:64: UnknownMark\n"),
+        ),
+        collect_warnings=1,
     )
