@@ -27,7 +27,6 @@ SUITE = Path(__file__).resolve().parent.parent / "conformance" / "suites" / "rep
 CASES: list[tuple[str, list[str], str]] = [
     ("ra", ["-ra"], ""),
     ("rA", ["-rA"], ""),
-    ("rfE", ["-rfE"], ""),
     ("q", ["-q"], ""),
     ("qq", ["-qq", "-rs"], ""),
     ("v", ["-v"], ""),
