@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from helpers import NO_RANDOMLY
 
 from farm.core.domain import Outcome, TestResult
 from farm.core.messages import Event, ShardTask, decode_event
@@ -49,7 +50,12 @@ def run(
     ids = tuple(node_ids or collection.node_ids)
     task = ShardTask("run1", 0, 1, collection.rootdir, ids, (), collection.inifile, 4096)
     sink = RecordingSink()
-    runner = ShardRunner(task, sink, worker="w:1", env={**env, "PATH": "/usr/bin:/bin"})
+    runner = ShardRunner(
+        task,
+        sink,
+        worker="w:1",
+        env={"PYTEST_ADDOPTS": NO_RANDOMLY, **env, "PATH": "/usr/bin:/bin"},
+    )
     return runner, sink, runner.run()
 
 
