@@ -16,8 +16,9 @@ be made again. So a run has one seed, fixed on the submitter:
 The collection learns the seed from farm's collection plugin (:data:`SEED_OPTION`),
 because before it nothing says which plugins are installed; it reports which are
 active and how their seed options were given (:func:`given_seeds`), and the shards
-get the seed as the plugins' own options (:func:`seed_args`), which reproduce the
-run when given to ``farm run`` or to pytest. The facts live in
+get it the same way (:func:`seed_args`, applied by the worker's plugin); the
+plugins' own options (:func:`seed_lines`) reproduce the run when given to ``farm
+run`` or to pytest. The facts live in
 :class:`~farm.core.pytest_options.PytestOptions` (``randomly_seed``,
 ``random_order_seed``, ``seed``); the collection cache keeps the first two, and
 each run puts its own seed in (:func:`with_seed`), so a seed farm chose never
@@ -33,7 +34,7 @@ from typing import Any
 
 from farm.core.pytest_options import PytestOptions
 
-SEED_OPTION = "--farm-seed"  # farm's collection plugin: the run's seed
+SEED_OPTION = "--farm-seed"  # farm's collection and worker plugins: the run's seed
 RANDOMLY = "randomly"  # the plugins' names to pytest's plugin manager
 RANDOM_ORDER = "random_order"
 _CHANCE = ("default", "last")  # pytest-randomly's values that name no seed
@@ -133,13 +134,15 @@ def seed_lines(options: PytestOptions) -> list[str]:
 
 
 def seed_args(options: PytestOptions) -> tuple[str, ...]:
-    """The plugins' options that give every shard the run's seed where the user's
-    options left it to chance (a seed the user gave is in their options already)."""
+    """farm's own option that gives every shard the run's seed where the user's options
+    left it to chance (a seed the user gave is in their options already).
+
+    Not the plugins' options: a worker's test environment (a setup command's) may
+    lack a plugin the submitter has, and pytest refuses an option no plugin declares;
+    farm's plugin, in every test process, puts the seed in for a plugin that is there.
+    """
     if options.seed is None:
         return ()
-    args = []
-    if options.randomly_seed in _CHANCE:
-        args.append(f"--randomly-seed={options.seed}")
-    if options.random_order_seed == "default":
-        args.append(f"--random-order-seed={options.seed}")
-    return tuple(args)
+    if options.randomly_seed in _CHANCE or options.random_order_seed == "default":
+        return (f"{SEED_OPTION}={options.seed}",)
+    return ()

@@ -62,7 +62,7 @@ from farm.core.defaults import RESULT_LIMIT_BYTES, SPARE_IDLE_S
 from farm.core.domain import Outcome, TestResult, module_of
 from farm.core.order import ModuleOrder, wants_order
 from farm.core.pytest_report import ResultDetail
-from farm.core.seeds import reorders, shufflers
+from farm.core.seeds import SEED_OPTION, apply_seed, reorders, shufflers
 from farm.worker import coverage_capture, pipe
 from farm.worker.deadline import OUTPUT_SIGNAL, STACK_SIGNAL, marker_timeout_s, truncate
 from farm.worker.reports import WARNINGS_CATEGORY, TestReports, skip_outcome
@@ -84,9 +84,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--farm-report-fd", type=int, default=None, help="fd for result lines")
     group.addoption("--farm-limit-bytes", type=int, default=RESULT_LIMIT_BYTES)
     group.addoption("--farm-idle-s", type=float, default=SPARE_IDLE_S)
+    group.addoption(SEED_OPTION, type=int, default=None, help="the run's seed")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    # First: the shuffling plugins read their seed options in their own
+    # pytest_configure, so the run's seed goes in before they run.
+    if (seed := config.getoption("farm_seed")) is not None:
+        apply_seed(config.option, seed)
     # Known with or without pytest-timeout (which registers it too, and then
     # enforces it itself: see farm.worker.deadline).
     config.addinivalue_line(

@@ -94,7 +94,7 @@ def test_each_plugin_shows_the_seed_it_uses() -> None:
     both = PytestOptions(randomly_seed="last", random_order_seed="default", seed=11)
     assert plugin_seeds(both) == {"--randomly-seed": "11", "--random-order-seed": "11"}
     assert seed_lines(both) == ["Using --randomly-seed=11", "Using --random-order-seed=11"]
-    assert seed_args(both) == ("--randomly-seed=11", "--random-order-seed=11")
+    assert seed_args(both) == ("--farm-seed=11",)
     assert randomly_seed(both) == 11
     # The user's own seeds are in their options already: shown, not added again.
     given = PytestOptions(randomly_seed="5", random_order_seed="x", seed=11)
@@ -123,7 +123,7 @@ def test_every_shard_and_the_record_carry_the_runs_seed_and_timeout(tmp_path: Pa
     options = PytestOptions(randomly_seed="default", seed=77, timeout_s=2.0)
     collection = Collection("/r", "", ("t.py::a",), options=options)
     task = shard_template(Settings(), "run", ("-x",), collection, None)
-    assert task.pytest_args == ("-x", "--randomly-seed=77")
+    assert task.pytest_args == ("-x", "--farm-seed=77")
     assert task.pytest_timeout_s == 2.0
     request = RunRequest(paths=(), pytest_args=("-x",), cwd=tmp_path, env={})
     record = settings_record(Settings(), request, collection, None)
