@@ -1,8 +1,8 @@
-"""Wire messages between scheduler and workers, as JSON (never pickle).
+"""Wire messages from workers to the scheduler, as JSON (never pickle).
 
-A :class:`ShardTask` is the argument of the Celery task ``farm.run_shard``. Workers
-answer on the run's events stream (see :mod:`farm.core.keys`) with one JSON object per
-entry, told apart by ``type``:
+A worker is handed a shard as a :class:`farm.core.shard_task.ShardTask`. It answers on
+the run's events stream (see :mod:`farm.core.keys`) with one JSON object per entry,
+told apart by ``type``:
 
 - ``shard_start``: ``{type, run_id, shard_id, lease, worker, at, machine}`` (workers
   before ``machine`` was named so sent it as ``host``, still read)
@@ -22,7 +22,7 @@ entry, told apart by ``type``:
   worker would escape (a refused snapshot, a failing setup command): the run ends
   with an error verdict instead of waiting for results that will never come;
   ``declined`` (with ``retry``) means the shard is a follow-up this slot or machine
-  must avoid (see :attr:`ShardTask.avoid_workers`), so it was not run here
+  must avoid (see :attr:`farm.core.shard_task.ShardTask.avoid_workers`), so it was not run here
 - ``collected``: ``{type, run_id, shard_id, lease, module, node_ids, deselected}``:
   every test pytest collected (and kept, after ``-k``/``-m``) from one module on the
   worker, in order, and how many it left out; it verifies a run started from a
@@ -33,123 +33,26 @@ entry, told apart by ``type``:
   ``shard_end``: see :class:`ShardCoverage`
 
 :func:`decode_event` validates a message read from the network and raises
-:class:`MessageError` for anything malformed, so ingestion can log it and go on.
+:class:`farm.core.wire_fields.MessageError` for anything malformed, so ingestion can
+log it and go on.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from farm.core import defaults
 from farm.core.domain import Outcome, Tally, TestResult
-from farm.core.errors import FarmError
 from farm.core.pytest_report import ResultDetail
-
-T = TypeVar("T")
-
-TASK_NAME = "farm.run_shard"
-
-
-class MessageError(FarmError):
-    """Raised when a message from the network is malformed."""
-
-
-@dataclass(frozen=True)
-class ShardTask:
-    """One shard to run: which tests, where, with which pytest options.
-
-    ``node_ids`` are relative to ``rootdir``, in the order to run them;
-    ``pytest_args`` are options passed through to pytest (never paths).
-
-    Without ``snapshot``, ``rootdir`` and ``inifile`` are paths on a filesystem the
-    worker shares with the submitter. With it, the code to test is the archive of
-    that sha256 digest in the artifact store ``artifacts`` (a location without
-    credentials: see :mod:`farm.artifacts`), and ``rootdir`` and ``inifile`` are
-    relative to the archive's root. ``setup_command``, when set, builds the
-    environment the tests run in, keyed by the files ``setup_files`` match.
-    """
-
-    run_id: str
-    shard_id: int
-    lease: int
-    rootdir: str
-    node_ids: tuple[str, ...]
-    pytest_args: tuple[str, ...] = ()
-    inifile: str = ""
-    result_limit_bytes: int = defaults.RESULT_LIMIT_BYTES
-    snapshot: str = ""
-    artifacts: str = ""
-    snapshot_max_bytes: int = defaults.SNAPSHOT_MAX_BYTES
-    setup_command: str = ""
-    setup_files: tuple[str, ...] = ()
-    heartbeat_s: float = defaults.HEARTBEAT_S
-    test_timeout_s: float = defaults.TEST_TIMEOUT_S
-    memory_limit_bytes: int = defaults.TEST_MEMORY_LIMIT_BYTES
-    # A follow-up of tests that already ran in this run (a retry, a repeat of a new
-    # test): the attempt number its results carry, and the slots (``name:pid``) and
-    # machines it must not run on. A slot it must avoid declines it.
-    attempt: int = 1
-    avoid_workers: tuple[str, ...] = ()
-    avoid_machines: tuple[str, ...] = ()
-    # pytest-timeout's per-test limit as the submitter resolved it (None: unset, or no
-    # plugin; 0: none): see farm.worker.deadline.
-    pytest_timeout_s: float | None = None
-    # The run measures coverage (pytest-cov): the worker keeps each test process's
-    # data apart and sends it in a ``coverage`` event (see farm.worker.coverage_relay).
-    coverage: bool = False
-
-    def declined_by(self, worker: str, machine: str) -> bool:
-        """Whether the slot ``worker`` on ``machine`` must leave this shard to another."""
-        return worker in self.avoid_workers or machine in self.avoid_machines
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["node_ids"] = list(self.node_ids)
-        data["pytest_args"] = list(self.pytest_args)
-        data["setup_files"] = list(self.setup_files)
-        data["avoid_workers"] = list(self.avoid_workers)
-        data["avoid_machines"] = list(self.avoid_machines)
-        return data
-
-    @classmethod
-    def from_json(cls, data: object) -> ShardTask:
-        if not isinstance(data, dict):
-            raise MessageError("shard task must be a JSON object")
-        try:
-            task = cls(
-                run_id=_str(data, "run_id"),
-                shard_id=_int(data, "shard_id"),
-                lease=_int(data, "lease"),
-                rootdir=_str(data, "rootdir"),
-                node_ids=tuple(_str_list(data, "node_ids")),
-                pytest_args=tuple(_str_list(data, "pytest_args")),
-                inifile=str(data.get("inifile", "")),
-                result_limit_bytes=_int(data, "result_limit_bytes"),
-                snapshot=_optional(data, "snapshot", _str, ""),
-                artifacts=_optional(data, "artifacts", _str, ""),
-                snapshot_max_bytes=_optional(
-                    data, "snapshot_max_bytes", _int, defaults.SNAPSHOT_MAX_BYTES
-                ),
-                setup_command=_optional(data, "setup_command", _str, ""),
-                setup_files=tuple(_optional(data, "setup_files", _str_list, [])),
-                heartbeat_s=_optional(data, "heartbeat_s", _float, defaults.HEARTBEAT_S),
-                test_timeout_s=_optional(data, "test_timeout_s", _float, defaults.TEST_TIMEOUT_S),
-                memory_limit_bytes=_optional(
-                    data, "memory_limit_bytes", _int, defaults.TEST_MEMORY_LIMIT_BYTES
-                ),
-                attempt=_optional(data, "attempt", _int, 1),
-                avoid_workers=tuple(_optional(data, "avoid_workers", _str_list, [])),
-                avoid_machines=tuple(_optional(data, "avoid_machines", _str_list, [])),
-                pytest_timeout_s=_optional(data, "pytest_timeout_s", _float_or_none, None),
-                coverage=data.get("coverage") is True,
-            )
-        except KeyError as e:
-            raise MessageError(f"shard task lacks field {e}") from None
-        return task
+from farm.core.wire_fields import (
+    MessageError,
+    float_field,
+    int_field,
+    optional_field,
+    str_field,
+    str_list_field,
+)
 
 
 @dataclass(frozen=True)
@@ -304,16 +207,16 @@ def decode_event(raw: str | bytes) -> Event:
         if kind == "shard_start":
             return ShardStart(
                 *_shard_fields(data),
-                _str(data, "worker"),
-                _float(data, "at"),
+                str_field(data, "worker"),
+                float_field(data, "at"),
                 str(data.get("machine", data.get("host", ""))),
             )
         if kind == "shard_end":
             return ShardEnd(
                 *_shard_fields(data),
-                _str(data, "worker"),
-                _float(data, "at"),
-                _int(data, "exit_code"),
+                str_field(data, "worker"),
+                float_field(data, "at"),
+                int_field(data, "exit_code"),
                 str(data.get("message", "")),
                 data.get("fatal") is True,
                 data.get("retry") is True,
@@ -322,30 +225,30 @@ def decode_event(raw: str | bytes) -> Event:
         if kind == "heartbeat":
             return Heartbeat(
                 *_shard_fields(data),
-                _str(data, "worker"),
-                _float(data, "at"),
+                str_field(data, "worker"),
+                float_field(data, "at"),
             )
         if kind == "collected":
             return ModuleCollected(
                 *_shard_fields(data),
-                _str(data, "module"),
-                tuple(_str_list(data, "node_ids")),
-                _optional(data, "deselected", _int, 0),
+                str_field(data, "module"),
+                tuple(str_list_field(data, "node_ids")),
+                optional_field(data, "deselected", int_field, 0),
             )
         if kind == "collect_error":
             return CollectFailed(
                 *_shard_fields(data),
-                _str(data, "where"),
-                _str(data, "longrepr"),
+                str_field(data, "where"),
+                str_field(data, "longrepr"),
             )
         if kind == "coverage":
             return ShardCoverage(
                 *_shard_fields(data),
-                _str(data, "worker"),
-                _str(data, "root"),
-                tuple(_str_list(data, "parts")),
-                tuple(_str_list(data, "platforms")),
-                _str(data, "missing"),
+                str_field(data, "worker"),
+                str_field(data, "root"),
+                tuple(str_list_field(data, "parts")),
+                tuple(str_list_field(data, "platforms")),
+                str_field(data, "missing"),
             )
     except KeyError as e:
         raise MessageError(f"{kind} event lacks field {e}") from None
@@ -358,23 +261,23 @@ def _decode_result(data: dict[str, Any]) -> TestResult:
     except ValueError:
         raise MessageError(f"unknown outcome {data['outcome']!r}") from None
     return TestResult(
-        run_id=_str(data, "run_id"),
-        shard_id=_int(data, "shard_id"),
-        lease=_int(data, "lease"),
-        node_id=_str(data, "node_id"),
+        run_id=str_field(data, "run_id"),
+        shard_id=int_field(data, "shard_id"),
+        lease=int_field(data, "lease"),
+        node_id=str_field(data, "node_id"),
         outcome=outcome,
-        duration_s=_float(data, "duration_s"),
-        module_setup_s=_float(data, "module_setup_s"),
-        worker=_str(data, "worker"),
-        attempt=_int(data, "attempt"),
-        longrepr=_str(data, "longrepr"),
-        output=_str(data, "output"),
-        started_at=_float(data, "started_at"),
-        finished_at=_float(data, "finished_at"),
-        tally=_optional(data, "tally", _tally, ()),
-        machine=_optional(data, "machine", _str, ""),
+        duration_s=float_field(data, "duration_s"),
+        module_setup_s=float_field(data, "module_setup_s"),
+        worker=str_field(data, "worker"),
+        attempt=int_field(data, "attempt"),
+        longrepr=str_field(data, "longrepr"),
+        output=str_field(data, "output"),
+        started_at=float_field(data, "started_at"),
+        finished_at=float_field(data, "finished_at"),
+        tally=optional_field(data, "tally", _tally, ()),
+        machine=optional_field(data, "machine", str_field, ""),
         modules_before=_modules_before(data),
-        modules_after=tuple(_optional(data, "modules_after", _str_list, [])),
+        modules_after=tuple(optional_field(data, "modules_after", str_list_field, [])),
         detail=_detail(data),
     )
 
@@ -391,7 +294,7 @@ def _detail(data: dict[str, Any]) -> ResultDetail | None:
 def _modules_before(data: dict[str, Any]) -> tuple[str, ...] | None:
     if data.get("modules_before") is None:
         return None
-    return tuple(_str_list(data, "modules_before"))
+    return tuple(str_list_field(data, "modules_before"))
 
 
 def _tally(data: dict[str, Any], key: str) -> Tally:
@@ -406,43 +309,4 @@ def _tally(data: dict[str, Any], key: str) -> Tally:
 
 def _shard_fields(data: dict[str, Any]) -> tuple[str, int, int]:
     """``run_id``, ``shard_id`` and ``lease``: the fields every event but a result starts with."""
-    return _str(data, "run_id"), _int(data, "shard_id"), _int(data, "lease")
-
-
-def _optional(
-    data: dict[str, Any], key: str, parse: Callable[[dict[str, Any], str], T], default: T
-) -> T:
-    """``parse(data, key)`` if the field is there (older senders omit it), else ``default``."""
-    return parse(data, key) if key in data else default
-
-
-def _str(data: dict[str, Any], key: str) -> str:
-    value = data[key]
-    if not isinstance(value, str):
-        raise MessageError(f"field {key!r} must be a string")
-    return value
-
-
-def _int(data: dict[str, Any], key: str) -> int:
-    value = data[key]
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise MessageError(f"field {key!r} must be an integer")
-    return value
-
-
-def _float(data: dict[str, Any], key: str) -> float:
-    value = data[key]
-    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-        raise MessageError(f"field {key!r} must be a finite number")
-    return float(value)
-
-
-def _float_or_none(data: dict[str, Any], key: str) -> float | None:
-    return None if data[key] is None else _float(data, key)
-
-
-def _str_list(data: dict[str, Any], key: str) -> list[str]:
-    value = data[key]
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise MessageError(f"field {key!r} must be a list of strings")
-    return value
+    return str_field(data, "run_id"), int_field(data, "shard_id"), int_field(data, "lease")

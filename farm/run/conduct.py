@@ -25,9 +25,9 @@ from farm.core import broker
 from farm.core.domain import Collection, RunFindings, RunState, RunSummary, Verdict
 from farm.core.errors import CollectionError, FarmError, InfrastructureError, NoTestsCollected
 from farm.core.keys import Keys
-from farm.core.messages import ShardTask
 from farm.core.quarantine import QuarantineRules
 from farm.core.settings import Settings
+from farm.core.shard_task import ShardTask
 from farm.core.verdict import decide
 from farm.report.progress import Progress
 from farm.report.text import Where, terminal_width

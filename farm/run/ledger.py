@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from farm.core.domain import ChangeRef, RunFindings, RunState, ShardTimeline, TestResult, Verdict
-from farm.core.messages import ShardTask
 from farm.core.quarantine import QuarantineRules
+from farm.core.shard_task import ShardTask
 from farm.run.planner import Shards
 from farm.run.records import shard_records, shard_timeline
 from farm.store import ShardRecord, ShardView

@@ -14,8 +14,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from farm.core.domain import History
-from farm.core.messages import ShardTask
 from farm.core.settings import Settings
+from farm.core.shard_task import ShardTask
 from farm.scheduler.estimate import estimate
 from farm.scheduler.plan import Plan, Shard, make_plan
 from farm.scheduler.simulate import list_schedule_makespan_s

@@ -15,11 +15,11 @@ from collections.abc import Iterable, Sequence
 
 from farm.core.domain import Collection, Outcome, RunSummary, ShardTimeline, TestResult, Verdict
 from farm.core.errors import CollectionError
-from farm.core.messages import ShardTask
 from farm.core.pytest_options import PytestOptions
 from farm.core.pytest_report import Place, PytestReport, ResultDetail
 from farm.core.seeds import seed_args
 from farm.core.settings import Settings
+from farm.core.shard_task import ShardTask
 from farm.run.publish import CodeRef, relative_to_code
 from farm.run.request import RunRequest
 from farm.scheduler.plan import Plan

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from celery import Celery
 
 from farm.core.broker import celery_config
-from farm.core.messages import TASK_NAME, ShardTask
+from farm.core.shard_task import TASK_NAME, ShardTask
 
 
 class Dispatcher:

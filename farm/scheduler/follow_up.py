@@ -23,7 +23,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from farm.core.domain import Outcome, Retries, TestResult
-from farm.core.messages import ShardTask
+from farm.core.shard_task import ShardTask
 
 
 class FollowUpKind(str, enum.Enum):

@@ -8,7 +8,8 @@ from typing import Any
 import redis
 
 from farm.core.keys import Keys
-from farm.core.messages import Event, MessageError, decode_event
+from farm.core.messages import Event, decode_event
+from farm.core.wire_fields import MessageError
 
 log = logging.getLogger(__name__)
 

@@ -53,8 +53,8 @@ from farm.core.messages import (
     ShardCoverage,
     ShardEnd,
     ShardStart,
-    ShardTask,
 )
+from farm.core.shard_task import ShardTask
 from farm.scheduler import watchdog
 from farm.scheduler.follow_up import Declined, FollowUp, FollowUpPolicy, relaxed
 from farm.scheduler.tracker import RunTracker

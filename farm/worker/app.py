@@ -32,7 +32,7 @@ from farm.core.broker import celery_config, redis_py_url
 from farm.core.keys import Keys
 from farm.core.lifeline import TESTS_TMPDIR_ENV
 from farm.core.logs import event
-from farm.core.messages import TASK_NAME, ShardTask
+from farm.core.shard_task import TASK_NAME, ShardTask
 from farm.worker.job import Breaker, Slot, run_job
 from farm.worker.registry import WorkerInfo, WorkerRegistry
 from farm.worker.runner import scrubbed_env

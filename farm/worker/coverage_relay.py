@@ -15,7 +15,8 @@ from __future__ import annotations
 import base64
 
 from farm.core import defaults
-from farm.core.messages import ShardCoverage, ShardTask
+from farm.core.messages import ShardCoverage
+from farm.core.shard_task import ShardTask
 from farm.worker.coverage_capture import CaptureError, read_capture
 from farm.worker.spawn import TestProcess
 

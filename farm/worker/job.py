@@ -33,7 +33,8 @@ import redis
 from farm.core.defaults import FOLLOW_UP_DECLINE_HOLD_S
 from farm.core.keys import Keys
 from farm.core.logs import event
-from farm.core.messages import Heartbeat, ShardEnd, ShardStart, ShardTask, encode_event
+from farm.core.messages import Heartbeat, ShardEnd, ShardStart, encode_event
+from farm.core.shard_task import ShardTask
 from farm.worker.runner import ShardRunner
 from farm.worker.sink import RedisSink
 from farm.worker.spawn import Spawner

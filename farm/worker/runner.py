@@ -31,10 +31,11 @@ from typing import Protocol
 
 from farm.core.defaults import PYTEST_TIMEOUT_GRACE_S
 from farm.core.domain import Outcome, TestResult, module_of
-from farm.core.messages import CollectFailed, ModuleCollected, ShardTask, encode_event
+from farm.core.messages import CollectFailed, ModuleCollected, encode_event
 from farm.core.order import ModuleOrder
 from farm.core.pytest_command import pytest_command
 from farm.core.pytest_options import PYTEST_TIMEOUT_ENV
+from farm.core.shard_task import ShardTask
 from farm.worker import pipe
 from farm.worker.coverage_relay import CoverageRelay, capture_path
 from farm.worker.deadline import OUTPUT_SIGNAL, STACK_SIGNAL, Overrun, Stopwatch, truncate

@@ -38,7 +38,7 @@ from farm.artifacts import ArtifactError, ArtifactMissing, ArtifactStore, open_a
 from farm.artifacts.snapshot import SnapshotError
 from farm.core.errors import InfrastructureError
 from farm.core.logs import event
-from farm.core.messages import ShardTask
+from farm.core.shard_task import ShardTask
 from farm.worker.cache import SnapshotCache
 from farm.worker.envs import Environments, SetupError, code_path
 

@@ -25,7 +25,7 @@ from helpers import WorkerProcess, farm_env, make_suite
 
 from farm.core.broker import celery_config, redis_py_url
 from farm.core.keys import Keys
-from farm.core.messages import TASK_NAME
+from farm.core.shard_task import TASK_NAME
 from farm.run.embedded import EmbeddedRedis
 from farm.worker.registry import WorkerRegistry
 

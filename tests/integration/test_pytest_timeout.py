@@ -17,7 +17,8 @@ from helpers import farm_env
 from oracle import compare, run_farm, run_pytest
 
 from farm.core.domain import Outcome, TestResult
-from farm.core.messages import ShardTask, decode_event
+from farm.core.messages import decode_event
+from farm.core.shard_task import ShardTask
 from farm.scheduler.collect import collect
 from farm.worker.runner import ShardRunner
 

@@ -13,7 +13,8 @@ import pytest
 from helpers import NO_RANDOMLY
 
 from farm.core.domain import Outcome, TestResult
-from farm.core.messages import Event, ShardTask, decode_event
+from farm.core.messages import Event, decode_event
+from farm.core.shard_task import ShardTask
 from farm.scheduler.collect import collect
 from farm.worker.runner import ShardRunner
 from farm.worker.spawn import Launch, Spawner

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from farm.core.domain import Outcome, TestResult
-from farm.core.messages import ShardTask, decode_event
+from farm.core.messages import decode_event
+from farm.core.shard_task import ShardTask
 from farm.scheduler.collect import collect
 from farm.worker.runner import ShardRunner
 

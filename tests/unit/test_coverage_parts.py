@@ -20,11 +20,11 @@ from farm.core.messages import (
     ShardCoverage,
     ShardEnd,
     ShardStart,
-    ShardTask,
     decode_event,
     encode_event,
 )
 from farm.core.pytest_options import PytestOptions
+from farm.core.shard_task import ShardTask
 from farm.core.verdict import Decision
 from farm.report.coverage_text import coverage_lines
 from farm.report.json_report import write_json_report

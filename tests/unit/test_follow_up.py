@@ -4,7 +4,8 @@ and the shard each follow-up runs as."""
 from __future__ import annotations
 
 from farm.core.domain import Outcome, TestResult
-from farm.core.messages import ShardEnd, ShardStart, ShardTask
+from farm.core.messages import ShardEnd, ShardStart
+from farm.core.shard_task import ShardTask
 from farm.scheduler.follow_up import (
     FarmShape,
     FollowUp,

@@ -9,7 +9,8 @@ import redis
 
 from farm.core.domain import Outcome, TestResult
 from farm.core.errors import BrokerUnavailable
-from farm.core.messages import Event, Heartbeat, ShardEnd, ShardStart, ShardTask
+from farm.core.messages import Event, Heartbeat, ShardEnd, ShardStart
+from farm.core.shard_task import ShardTask
 from farm.scheduler.session import Recovery, RunSession
 from farm.scheduler.tracker import RunTracker
 

@@ -7,14 +7,14 @@ from farm.core.domain import Outcome, TestResult
 from farm.core.errors import SettingsError
 from farm.core.messages import (
     CollectFailed,
-    MessageError,
     ModuleCollected,
     ShardEnd,
     ShardStart,
-    ShardTask,
     decode_event,
     encode_event,
 )
+from farm.core.shard_task import ShardTask
+from farm.core.wire_fields import MessageError
 
 
 def result(**overrides: object) -> TestResult:

@@ -14,8 +14,9 @@ from test_session import Clock, FakeReader
 
 from farm.core.domain import Collection, History, Outcome, RunState, TestResult, Verdict
 from farm.core.errors import CollectionError
-from farm.core.messages import Event, ShardEnd, ShardStart, ShardTask
+from farm.core.messages import Event, ShardEnd, ShardStart
 from farm.core.settings import Settings
+from farm.core.shard_task import ShardTask
 from farm.run.conduct import OpenRun, RunParts
 from farm.run.ledger import RunLedger
 from farm.run.planner import Planner

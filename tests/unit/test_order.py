@@ -9,8 +9,9 @@ import json
 import pytest
 
 from farm.core.domain import AttemptOrder, OrderSign, Outcome, TestResult
-from farm.core.messages import MessageError, decode_event, encode_event
+from farm.core.messages import decode_event, encode_event
 from farm.core.order import ModuleOrder, order_suspects, planned_order, wants_order
+from farm.core.wire_fields import MessageError
 
 ORDER = [
     "a.py::t1",

@@ -14,8 +14,9 @@ import pytest
 from report_fixtures import ROOT, attempt, sections_run
 
 from farm.core.domain import CollectWarning, Outcome, RunSummary
-from farm.core.messages import MessageError, decode_event, encode_event
+from farm.core.messages import decode_event, encode_event
 from farm.core.pytest_report import Place, PytestReport, ResultDetail
+from farm.core.wire_fields import MessageError
 from farm.report.progress import Progress
 from farm.report.summary import format_summary
 from farm.report.test_lines import verbose_lines

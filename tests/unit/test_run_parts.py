@@ -26,9 +26,10 @@ from farm.core.domain import (
     Verdict,
 )
 from farm.core.errors import CollectionError, WorkerLost
-from farm.core.messages import CollectFailed, ModuleCollected, ShardStart, ShardTask
+from farm.core.messages import CollectFailed, ModuleCollected, ShardStart
 from farm.core.quarantine import QuarantineRules
 from farm.core.settings import Settings
+from farm.core.shard_task import ShardTask
 from farm.run.ledger import RunLedger
 from farm.run.planner import Planner
 from farm.run.request import RunRequest

@@ -3,7 +3,8 @@
 from collections.abc import Sequence
 
 from farm.core.domain import Outcome, TestResult
-from farm.core.messages import Event, ShardEnd, ShardStart, ShardTask
+from farm.core.messages import Event, ShardEnd, ShardStart
+from farm.core.shard_task import ShardTask
 from farm.scheduler.session import RunSession
 
 

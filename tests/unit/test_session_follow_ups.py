@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from test_session import Clock, FakeReader, Progress, RecordingStore
 
 from farm.core.domain import Outcome, TestResult
-from farm.core.messages import Event, ShardEnd, ShardStart, ShardTask
+from farm.core.messages import Event, ShardEnd, ShardStart
+from farm.core.shard_task import ShardTask
 from farm.scheduler.follow_up import FarmShape, FollowUp, FollowUpPolicy, follow_up_task
 from farm.scheduler.session import Recovery, RunSession
 
