@@ -27,8 +27,8 @@ lines; this plugin writes them in this order:
 - ``P`` only when the runner asks by :data:`~farm.worker.deadline.OUTPUT_SIGNAL` (the
   test is over its time limit); the process then waits to be killed.
 
-A faulthandler for :data:`~farm.worker.deadline.STACK_SIGNAL` writes every thread's
-stack to the process's original stderr (its log), for the runner to read.
+The handlers of the runner's signals to stop a test over its time limit (its stack
+to the log, the ``P`` line) are in :mod:`farm.worker.stop_signals`.
 
 The process is started before its shard is known (see :mod:`farm.worker.spawn`): it
 waits in its collection hook for its shard, one line of JSON on
@@ -42,18 +42,14 @@ closes, it exits quietly.
 
 from __future__ import annotations
 
-import contextlib
-import faulthandler
 import json
 import os
 import select
-import signal
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pytest
@@ -64,18 +60,10 @@ from farm.core.order import ModuleOrder, wants_order
 from farm.core.pytest_report import ResultDetail
 from farm.core.seeds import SEED_OPTION, apply_seed, reorders, shufflers
 from farm.worker import coverage_capture, pipe
-from farm.worker.deadline import OUTPUT_SIGNAL, STACK_SIGNAL, marker_timeout_s, truncate
+from farm.worker.deadline import marker_timeout_s, truncate
 from farm.worker.reports import WARNINGS_CATEGORY, TestReports, skip_outcome
 from farm.worker.shown import Shown, status_of
-
-_PARK_S = 60.0  # how long a test over its limit waits to be killed before it exits
-_PARKED_EXIT_CODE = 70
-
-# Taken at import, when ``-p`` loads this plugin: pytest has not yet pointed fd 2 at
-# its capture file, so this is the process's log, where the stack dump belongs.
-_STACK_FD: int | None = None
-with contextlib.suppress(OSError):
-    _STACK_FD = os.dup(2)
+from farm.worker.stop_signals import InFlightTest
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -109,9 +97,8 @@ def pytest_configure(config: pytest.Config) -> None:
             config,
         )
         config.pluginmanager.register(reporter, "farm-shard")
-        if _STACK_FD is not None:
-            faulthandler.register(STACK_SIGNAL, file=_STACK_FD, all_threads=True)
-        signal.signal(OUTPUT_SIGNAL, reporter.on_output_signal)
+        config.pluginmanager.register(reporter.in_flight, "farm-in-flight")
+        reporter.in_flight.install()
 
 
 def _wait_for_line(fd: int, idle_s: float) -> str | None:
@@ -147,14 +134,6 @@ def _capture_fds(config: pytest.Config) -> dict[str, int]:
     return fds
 
 
-def _park() -> None:
-    """Hold the main thread until the runner's SIGKILL; exit should it never come."""
-    until = time.monotonic() + _PARK_S
-    while time.monotonic() < until:
-        time.sleep(0.5)
-    os._exit(_PARKED_EXIT_CODE)
-
-
 class ShardReporter:
     """Orders the collected items as the shard says and streams their reports."""
 
@@ -177,60 +156,17 @@ class ShardReporter:
         self.deselected: dict[str, int] = {}  # by module, before this shard's own choice
         self.last_module = ""
         self.modules = ModuleOrder(())  # which modules ran before each test of the order
-        self.item: pytest.Item | None = None  # the test in flight
-        self.phase = "setup"
-        self.writing = False
-        self.output_wanted = False
+        # The test in flight, for the runner's signals to stop it (a plugin of its own).
+        self.in_flight = InFlightTest(
+            config, limit_bytes, self._write, lambda node_id: self.index.get(node_id, -1)
+        )
 
     def _write(self, line: bytes) -> None:
         """Write one line of :mod:`farm.worker.pipe` whole."""
-        self.writing = True
-        try:
+        with self.in_flight.holding_signal():
             while line:
                 written = os.write(self.fd, line)
                 line = line[written:]
-        finally:
-            self.writing = False
-        if self.output_wanted:
-            self._send_output()
-
-    def on_output_signal(self, signum: int, frame: FrameType | None) -> None:
-        """The runner wants the in-flight test's output: it is over its time limit."""
-        if self.writing:
-            # A signal handler runs between any two bytecodes: finish the line being
-            # written first, or the two would interleave on the pipe.
-            self.output_wanted = True
-            return
-        self._send_output()
-
-    def _send_output(self) -> None:
-        self.output_wanted = False
-        item = self.item
-        index = self.index.get(item.nodeid, -1) if item is not None else -1
-        self._write(pipe.encode_output(index, self._output_so_far(item)))
-        _park()  # the runner kills the process on that line: the test must not go on
-
-    def _output_so_far(self, item: pytest.Item | None) -> str | None:
-        capman = self.config.pluginmanager.getplugin("capturemanager")
-        if item is None or capman is None or not capman.is_globally_capturing():
-            return None  # under -s, the output went to the log, which the runner has
-        try:
-            sections = [(when, key, text) for when, key, text in item._report_sections]
-            out, err = capman.read_global_capture()
-            sections += [(self.phase, "stdout", out), (self.phase, "stderr", err)]
-            fixture = capman._capture_fixture
-            if fixture is not None:
-                out, err = fixture.readouterr()
-                sections += [(self.phase, "stdout", out), (self.phase, "stderr", err)]
-        except Exception:
-            # The handler may have interrupted pytest's capture machinery itself.
-            return None
-        text = "".join(
-            f"--- Captured {key} {when} ---\n{content}\n"
-            for when, key, content in sections
-            if content
-        )
-        return truncate(text, self.limit_bytes)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection(self, session: pytest.Session) -> bool:
@@ -344,19 +280,6 @@ class ShardReporter:
             coverage_capture.save(self.coverage_out, session.config)
         self._write(pipe.encode_finished(int(exitstatus)))
 
-    # The test in flight and its phase, for the output of a test over its time limit.
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        self.item, self.phase = item, "setup"
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> None:
-        self.phase = "call"
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
-        self.phase = "teardown"
-
     def pytest_runtest_logstart(self, nodeid: str, location: object) -> None:
         self._send_finished()
         self.tests[nodeid] = TestReports(started_at=time.time())
@@ -367,7 +290,7 @@ class ShardReporter:
             reports = self.tests[report.nodeid] = TestReports(started_at=time.time())
         reports.add(report, *status_of(self.config, report))
         if report.when == "teardown":
-            self.item = None
+            self.in_flight.item = None  # a stop signal from now on finds no test running
             self._send_finished()
             # Sent when the next test starts or the session ends, not now: pytest
             # records a test's warnings only after its teardown report.

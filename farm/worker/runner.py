@@ -15,7 +15,8 @@ printed, and the rest of the shard goes on in a fresh process. A test that runs 
 its time limit is stopped from here, with its stack and output, and reported
 ``timeout`` (see :mod:`farm.worker.deadline`); the shard goes on the same way. Tests that
 pytest never ran (not collected on the worker, an import error) are reported
-``error`` with the reason: a test without a result is never silently dropped.
+``error`` with the reason: a test without a result is never silently dropped. The
+runner makes those results itself (:mod:`farm.worker.synthetic`).
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ from farm.core.pytest_options import PYTEST_TIMEOUT_ENV
 from farm.core.shard_task import ShardTask
 from farm.worker import pipe
 from farm.worker.coverage_relay import CoverageRelay, capture_path
-from farm.worker.deadline import OUTPUT_SIGNAL, STACK_SIGNAL, Overrun, Stopwatch, truncate
+from farm.worker.deadline import OUTPUT_SIGNAL, STACK_SIGNAL, Stopwatch
 from farm.worker.spawn import Launch, Spawner, TestProcess
+from farm.worker.synthetic import SyntheticResults, not_run_text
 
 _POLL_S = 0.5
 _BATCH_S = 0.05
@@ -145,6 +147,7 @@ class ShardRunner:
         self.spawner = spawner or Spawner(env=scrubbed_env(os.environ if env is None else env))
         self.clock = clock
         self.last_exit_code = 0
+        self.synthetic = SyntheticResults(task, worker, machine)
 
     def run(self) -> str:
         """Run every test of the shard; returns a message when the shard did not run cleanly."""
@@ -168,22 +171,23 @@ class ShardRunner:
             left = [n for n in remaining if n not in state.reported]
             overrun, culprit = state.watch.overrun, state.in_flight
             order = ModuleOrder(state.order or [])  # what ran around the test it stopped
+            made = self.synthetic
             if overrun is not None and overrun.node_id in left:
-                self._send_timeout(overrun, state.captured, tail, order.around(overrun.index))
+                around = order.around(overrun.index)
+                self._send(made.timed_out(overrun, state.captured, tail, around, self.clock()))
                 stopped = overrun.node_id
                 message = f"{stopped} timed out after {overrun.ran_s:.1f}s"
             elif culprit is not None and culprit in left:
-                output = truncate(state.captured or "", self.task.result_limit_bytes)
                 around = order.around(state.in_flight_index or 0)
-                text = self._crash_text(tail)
-                self._send_synthetic(culprit, Outcome.CRASHED, text, output, around=around)
+                code = self.last_exit_code
+                self._send(made.crashed(culprit, code, tail, state.captured, around, self.clock()))
                 stopped = culprit
                 message = f"pytest died with code {self.last_exit_code} in {culprit}"
             else:
                 if left:
-                    reason = self._missing_text(state, tail)
+                    reason = not_run_text(state.collect_errors, self.last_exit_code, tail)
                     for node_id in left:
-                        self._send_synthetic(node_id, Outcome.ERROR, reason)
+                        self._send(made.result(node_id, Outcome.ERROR, reason, self.clock()))
                     message = f"{len(left)} test(s) not run: {reason.splitlines()[0]}"
                 break
             # The rest of the shard goes on in a fresh process.
@@ -386,63 +390,6 @@ class ShardRunner:
                 return encode_event(failed).encode()
         return None
 
-    def _send_synthetic(
-        self,
-        node_id: str,
-        outcome: Outcome,
-        text: str,
-        output: str = "",
-        duration_s: float = 0.0,
-        *,
-        around: tuple[tuple[str, ...], tuple[str, ...]] | None = None,
-    ) -> None:
-        """Send a result the runner made; ``around``: the modules before and after it."""
-        before, after = around if around is not None else (None, ())
-        now = self.clock()
-        self.sink.send(
-            [
-                encode_event(
-                    TestResult(
-                        run_id=self.task.run_id,
-                        shard_id=self.task.shard_id,
-                        lease=self.task.lease,
-                        node_id=node_id,
-                        outcome=outcome,
-                        duration_s=duration_s,
-                        worker=self.worker,
-                        attempt=self.task.attempt,
-                        machine=self.machine,
-                        longrepr=truncate(text, self.task.result_limit_bytes),
-                        output=output,  # truncated by the caller
-                        started_at=now - duration_s,
-                        finished_at=now,
-                        modules_before=before,
-                        modules_after=after,
-                    )
-                )
-            ]
-        )
-
-    def _send_timeout(
-        self,
-        overrun: Overrun,
-        captured: str | None,
-        tail: str,
-        around: tuple[tuple[str, ...], tuple[str, ...]],
-    ) -> None:
-        output = overrun.output_text(captured, tail, self.task.result_limit_bytes)
-        node_id, ran_s, text = overrun.node_id, overrun.ran_s, overrun.longrepr()
-        self._send_synthetic(node_id, Outcome.TIMEOUT, text, output, ran_s, around=around)
-
-    def _crash_text(self, tail: str) -> str:
-        code = self.last_exit_code
-        how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
-        return f"the test process {how} during this test; its last output:\n{tail}"
-
-    def _missing_text(self, state: _ProcessState, tail: str) -> str:
-        if state.collect_errors:
-            return "collection failed on the worker:\n" + "\n".join(state.collect_errors)
-        return (
-            f"pytest on the worker did not run this test (exit code {self.last_exit_code}); "
-            f"its last output:\n{tail}"
-        )
+    def _send(self, result: TestResult) -> None:
+        """Send a result the runner made (see :mod:`farm.worker.synthetic`)."""
+        self.sink.send([encode_event(result)])
