@@ -63,7 +63,7 @@ def execute(
                 code, request = _publish_revision(parts, request)
             # The seed farm adds is not the request's: a warm run stays warm.
             key = request_key(str(request.cwd), request.paths, _asked(request))
-            guess = parts.store.load_collection(key)
+            guess = parts.store.collection_cache.load(key)
             seed = new_seed()
             if guess is None:
                 collection = _collected(parts, request, code, _collect(pool, request, seed))
@@ -75,7 +75,7 @@ def execute(
                     collection = _collected(parts, request, code, collecting)
                 code = code or _publish_tree(parts, request, collection)
                 with _open(parts, request, collection, code, settled=True) as run:
-                    parts.store.save_collection(key, collection)
+                    parts.store.collection_cache.save(key, collection)
                     return run.finish(collection)
             code = code or _publish_tree(parts, request, guess)
             guess = _seeded(parts, request, code, guess, seed)
@@ -88,7 +88,7 @@ def execute(
                     # Ended before its collection settled: judged on what it expected.
                     return run.finish(guess, failed=str(e))
                 if not run.session.tracker.stopped:  # then it holds only what ran
-                    parts.store.save_collection(key, collection)
+                    parts.store.collection_cache.save(key, collection)
                 return run.finish(collection)
         finally:
             if code is not None:

@@ -2,7 +2,8 @@
 
 The loop is exposed as :meth:`RunSession.step`, so tests drive it without sleeping.
 Results are written to the store in batches (every ``flush_interval_s`` or
-``flush_results`` results), never held back past the end of the run.
+``flush_results`` results; see :mod:`farm.scheduler.store_writes`), never held
+back past the end of the run.
 
 Nothing a dispatched shard owes may be lost, so each step also hands out again:
 
@@ -52,29 +53,15 @@ from farm.core.messages import (
     ModuleCollected,
     ShardCoverage,
     ShardEnd,
-    ShardStart,
 )
 from farm.core.shard_task import ShardTask
 from farm.scheduler import watchdog
 from farm.scheduler.follow_up import Declined, FollowUp, FollowUpPolicy, relaxed
+from farm.scheduler.store_writes import ResultSink, StoreWrites
 from farm.scheduler.tracker import RunTracker
 from farm.scheduler.watchdog import WatchdogLimits
 
 log = logging.getLogger(__name__)
-
-
-class ResultSink(Protocol):
-    """The part of the results store a session writes to."""
-
-    def record_results(self, results: Sequence[TestResult]) -> None: ...
-
-    def shard_started(
-        self, run_id: str, shard_id: int, *, worker: str, started_at: float, machine: str | None
-    ) -> None: ...
-
-    def shard_finished(self, run_id: str, shard_id: int, *, finished_at: float) -> None: ...
-
-    def shard_reissued(self, run_id: str, shard_id: int, *, lease: int) -> None: ...
 
 
 class ProgressView(Protocol):
@@ -180,14 +167,11 @@ class RunSession:
         self._stepped_at = float("-inf")
         self.flush_interval_s = flush_interval_s
         self.flush_results = flush_results
-        self._pending: list[TestResult] = []
-        self._starts: list[ShardStart] = []
-        self._ends: list[ShardEnd] = []
+        self._writes = StoreWrites(self.run_id)
         self._flushed_at = clock()
         self.progress_at = clock()  # the last time a worker said anything of this run
         self.result_at = clock()  # the last time a test of this run got a result
         self._outage_since: float | None = None
-        self._reissues: list[tuple[int, int]] = []
         self._unsent: list[ShardTask] = []
         self._server: str | None = None
         self._server_checked_at = float("-inf")
@@ -234,8 +218,8 @@ class RunSession:
         for coverage in accepted.coverage:
             if self.on_coverage is not None:
                 self.on_coverage(coverage)
-        self._starts.extend(accepted.started)
-        self._ends.extend(accepted.ended)
+        self._writes.starts.extend(accepted.started)
+        self._writes.ends.extend(accepted.ended)
         for end in accepted.ended:
             if end.fatal:
                 raise InfrastructureError(f"shard {end.shard_id} cannot run: {end.message}")
@@ -255,14 +239,14 @@ class RunSession:
         self._watch(now)
         self.progress.render(now)
         due = now - self._flushed_at >= self.flush_interval_s
-        if self.complete or due or len(self._pending) >= self.flush_results:
+        if self.complete or due or len(self._writes.results) >= self.flush_results:
             self.flush(now)
         return accepted.collected
 
     def _accept(self, results: Sequence[TestResult]) -> None:
         if results:
             self.result_at = self.clock()
-        self._pending.extend(results)
+        self._writes.results.extend(results)
         for result in results:
             if result.outcome.is_failure and self.first_failure_at is None:
                 self.first_failure_at = self.result_at
@@ -359,7 +343,7 @@ class RunSession:
             message = f"{why}; gave up after handing it out {self.recovery.max_reissues + 1} times"
             end = ShardEnd(self.run_id, shard_id, task.lease, "", time.time(), -1, message)
             self._accept(self.tracker.fail_shard(end))
-            self._ends.append(end)
+            self._writes.ends.append(end)
             return
         lease, owed = self.tracker.reissue(shard_id)
         log.warning(
@@ -378,27 +362,13 @@ class RunSession:
         if anywhere:
             again = relaxed(again)
         self.task_of[shard_id] = again
-        self._reissues.append((shard_id, lease))
+        self._writes.reissues.append((shard_id, lease))
         self.on_reissue(shard_id, lease)
         return again
 
     def flush(self, now: float) -> None:
-        for shard_id, lease in self._reissues:
-            self.store.shard_reissued(self.run_id, shard_id, lease=lease)
-        self._reissues = []
-        for start in self._starts:
-            self.store.shard_started(
-                self.run_id,
-                start.shard_id,
-                worker=start.worker,
-                started_at=start.at,
-                machine=start.machine or None,
-            )
-        if self._pending:
-            self.store.record_results(self._pending)
-        for end in self._ends:
-            self.store.shard_finished(self.run_id, end.shard_id, finished_at=end.at)
-        self._pending, self._starts, self._ends = [], [], []
+        """Store what the session learned since the last flush, and trim the stream."""
+        self._writes.write(self.store)
         with contextlib.suppress(redis.RedisError):  # only tidying: the next flush trims again
             self.reader.trim()
         self._flushed_at = now

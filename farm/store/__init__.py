@@ -1,9 +1,9 @@
 """The results store: runs, changes, shards, test attempts, history and quarantine in SQL.
 
 Open one with :meth:`ResultStore.open` from a SQLite or PostgreSQL URL (and a clock,
-for tests that move time); its methods and its ``quarantine`` part are the store's
-whole API. The schema is created and upgraded by the Alembic migrations shipped in
-``migrations/``.
+for tests that move time); its methods and its parts (``quarantine``, ``order``,
+``reruns``, ``collection_cache``) are the store's whole API. The schema is created
+and upgraded by the Alembic migrations shipped in ``migrations/``.
 """
 
 from farm.store.collections import request_key

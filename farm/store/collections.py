@@ -3,8 +3,9 @@
 A request is the working directory, the paths and the pytest options of a run;
 its key is their sha256 (:func:`request_key`, a pure function). The cache is a
 guess only: a run starts shards from it while pytest collects again, then settles
-on the real collection. :class:`farm.store.ResultStore` reads and writes it
-through the queries here, each inside the caller's transaction.
+on the real collection. :class:`CachedCollections` is the part of
+:class:`farm.store.ResultStore` held as ``store.collection_cache``; the queries
+take an open connection inside the caller's transaction.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy import Connection, Table, delete, insert, select
 
 from farm.core.domain import Collection, CollectWarning
 from farm.core.pytest_options import PytestOptions
+from farm.store.connection import Clock, StoreConnection
 from farm.store.models import CollectionCache
 from farm.store.rows import pack_node_ids, unpack_node_ids
 
@@ -81,3 +83,22 @@ def write_collection(
             facts=_facts(collection),
         )
     )
+
+
+class CachedCollections:
+    """The last collection of each request, by its key (see :func:`request_key`)."""
+
+    def __init__(self, db: StoreConnection, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    def load(self, key: str) -> Collection | None:
+        """The collection last saved under ``key``; None if none, or if damaged."""
+        with self._db.transaction("read the collection cache") as connection:
+            return read_collection(connection, key)
+
+    def save(self, key: str, collection: Collection) -> None:
+        """Make ``collection`` the one cached under ``key``."""
+        now = self._clock()
+        with self._db.transaction("save the collection cache") as connection:
+            write_collection(connection, key, collection, now=now)

@@ -1,20 +1,20 @@
 """The results store: runs, shards, attempts and history in SQLite or PostgreSQL.
 
-:class:`ResultStore` is the store's one facade: its methods are the whole API, and
-each is one transaction. It is opened from a URL (``sqlite:///path/farm.db``,
-``postgresql://user:pw@host/db``), which brings the schema to the newest migration,
-with one clock: every time the store writes (created, started, heartbeat, finished,
-updated) or compares (the heartbeat deadline) is read from it, and nowhere else.
-The statements live in focused query modules behind it, each taking the open
-connection: :mod:`~farm.store.runs` (runs, shards, attempts),
-:mod:`~farm.store.changes` (a change's runs), :mod:`~farm.store.recovery` (what
-``--resume`` needs), :mod:`~farm.store.collections` (the collection cache),
-:mod:`~farm.store.history` (estimates and recent runs), :mod:`~farm.store.stats`
-(test statistics, suspect machines) and :mod:`~farm.store.quarantine`, whose
-:class:`~farm.store.quarantine.QuarantineBook` the store holds as ``quarantine``;
-:mod:`~farm.store.order`'s :class:`~farm.store.order.OrderRecords` is ``order``;
-:mod:`~farm.store.last_failed`'s :class:`~farm.store.last_failed.RerunRecords`
-(known failures, the last ``--sw`` mark) is ``reruns``.
+:class:`ResultStore` is the store's one facade: its methods and parts are the whole
+API, and each call is one transaction. It is opened from a URL
+(``sqlite:///path/farm.db``, ``postgresql://user:pw@host/db``), which brings the
+schema to the newest migration, with one clock: every time the store writes
+(created, started, heartbeat, finished, updated) or compares (the heartbeat
+deadline) is read from it, and nowhere else. The statements live in focused query
+modules behind it, each taking the open connection: :mod:`~farm.store.runs` (runs,
+shards, attempts), :mod:`~farm.store.changes` (a change's runs),
+:mod:`~farm.store.recovery` (what ``--resume`` needs), :mod:`~farm.store.history`
+(estimates and recent runs), :mod:`~farm.store.stats` (test statistics, suspect
+machines). Its parts share its connection: ``quarantine``
+(:class:`~farm.store.quarantine.QuarantineBook`), ``order``
+(:class:`~farm.store.order.OrderRecords`), ``reruns``
+(:class:`~farm.store.last_failed.RerunRecords`: known failures, the last ``--sw``
+mark) and ``collection_cache`` (:class:`~farm.store.collections.CachedCollections`).
 
 Every database failure is raised as :class:`farm.core.errors.StoreError` naming the
 URL with its password masked; an unknown run or shard id as
@@ -34,7 +34,6 @@ from sqlalchemy import Engine
 from farm.core import defaults
 from farm.core.domain import (
     ChangeRef,
-    Collection,
     History,
     MachineSuspect,
     RunFindings,
@@ -45,9 +44,9 @@ from farm.core.domain import (
 from farm.core.errors import UsageError
 from farm.core.quarantine import QuarantineRules
 from farm.store import changes, recovery, runs, stats
-from farm.store import collections as collection_cache
 from farm.store import history as history_queries
 from farm.store import quarantine as quarantine_queries
+from farm.store.collections import CachedCollections
 from farm.store.connection import Clock, StoreConnection, connect
 from farm.store.last_failed import RerunRecords
 from farm.store.order import OrderRecords
@@ -95,6 +94,8 @@ class ResultStore:
         """The modules that ran before a test's attempts (see :class:`OrderRecords`)."""
         self.reruns = RerunRecords(self._db)
         """What --lf, --ff and --sw read of earlier runs (see :class:`RerunRecords`)."""
+        self.collection_cache = CachedCollections(self._db, clock)
+        """What pytest collected last time for a request (see :class:`CachedCollections`)."""
 
     @classmethod
     def open(
@@ -338,20 +339,6 @@ class ResultStore:
         now = self._clock()
         with self._db.transaction(f"reopen run {run_id}") as connection:
             recovery.reopen(connection, run_id, now=now)
-
-    # -- the collection cache (see farm.store.collections) ---------------------------
-
-    def load_collection(self, key: str) -> Collection | None:
-        """The collection last saved under ``key`` (see
-        :func:`farm.store.collections.request_key`); None if none, or if damaged."""
-        with self._db.transaction("read the collection cache") as connection:
-            return collection_cache.read_collection(connection, key)
-
-    def save_collection(self, key: str, collection: Collection) -> None:
-        """Make ``collection`` the one cached under ``key``."""
-        now = self._clock()
-        with self._db.transaction("save the collection cache") as connection:
-            collection_cache.write_collection(connection, key, collection, now=now)
 
     # -- history ---------------------------------------------------------------------
 

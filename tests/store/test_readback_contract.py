@@ -21,17 +21,17 @@ class TestReadBackContract:
         self, store: ResultStore, engine: Engine, clock: FakeClock
     ) -> None:
         key = request_key("/src", ["tests"], ["-x"])
-        assert store.load_collection(key) is None
+        assert store.collection_cache.load(key) is None
         collection = Collection(
             "/src", "pytest.ini", ("t.py::a[\x00é]", "t.py::b"), ("t.py",), 2, 1,
             PytestOptions(1, "fEs"),
         )  # fmt: skip
-        store.save_collection(key, collection)
-        assert store.load_collection(key) == collection  # modules too: --lf counts files
+        store.collection_cache.save(key, collection)
+        assert store.collection_cache.load(key) == collection  # modules too: --lf counts files
         clock.now += 5
         again = Collection("/src", "", ("t.py::c",))
-        store.save_collection(key, again)
-        assert store.load_collection(key) == again
+        store.collection_cache.save(key, again)
+        assert store.collection_cache.load(key) == again
         with engine.connect() as connection:
             stamps = connection.exec_driver_sql("SELECT updated_at FROM collection_cache").all()
         assert stamps == [(clock.now,)]
@@ -39,10 +39,10 @@ class TestReadBackContract:
     def test_a_damaged_cached_collection_is_no_collection(
         self, store: ResultStore, engine: Engine
     ) -> None:
-        store.save_collection("k", Collection("/src", "", ("t.py::a",)))
+        store.collection_cache.save("k", Collection("/src", "", ("t.py::a",)))
         with engine.begin() as connection:
             connection.exec_driver_sql("UPDATE collection_cache SET facts = '{}'")
-        assert store.load_collection("k") is None
+        assert store.collection_cache.load("k") is None
 
     # -- resuming a run ------------------------------------------------------------------
 
@@ -124,7 +124,7 @@ class TestReadBackContract:
             store.update_history("p", [result(run_id, "t.py::c", Outcome.FAILED)])
             store.import_durations("p", {"t.py::b": 2.0})
             store.quarantine.add("p", "t.py::a", reason="x", owner="", actor="bo")
-            store.save_collection("k", Collection("/src", "", ("t.py::a",)))
+            store.collection_cache.save("k", Collection("/src", "", ("t.py::a",)))
             run = store.get_run(run_id)
         assert (run.created_at, run.started_at, run.heartbeat_at, run.finished_at) == (at,) * 4
         stamps = [
