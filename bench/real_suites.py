@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/real_suites.py [--workers 2] [--only NAME ...] [--cache DIR]
+    python bench/real_suites.py [--workers 2] [--only NAME ...] [--cache DIR] [--plugins]
 
 For each suite in ``SUITES`` (a project at a pinned version whose source
 distribution on PyPI ships its tests), this:
@@ -25,6 +25,13 @@ configuration of its own would otherwise read this repository's.
    JUnit XML and a bound on its time, past which it is killed and called hung;
 4. compares each farm run with pytest through ``tests/oracle.py``: the exit code,
    every count of the final summary line, and every test's outcome in the JUnit XML.
+
+With ``--plugins`` each suite runs with the plugins people run with, installed from
+PyPI at the versions of this environment (pytest-cov, coverage, pytest-timeout,
+pytest-randomly) in a venv of its own, and the same options on both sides:
+``-p randomly --randomly-seed=N --timeout=600 --cov=PKG --cov-report=term -ra
+--durations=5``; besides the oracle's comparison, the coverage table's ``TOTAL``
+line, and the seed farm prints, must agree with pytest's.
 
 It prints one row per suite and then every difference, and exits 1 if any farm run
 differs from pytest, else 2 if a suite could not be set up (the others still run).
@@ -61,6 +68,9 @@ SETUP_TIMEOUT_S = 900.0
 # this on these suites, and a hang must not stall the table.
 HANG_FACTOR = 4.0
 HANG_FLOOR_S = 120.0
+# --plugins: installed at this environment's versions, and the options they get.
+PLUGINS = ("pytest-cov", "coverage", "pytest-timeout", "pytest-randomly")
+PLUGIN_SEED = 20261130
 PYTEST_TIMEOUT_S = 600.0
 
 
@@ -79,6 +89,7 @@ class Suite:
     requirements: tuple[str, ...]
     args: tuple[str, ...]
     exercises: str
+    cov_sources: tuple[str, ...] = ()
     note: str = ""
 
 
@@ -89,6 +100,7 @@ SUITES: tuple[Suite, ...] = (
         requirements=(),
         args=("tests",),
         exercises="unittest.TestCase classes, self.subTest in loops",
+        cov_sources=("more_itertools",),
     ),
     Suite(
         name="idna",
@@ -96,6 +108,7 @@ SUITES: tuple[Suite, ...] = (
         requirements=("hypothesis==6.170.15",),
         args=("tests",),
         exercises="unittest.TestCase with self.subTest, hypothesis properties",
+        cov_sources=("idna",),
     ),
     Suite(
         name="attrs",
@@ -103,6 +116,7 @@ SUITES: tuple[Suite, ...] = (
         requirements=("hypothesis==6.170.15", "pympler==1.1"),
         args=("tests",),
         exercises="parametrize, xfail_strict, --import-mode=importlib, hypothesis",
+        cov_sources=("attr", "attrs"),
         note=(
             "cloudpickle left out on purpose: test_3rd_party.py is then skipped at "
             "collection (module-level importorskip); test_mypy.yml needs "
@@ -122,6 +136,7 @@ SUITES: tuple[Suite, ...] = (
         ),
         args=("tests", "-W", "ignore::pytest.PytestRemovedIn10Warning"),
         exercises="xfail marks with xfail_strict, filterwarnings=error, unittest classes",
+        cov_sources=("dateutil",),
         note=(
             "2.9.0.post0, not 4.0.0: celery, which farm needs in the same venv, "
             "requires dateutil < 3; tests/ only (tox also runs docs/); -W because "
@@ -135,6 +150,7 @@ SUITES: tuple[Suite, ...] = (
         requirements=("hypothesis==6.170.15", "pretend==1.0.9", "tomli-w==1.2.0"),
         args=("tests",),
         exercises="heavy parametrize, -m 'not property' in addopts (deselected)",
+        cov_sources=("packaging",),
     ),
 )
 
@@ -230,16 +246,17 @@ def normalise(name: str) -> str:
     )
 
 
-def venv(suite: Suite, tree: Path, cache: Path) -> Path:
+def venv(suite: Suite, tree: Path, cache: Path, *, plugins: bool = False) -> Path:
     """The suite's virtual environment (its folder), made or remade as needed.
 
     A stamp file holds a digest of everything installed; a venv whose stamp differs
     is made again from nothing, so no leftover of an older pin can leak in.
     """
-    folder = cache / "venvs" / f"{suite.name}-{suite.version}"
+    folder = cache / "venvs" / f"{suite.name}-{suite.version}{'-plugins' if plugins else ''}"
+    wanted_packages = [*suite.requirements, *(PLUGINS if plugins else ())]
     requirements = [s.split("==")[0] for s in suite.requirements]
     constraints = pins([suite.name, *requirements])
-    wanted = "\n".join([str(ROOT), str(tree), *suite.requirements, *constraints])
+    wanted = "\n".join([str(ROOT), str(tree), *wanted_packages, *constraints])
     digest = hashlib.sha256(wanted.encode()).hexdigest()
     stamp = folder / "farm-bench.stamp"
     if stamp.exists() and stamp.read_text() == digest:
@@ -255,7 +272,7 @@ def venv(suite: Suite, tree: Path, cache: Path) -> Path:
     try:
         pip(
             folder / "bin" / "python",
-            ["install", "-c", file.name, "-e", str(ROOT), str(tree), *suite.requirements],
+            ["install", "-c", file.name, "-e", str(ROOT), str(tree), *wanted_packages],
             f"install {suite.name} {suite.version}",
         )
     finally:
@@ -278,26 +295,62 @@ def suite_env(folder: Path) -> dict[str, str]:
     return env
 
 
-def run_suite(suite: Suite, cache: Path, workers: int) -> Result:
+def plugin_args(suite: Suite) -> tuple[str, ...]:
+    """The plugins' options of a ``--plugins`` run, the same for pytest and farm."""
+    cov = tuple(f"--cov={source}" for source in suite.cov_sources)
+    return (
+        "-p", "randomly", f"--randomly-seed={PLUGIN_SEED}", "--timeout=600",
+        *cov, "--cov-report=term", "-ra", "--durations=5",
+    )  # fmt: skip
+
+
+def plugin_differences(expected: Outcome, got: Outcome) -> list[str]:
+    """What a ``--plugins`` run must print as pytest does besides the oracle's
+    comparison: the coverage total and the seed."""
+    found = []
+    want, have = total_line(expected.output), total_line(got.output)
+    if want is None or want != have:
+        found.append(f"coverage TOTAL: pytest {want!r}, farm {have!r}")
+    seed = f"Using --randomly-seed={PLUGIN_SEED}"
+    if seed not in got.output:
+        found.append(f"farm did not print {seed!r}")
+    return found
+
+
+def total_line(output: str) -> str | None:
+    """The coverage table's TOTAL line, spaces squeezed; None if there is none."""
+    for line in output.splitlines():
+        if line.startswith("TOTAL "):
+            return " ".join(line.split())
+    return None
+
+
+def run_suite(suite: Suite, cache: Path, workers: int, *, plugins: bool = False) -> Result:
     """Set the suite up, run pytest then farm cold and warm, compare."""
     tree = unpack(sdist(suite, cache), cache)
-    env = suite_env(venv(suite, tree, cache))
-    state_dir = cache / "state" / f"{suite.name}-{suite.version}"
+    env = suite_env(venv(suite, tree, cache, plugins=plugins))
+    args = (*suite.args, *plugin_args(suite)) if plugins else suite.args
+    mode = "-plugins" if plugins else ""
+    state_dir = cache / "state" / f"{suite.name}-{suite.version}{mode}"
     shutil.rmtree(state_dir, ignore_errors=True)
     print(f"{suite.name} {suite.version}: pytest ...", file=sys.stderr, flush=True)
-    expected = run_pytest(tree, suite.args, env, timeout_s=PYTEST_TIMEOUT_S)
+    expected = run_pytest(tree, args, env, timeout_s=PYTEST_TIMEOUT_S)
     bound_s = max(HANG_FLOOR_S, HANG_FACTOR * expected.wall_s)
     runs: list[Outcome] = []
     for label in ("cold", "warm"):
         print(f"{suite.name} {suite.version}: farm {label} ...", file=sys.stderr, flush=True)
-        runs.append(run_farm(tree, suite.args, env, state_dir, workers, timeout_s=bound_s))
+        runs.append(run_farm(tree, args, env, state_dir, workers, timeout_s=bound_s))
     cold, warm = runs
     # The table keeps only counts; the whole output is what explains a difference.
     logs = cache / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     for label, outcome in (("pytest", expected), ("cold", cold), ("warm", warm)):
-        (logs / f"{suite.name}-{suite.version}-{label}.log").write_text(outcome.output)
-    return Result(suite, expected, cold, warm, compare(expected, cold), compare(expected, warm))
+        (logs / f"{suite.name}-{suite.version}{mode}-{label}.log").write_text(outcome.output)
+    cold_differences, warm_differences = compare(expected, cold), compare(expected, warm)
+    if plugins:
+        cold_differences += plugin_differences(expected, cold)
+        warm_differences += plugin_differences(expected, warm)
+    return Result(suite, expected, cold, warm, cold_differences, warm_differences)
 
 
 # Short names for the counts in the table; the legend is printed under it.
@@ -403,6 +456,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--cache", type=Path, default=default_cache(), help="sdists, trees, venvs, state"
     )
+    parser.add_argument(
+        "--plugins", action="store_true", help="with pytest-cov, pytest-timeout, pytest-randomly"
+    )
     options = parser.parse_args(argv)
     found = pytest_config_above(options.cache.resolve())
     if found is not None:
@@ -419,7 +475,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     broken: list[str] = []
     for suite in chosen:
         try:
-            results.append(run_suite(suite, options.cache.resolve(), options.workers))
+            results.append(
+                run_suite(suite, options.cache.resolve(), options.workers, plugins=options.plugins)
+            )
         except SetupError as e:
             # One suite that cannot be installed says nothing about farm: the
             # others still run, and the exit status tells it apart from a difference.
