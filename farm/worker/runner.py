@@ -212,13 +212,15 @@ class ShardRunner:
         """pytest's command line, without the shard: that arrives on the command pipe."""
         command = [
             *pytest_command(self.python, farm_path=self.farm_path),
+            # Before the plugin, which imports it: pytest warns of a -p module already
+            # imported (it cannot rewrite it), an error under filterwarnings = error.
+            *(["-p", "farm.worker.coverage_capture"] if self.task.coverage else []),
             "-p", "farm.worker.plugin",
             "--farm-limit-bytes", str(self.task.result_limit_bytes),
             "--rootdir", self.task.rootdir,
             "--no-header",
             "-p", "no:cacheprovider",
             "-p", "farm.worker.cache_options",  # --lf, --sw, ...: farm chose the tests
-            *(["-p", "farm.worker.coverage_capture"] if self.task.coverage else []),
         ]  # fmt: skip
         if self.task.inifile:
             command += ["-c", self.task.inifile]

@@ -171,6 +171,19 @@ def test_terminal_table_and_xml_are_pytest_covs_serial_and_distributed(tmp_path:
     assert not list(farm.glob(".coverage.*"))
 
 
+def test_a_suite_that_makes_warnings_errors_measures_as_under_pytest(tmp_path: Path) -> None:
+    # python-dateutil's suite runs with filterwarnings = error: any warning pytest
+    # raises while loading farm's plugins into the test process would fail every test.
+    serial, farm = copies(tmp_path, "serial", "farm")
+    for suite in (serial, farm):
+        (suite / "pytest.ini").write_text("[pytest]\nfilterwarnings = error\n")
+    by_pytest = pytest_run(serial, "--cov=pkg", "--cov-report=term")
+    by_farm = farm_run(farm, "--cov=pkg", "--cov-report=term")
+    assert by_pytest.returncode == by_farm.returncode == 0, by_farm.stdout + by_farm.stderr
+    assert coverage_part(by_farm.stdout) == coverage_part(by_pytest.stdout)
+    assert " 5 passed in " in by_farm.stdout.splitlines()[-1], by_farm.stdout
+
+
 def test_term_missing_with_branches_and_skip_covered(tmp_path: Path) -> None:
     serial, farm = copies(tmp_path, "serial", "farm")
     args = ("--cov=pkg", "--cov-branch", "--cov-report=term-missing:skip-covered")
