@@ -88,9 +88,18 @@ class EmbeddedRedis:
         path = (self.state_dir / "redis.sock").resolve()
         if len(str(path)) <= _SOCKET_PATH_MAX:
             return path
-        # A deep state folder would overflow sun_path: use a short private folder instead.
-        self._socket_dir = tempfile.mkdtemp(prefix="farm-")
-        return Path(self._socket_dir) / "redis.sock"
+        # A deep state folder would overflow sun_path: use a short private folder
+        # instead, in the temporary folder, or in /tmp when TMPDIR is deep too.
+        for parent in (tempfile.gettempdir(), "/tmp"):
+            # mkdtemp's name: the prefix and 8 random characters.
+            longest = Path(parent).resolve() / "farm-12345678" / "redis.sock"
+            if len(str(longest)) <= _SOCKET_PATH_MAX:
+                self._socket_dir = tempfile.mkdtemp(prefix="farm-", dir=parent)
+                return Path(self._socket_dir).resolve() / "redis.sock"
+        raise BrokerUnavailable(
+            f"no folder short enough for the embedded Redis socket ({path} is over "
+            f"{_SOCKET_PATH_MAX} bytes, and so is TMPDIR): give a shorter --state-dir"
+        )
 
     @property
     def url(self) -> str:

@@ -13,6 +13,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -282,3 +283,26 @@ def test_a_killed_worker_leaves_its_temporary_folder_to_the_next_one(
         assert folders() == [f"worker-{second.process.pid}"]  # the dead one's is gone
     finally:
         second.kill()
+
+
+def test_a_deep_state_folder_under_a_deep_tmpdir_still_gets_a_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A unix socket's path is at most 108 bytes: with both the state folder and the
+    temporary folder too deep for one, the socket goes to a private folder in /tmp,
+    which the stop removes."""
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    monkeypatch.setattr(tempfile, "tempdir", str(deep / "tmp"))
+    (deep / "tmp").mkdir(parents=True)
+    server = EmbeddedRedis(deep / "state")
+    server.start()
+    try:
+        assert str(server.socket_path).startswith("/tmp/farm-")
+        client = redis.Redis.from_url(redis_py_url(server.url))
+        try:
+            assert client.ping()
+        finally:
+            client.close()
+    finally:
+        server.stop()
+    assert not server.socket_path.parent.exists()
