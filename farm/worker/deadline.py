@@ -33,6 +33,12 @@ A test past its limit is stopped in three steps:
 3. SIGKILL to the process group, when that line arrives or ``STOP_GRACE_S`` after
    the signals, whichever comes first.
 
+The two signals are sent while the process is stopped (SIGSTOP, then SIGCONT), so
+they are pending together when it runs again. Sent one after the other to a
+running process, a runner preempted between the two sends let the stack signal
+arrive alone: it cut a C sleep short and the test ran on, to its end, before the
+output signal came.
+
 The test is reported ``timeout``; the rest of its shard runs in a fresh process.
 This module is imported on both sides of the pipe: it holds nothing but stdlib.
 """

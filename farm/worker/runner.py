@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import signal
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -340,9 +341,11 @@ class ShardRunner:
         if watch.overrun is None and deadline is not None and now >= deadline:
             assert index is not None and state.order is not None
             watch.stop(state.order[index], index, now, test.log_size())
-            # Stack first, output second: see farm.worker.deadline for why this order holds.
+            # Stack first, output second, both pending at once: see farm.worker.deadline.
+            test.signal(signal.SIGSTOP)
             test.signal(STACK_SIGNAL)
             test.signal(OUTPUT_SIGNAL)
+            test.signal(signal.SIGCONT)
         return watch.wake_at(index)
 
     def _line(self, raw: bytes, state: _ProcessState, test: TestProcess) -> bytes | None:
