@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from farm.core.domain import Outcome, TestResult
+from farm.core.messages import decode_event
 
 if TYPE_CHECKING:
     from netns_hosts import Host
@@ -138,3 +139,20 @@ def git(repo: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
         cwd=repo, env=isolated, capture_output=True, text=True, check=True,
     )  # fmt: skip
     return done.stdout.strip()
+
+
+class ResultsSink:
+    """A shard runner's sink that keeps each test's last result, for tests that drive
+    :class:`farm.worker.runner.ShardRunner` directly."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, TestResult] = {}
+
+    def send(self, payloads: Sequence[str | bytes]) -> None:
+        for payload in payloads:
+            event = decode_event(payload)
+            if isinstance(event, TestResult):
+                self.results[event.node_id] = event
+
+    def cancelled(self) -> bool:
+        return False

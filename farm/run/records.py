@@ -110,37 +110,13 @@ def collection_failed(error: CollectionError, *, workers: int, started_at: float
     reports them, and nothing run."""
     now = time.time()
     results = tuple(
-        TestResult(
-            run_id="",
-            shard_id=-1,
-            lease=0,
-            node_id=where,
-            outcome=Outcome.ERROR,
-            duration_s=0.0,
-            longrepr=longrepr,
-            started_at=now,
-            finished_at=now,
-            tally=(("error", 1),),
-            detail=_collect_error(where, longrepr, message),
-        )
+        _collected(where, Outcome.ERROR, longrepr, _collect_error(where, longrepr, message), now)
         for (where, longrepr), message in zip(
             error.failed, (*error.messages, *[None] * len(error.failed)), strict=False
         )
     )
     skipped = tuple(
-        TestResult(
-            run_id="",
-            shard_id=-1,
-            lease=0,
-            node_id=node_id,
-            outcome=Outcome.SKIPPED,
-            duration_s=0.0,
-            longrepr=reason,
-            started_at=now,
-            finished_at=now,
-            tally=(("skipped", 1),),
-            detail=_collect_skip(path, lineno, reason),
-        )
+        _collected(node_id, Outcome.SKIPPED, reason, _collect_skip(path, lineno, reason), now)
         for node_id, path, lineno, reason in error.skipped
     )
     return RunSummary(
@@ -157,6 +133,25 @@ def collection_failed(error: CollectionError, *, workers: int, started_at: float
         started_at=started_at,
         finished_at=now,
         collection_errors=max(len(results), 1),
+    )
+
+
+def _collected(
+    node_id: str, outcome: Outcome, longrepr: str, detail: ResultDetail, now: float
+) -> TestResult:
+    """What collecting made of ``node_id`` (an error or a skip), counted as pytest does."""
+    return TestResult(
+        run_id="",
+        shard_id=-1,
+        lease=0,
+        node_id=node_id,
+        outcome=outcome,
+        duration_s=0.0,
+        longrepr=longrepr,
+        started_at=now,
+        finished_at=now,
+        tally=((outcome.value, 1),),
+        detail=detail,
     )
 
 

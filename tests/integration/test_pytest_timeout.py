@@ -13,11 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from helpers import farm_env
+from helpers import ResultsSink, farm_env
 from oracle import compare, run_farm, run_pytest
 
-from farm.core.domain import Outcome, TestResult
-from farm.core.messages import decode_event
+from farm.core.domain import Outcome
 from farm.core.shard_task import ShardTask
 from farm.scheduler.collect import collect
 from farm.worker.runner import ShardRunner
@@ -90,20 +89,6 @@ def test_the_thread_method_is_farms_to_enforce_and_the_rest_runs(
     }
 
 
-class Sink:
-    def __init__(self) -> None:
-        self.results: dict[str, TestResult] = {}
-
-    def send(self, payloads: Sequence[str | bytes]) -> None:
-        for payload in payloads:
-            event = decode_event(payload)
-            if isinstance(event, TestResult):
-                self.results[event.node_id] = event
-
-    def cancelled(self) -> bool:
-        return False
-
-
 def test_a_test_stuck_in_c_is_stopped_by_farm_after_pytest_timeouts_grace(
     tmp_path: Path,
 ) -> None:
@@ -116,7 +101,7 @@ def test_a_test_stuck_in_c_is_stopped_by_farm_after_pytest_timeouts_grace(
         "run1", 0, 1, collection.rootdir, collection.node_ids, ("--timeout=1",),
         test_timeout_s=60.0, pytest_timeout_s=collection.options.timeout_s,
     )  # fmt: skip
-    sink = Sink()
+    sink = ResultsSink()
     started = time.monotonic()
     ShardRunner(task, sink, worker="w", env={"PATH": "/usr/bin:/bin"}).run()
     result = sink.results["test_t.py::test_sums"]

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from helpers import ResultsSink
 
 from farm.core.domain import Outcome, TestResult
-from farm.core.messages import decode_event
 from farm.core.shard_task import ShardTask
 from farm.scheduler.collect import collect
 from farm.worker.runner import ShardRunner
@@ -19,24 +19,10 @@ from farm.worker.runner import ShardRunner
 pytestmark = pytest.mark.integration
 
 
-class Sink:
-    def __init__(self) -> None:
-        self.results: dict[str, TestResult] = {}
-
-    def send(self, payloads: Sequence[str | bytes]) -> None:
-        for payload in payloads:
-            event = decode_event(payload)
-            if isinstance(event, TestResult):
-                self.results[event.node_id] = event
-
-    def cancelled(self) -> bool:
-        return False
-
-
 def run_shard(folder: Path, node_ids: Sequence[str], attempt: int = 1) -> dict[str, TestResult]:
     collection = collect([], [], cwd=folder)
     task = ShardTask("run1", 0, 1, collection.rootdir, tuple(node_ids), (), collection.inifile)
-    sink = Sink()
+    sink = ResultsSink()
     ShardRunner(dataclasses.replace(task, attempt=attempt), sink, worker="w:1").run()
     return sink.results
 

@@ -6,33 +6,19 @@ import os
 import re
 import textwrap
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import ResultsSink
 
 from farm.core.domain import Outcome, TestResult
-from farm.core.messages import decode_event
 from farm.core.shard_task import ShardTask
 from farm.scheduler.collect import collect
 from farm.worker.deadline import MARKER, STOP_GRACE_S, Stopwatch
 from farm.worker.runner import ShardRunner
 
 pytestmark = pytest.mark.integration
-
-
-class RecordingSink:
-    def __init__(self) -> None:
-        self.results: dict[str, TestResult] = {}
-
-    def send(self, payloads: Sequence[str | bytes]) -> None:
-        for payload in payloads:
-            event = decode_event(payload)
-            if isinstance(event, TestResult):
-                self.results[event.node_id] = event
-
-    def cancelled(self) -> bool:
-        return False
 
 
 def shard(
@@ -58,7 +44,7 @@ def shard(
         test_timeout_s=timeout_s,
         memory_limit_bytes=memory_limit_bytes,
     )
-    sink = RecordingSink()
+    sink = ResultsSink()
     message = ShardRunner(task, sink, worker="w", env={"PATH": "/usr/bin:/bin"}).run()
     return sink.results, message
 
