@@ -8,7 +8,7 @@ function takes an open connection inside the caller's transaction.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, func, select
 
 from farm.core.domain import ChangeRef, RunState
 from farm.core.errors import UsageError
@@ -81,6 +81,18 @@ def previous_failures(
     no such run or ``branch`` is unknown ("")."""
     if not branch:
         return ()
+    run_id = latest_finished_run(connection, project, CHANGES.c.branch == branch, before_run)
+    if run_id is None:
+        return ()
+    outcomes = final_outcomes(connection, run_id)
+    return tuple(sorted(node_id for node_id, outcome in outcomes.items() if outcome.is_failure))
+
+
+def latest_finished_run(
+    connection: Connection, project: str, of_change: ColumnElement[bool], before_run: str
+) -> str | None:
+    """The most recently created finished run of ``project`` whose change matches
+    ``of_change`` (a condition on the changes table), ``before_run`` aside."""
     query = (
         select(RUNS.c.id)
         .join(CHANGES, RUNS.c.change_id == CHANGES.c.id)
@@ -88,13 +100,10 @@ def previous_failures(
             RUNS.c.project == project,
             RUNS.c.state == RunState.FINISHED,
             RUNS.c.id != before_run,
-            CHANGES.c.branch == branch,
+            of_change,
         )
         .order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc())
         .limit(1)
     )
     run_id = connection.scalar(query)
-    if run_id is None:
-        return ()
-    outcomes = final_outcomes(connection, run_id)
-    return tuple(sorted(node_id for node_id, outcome in outcomes.items() if outcome.is_failure))
+    return None if run_id is None else str(run_id)

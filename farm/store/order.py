@@ -15,11 +15,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, select
+from sqlalchemy import Connection, Row, Select, and_, select
 
-from farm.core.domain import AttemptOrder, ChangeRef, RunState
+from farm.core.domain import AttemptOrder, ChangeRef
 from farm.core.order import planned_order
 from farm.store.bulk import among_chunks
+from farm.store.changes import latest_finished_run
 from farm.store.connection import StoreConnection
 from farm.store.recovery import SHARD_TESTS
 from farm.store.rows import ATTEMPTS, CHANGES, RUNS, read_module_order, unpack_node_ids
@@ -92,21 +93,10 @@ def previous_run_id(
     connection: Connection, project: str, change: ChangeRef, *, before_run: str
 ) -> str | None:
     """The latest finished run of ``project`` testing ``change``, ``before_run`` aside."""
-    query = (
-        select(RUNS.c.id)
-        .join(CHANGES, RUNS.c.change_id == CHANGES.c.id)
-        .where(
-            RUNS.c.project == project,
-            RUNS.c.state == RunState.FINISHED,
-            RUNS.c.id != before_run,
-            CHANGES.c.repository == change.repository,
-            CHANGES.c.commit_sha == change.commit_sha,
-        )
-        .order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc())
-        .limit(1)
+    same_commit = and_(
+        CHANGES.c.repository == change.repository, CHANGES.c.commit_sha == change.commit_sha
     )
-    run_id = connection.scalar(query)
-    return None if run_id is None else str(run_id)
+    return latest_finished_run(connection, project, same_commit, before_run)
 
 
 def _with_planned(
