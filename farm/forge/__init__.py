@@ -1,0 +1,1 @@
+"""Talking to forges: commit statuses and check runs on GitHub, statuses on GitLab."""

@@ -1,0 +1,1 @@
+"""``farm serve``: webhooks and the API for changes (ASGI, FastAPI)."""
