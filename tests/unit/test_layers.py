@@ -353,7 +353,7 @@ def test_an_upward_import_is_reported(tmp_path: Path) -> None:
     (violation,) = check(read_tree(write_tree(tmp_path, files)))
     assert violation.key == ("farm.core.settings", "farm.cli", "layer")
     assert "line 2 `from farm.cli.main import x`" in str(violation)
-    assert "farm.core is layer 0, farm.cli is layer 4" in str(violation)
+    assert "farm.core is layer 0, farm.cli is layer 5" in str(violation)
 
 
 def test_relative_and_type_checking_imports_are_resolved(tmp_path: Path) -> None:
