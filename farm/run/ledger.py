@@ -87,11 +87,13 @@ class RunLedger:
         settings: Mapping[str, object],
         change: ChangeRef | None = None,
         snapshot_digest: str | None = None,
+        trigger: str = "cli",
     ) -> RunLedger:
-        """A new run, recorded as asked for from the command line, of ``change``."""
+        """A new run of ``change``, recorded as asked for by ``trigger`` (the command
+        line, or a trigger source of the server)."""
         run_id = store.create_run(
             project=project,
-            trigger="cli",
+            trigger=trigger,
             settings=settings,
             change=change,
             snapshot_digest=snapshot_digest,

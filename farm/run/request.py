@@ -19,6 +19,7 @@ class RunRequest:
     env: Mapping[str, str]
     rev: str | None = None  # test this commit of the cwd's git repository, not the disk
     change: ChangeRef | None = None  # the change the run belongs to; None outside git
+    trigger: str = "cli"  # what asked for the run: cli, or a TriggerSource's value
 
 
 @dataclass(frozen=True)

@@ -287,3 +287,15 @@ class QuarantineEventRow(Base):
     action: Mapped[QuarantineAction] = mapped_column(EnumText(QuarantineAction))
     actor: Mapped[str] = mapped_column(String(255))
     reason: Mapped[str] = mapped_column(Text)
+
+
+class DeliveryRow(Base):
+    """A key the server has seen once and must not act on twice: a webhook's delivery
+    id (``github``, ``gitlab``: the replay guard) or a commit it triggered (``head``:
+    ``repository@sha``, so polling and redelivered events do not test it again)."""
+
+    __tablename__ = "deliveries"
+
+    source: Mapped[str] = mapped_column(String(ENUM_LENGTH), primary_key=True)
+    key: Mapped[str] = mapped_column(String(600), primary_key=True)
+    seen_at: Mapped[float] = mapped_column(Double)

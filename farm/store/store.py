@@ -48,6 +48,7 @@ from farm.store import history as history_queries
 from farm.store import quarantine as quarantine_queries
 from farm.store.collections import CachedCollections
 from farm.store.connection import Clock, StoreConnection, connect
+from farm.store.deliveries import Deliveries
 from farm.store.last_failed import RerunRecords
 from farm.store.order import OrderRecords
 from farm.store.quarantine import QuarantineBook
@@ -96,6 +97,8 @@ class ResultStore:
         """What --lf, --ff and --sw read of earlier runs (see :class:`RerunRecords`)."""
         self.collection_cache = CachedCollections(self._db, clock)
         """What pytest collected last time for a request (see :class:`CachedCollections`)."""
+        self.deliveries = Deliveries(self._db, clock)
+        """Webhook deliveries and triggered commits seen once (see :class:`Deliveries`)."""
 
     @classmethod
     def open(
