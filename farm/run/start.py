@@ -127,6 +127,7 @@ def _open(
         settings=settings_record(settings, request, collection, code),
         change=request.change,
         snapshot_digest=code.digest if code is not None else None,
+        trigger=request.trigger,
     )
     template = shard_template(settings, ledger.run_id, request.pytest_args, collection, code)
     first = planner.tasks(plan, template)
@@ -160,6 +161,7 @@ def _nothing_left(
         project=project,
         settings=settings_record(parts.settings, request, collection, code),
         change=request.change,
+        trigger=request.trigger,
     )
     message = f"no tests to run: {collection.deselected} deselected"
     ledger.finish(Verdict.NO_TESTS, message)
