@@ -17,9 +17,20 @@ from enum import Enum
 from farm.core.domain import ChangeRef
 from farm.core.errors import UsageError
 
+# The Celery task a conductor runs for one request, and the queue it waits on: the
+# farm's shard queue with this suffix, so conductors never take shards and workers
+# never take runs.
+TASK_NAME = "farm.test_change"
+QUEUE_SUFFIX = ".changes"
+
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 # Free text fields are bounded: they end up in statuses, logs and pages.
 FIELD_LIMIT = 512
+
+
+def changes_queue(queue: str) -> str:
+    """The queue of trigger requests for the farm whose shards go on ``queue``."""
+    return f"{queue}{QUEUE_SUFFIX}"
 
 
 class TriggerSource(str, Enum):
@@ -89,4 +100,11 @@ class TriggerRequest:
         return cls(source=source, **fields)
 
 
-__all__ = ["FIELD_LIMIT", "TriggerRequest", "TriggerSource"]
+__all__ = [
+    "FIELD_LIMIT",
+    "QUEUE_SUFFIX",
+    "TASK_NAME",
+    "TriggerRequest",
+    "TriggerSource",
+    "changes_queue",
+]
