@@ -98,3 +98,7 @@ class StoreError(InfrastructureError):
 
 class WorkerLost(InfrastructureError):
     """Raised when the workers of a run stop before every shard has reported."""
+
+
+class ForgeError(InfrastructureError):
+    """Raised when a forge (GitHub, GitLab) refuses a status or cannot be reached."""

@@ -1,0 +1,110 @@
+"""``POST /api/hooks/github`` and ``/api/hooks/gitlab``: webhooks in, runs queued.
+
+Nothing in a delivery is looked at before it is authenticated. GitHub's
+``X-Hub-Signature-256`` is checked against the secrets of the configured
+repositories (one secret may serve many, as an organisation's hook does) before
+the body is parsed; once parsed, the repository it names must be one whose own
+secret signed it. GitLab's ``X-Gitlab-Token`` is compared the same way, in constant
+time. Then, in order: malformed JSON is 400; a delivery id seen before is 200 and
+ignored (GitHub signs no timestamp: the id is the replay guard; GitLab's is its
+``Idempotency-Key``); what the event says (farm.server.events) decides whether a
+run is queued. The answer comes at once: the run is a Celery task.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from farm.core.server_config import ServerConfig
+from farm.core.signatures import github_signature_ok, token_ok
+from farm.server.answers import Refused, answer
+from farm.server.body import read_body
+from farm.server.events import Skip, read_github_event, read_gitlab_event
+from farm.server.intake import Intake
+
+GITHUB = "github"
+GITLAB = "gitlab"
+
+
+def hook_routes(config: ServerConfig, intake: Intake) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/api/hooks/github", status_code=202)
+    async def github_hook(request: Request) -> JSONResponse:
+        body = await read_body(request, config.max_body_bytes)
+        signature = request.headers.get("x-hub-signature-256")
+        if signature is None:
+            raise Refused(401, "X-Hub-Signature-256 is missing")
+        secrets = {r.webhook_secret for r in config.repositories if r.webhook_secret}
+        if not any(github_signature_ok(secret, body, signature) for secret in secrets):
+            raise Refused(401, "X-Hub-Signature-256 does not match")
+        payload = _json(body)
+        delivery_id = request.headers.get("x-github-delivery", "").strip()
+        if not delivery_id:
+            raise Refused(400, "X-GitHub-Delivery is missing")
+        event_name = request.headers.get("x-github-event", "").strip()
+        decision = read_github_event(event_name, payload, config, delivery_id=delivery_id)
+        if not isinstance(decision, Skip) and not github_signature_ok(
+            decision.repository.webhook_secret, body, signature
+        ):
+            raise Refused(401, f"not signed with the secret of {decision.repository.name}")
+        return await _decide(intake, GITHUB, delivery_id, decision)
+
+    @router.post("/api/hooks/gitlab", status_code=202)
+    async def gitlab_hook(request: Request) -> JSONResponse:
+        body = await read_body(request, config.max_body_bytes)
+        token = request.headers.get("x-gitlab-token")
+        if token is None:
+            raise Refused(401, "X-Gitlab-Token is missing")
+        secrets = {r.webhook_secret for r in config.repositories if r.webhook_secret}
+        if not any(token_ok(secret, token) for secret in secrets):
+            raise Refused(401, "X-Gitlab-Token does not match")
+        payload = _json(body)
+        # Idempotency-Key is the same on every redelivery of one event (GitLab 17.4+);
+        # older servers send only the per-attempt event UUID, which guards less.
+        delivery_id = (
+            request.headers.get("idempotency-key")
+            or request.headers.get("x-gitlab-event-uuid")
+            or ""
+        ).strip()
+        event_name = request.headers.get("x-gitlab-event", "").strip()
+        decision = read_gitlab_event(event_name, payload, config, delivery_id=delivery_id)
+        if not isinstance(decision, Skip) and not token_ok(
+            decision.repository.webhook_secret, token
+        ):
+            raise Refused(401, f"not the token of {decision.repository.name}")
+        return await _decide(intake, GITLAB, delivery_id, decision)
+
+    return router
+
+
+async def _decide(intake: Intake, source: str, delivery_id: str, decision: Any) -> JSONResponse:
+    first = await run_in_threadpool(intake.first_delivery, source, delivery_id)
+    if not first:
+        return answer(200, "ignored", f"delivery {delivery_id} was received before")
+    if isinstance(decision, Skip):
+        status = "ignored" if decision.status_code < 400 else "refused"
+        return answer(decision.status_code, status, decision.reason)
+    return await run_in_threadpool(
+        lambda: intake.take(decision.request, delivery_source=source, delivery_id=delivery_id)
+    )
+
+
+def _json(body: bytes) -> Mapping[str, Any]:
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        raise Refused(400, "the body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise Refused(400, "the body is not a JSON object")
+    return payload
+
+
+__all__ = ["GITHUB", "GITLAB", "hook_routes"]
