@@ -82,3 +82,15 @@ PROGRESS_INTERVAL_S = 5.0  # plain progress lines when not on a terminal
 STATUS_CONTEXT = "farm"  # the one commit status (or check run) a change gets
 WEBHOOK_MAX_BODY_BYTES = 5 * 1024 * 1024  # a larger webhook body is refused (413)
 WEBHOOK_ANSWER_S = 1.0  # a webhook is answered within this; the run is a Celery task
+
+# Telling a forge (GitHub, GitLab) what a change's runs decided.
+FORGE_TIMEOUT_S = 10.0  # each request to a forge's API: connecting, sending, reading
+FORGE_RETRIES = 2  # further tries after a 5xx answer or a failed connection
+FORGE_BACKOFF_S = 1.0  # the wait before the first retry, doubled before each next one
+GITHUB_APP_JWT_S = 540  # a GitHub App's JWT lives this long (GitHub allows 600 s)
+# An installation token (an hour on GitHub) is fetched anew this long before it
+# expires, so no request carries one that expires on the way.
+INSTALLATION_TOKEN_MARGIN_S = 300.0
+# Failures a check run annotates; the rest are listed in its summary, since every
+# 50 annotations cost one more request.
+CHECK_RUN_ANNOTATIONS_LIMIT = 500
