@@ -141,7 +141,7 @@ class GitHubClient:
         body: dict[str, Any] = {"name": name, "head_sha": sha, "status": "in_progress"}
         if details_url:
             body["details_url"] = details_url
-        return self._check_run_id(self._send("POST", f"{self._checks(repository)}", body))
+        return self._check_run_id(self._send("POST", self._checks(repository), body))
 
     def finish_check_run(
         self,

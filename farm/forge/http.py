@@ -14,6 +14,7 @@ leave a duplicate, which forges show once (the latest of a name wins).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -53,12 +54,17 @@ def send_json(
     path = urlsplit(url).path
     what = f"{forge} {method} {path}"
     all_headers = {"User-Agent": USER_AGENT, **headers}
+    content = None
+    if body is not None:
+        all_headers["Content-Type"] = "application/json"
+        # Test output may hold lone surrogates, which UTF-8 cannot carry: "?" instead.
+        content = json.dumps(body, ensure_ascii=False).encode("utf-8", "replace")
     delay_s = policy.backoff_s
     for attempt in range(policy.retries + 1):
         last = attempt == policy.retries
         try:
             with httpx.Client(timeout=policy.timeout_s, follow_redirects=False) as client:
-                response = client.request(method, url, headers=all_headers, json=body)
+                response = client.request(method, url, headers=all_headers, content=content)
         except httpx.HTTPError as e:
             if last:
                 reason = _scrub(f"{type(e).__name__}: {e}", secrets)

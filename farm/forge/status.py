@@ -94,10 +94,13 @@ def error_description(state: StatusState, description: str) -> str:
 
 
 def cut_bytes(text: str, limit_bytes: int) -> str:
-    """``text`` cut to at most ``limit_bytes`` bytes of UTF-8, on a character boundary."""
-    data = text.encode("utf-8")
+    """``text`` cut to at most ``limit_bytes`` bytes of UTF-8, on a character boundary.
+
+    A lone surrogate (undecodable output kept by ``surrogateescape``) becomes "?".
+    """
+    data = text.encode("utf-8", "replace")
     if len(data) <= limit_bytes:
-        return text
+        return data.decode("utf-8")
     marker = ELLIPSIS.encode("utf-8")
     # Cutting inside a character leaves a partial sequence, which "ignore" drops.
     return data[: limit_bytes - len(marker)].decode("utf-8", "ignore") + ELLIPSIS

@@ -70,7 +70,10 @@ def test_a_github_token_sets_a_pending_then_a_final_commit_status(forge: FakeFor
     handle = reporter.started(SHA, RUN_URL)
     reporter.finished(handle, StatusReport(StatusState.FAILURE, "2 failed, 8 passed", RUN_URL))
 
-    first, second = forge.calls
+    reporter.finished(handle, StatusReport(StatusState.FAILURE, "bad byte \udcff", ""))
+
+    first, second, third = forge.calls
+    assert third.body is not None and third.body["description"] == "bad byte ?"
     assert first.method == second.method == "POST"
     assert first.path == second.path == f"/repos/acme/shop/statuses/{SHA}"
     assert first.headers["authorization"] == f"Bearer {TOKEN}"

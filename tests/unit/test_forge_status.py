@@ -80,6 +80,7 @@ def test_a_message_is_cut_to_its_bytes_on_a_character_boundary() -> None:
     assert cut.endswith("…") and set(cut[:-1]) == {"€"}
     assert len(cut.encode("utf-8")) > 64 * 1024 - 6  # nothing more than a character lost
     assert cut_bytes("short", 10) == "short"
+    assert cut_bytes("E   b'\udcff'", 100) == "E   b'?'"  # a byte kept by surrogateescape
 
 
 def test_annotations_go_fifty_to_a_request_in_order() -> None:
