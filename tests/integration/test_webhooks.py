@@ -159,9 +159,7 @@ def test_a_body_signed_with_another_secret_is_401(
     assert queued(redis_url, queue_key) == []
 
 
-def test_a_replayed_delivery_is_ignored(
-    client: TestClient, redis_url: str, queue_key: str
-) -> None:
+def test_a_replayed_delivery_is_ignored(client: TestClient, redis_url: str, queue_key: str) -> None:
     assert post_github(client, push()).status_code == 202
     again = post_github(client, push(OTHER_SHA))  # same delivery id, even with a new body
     assert again.status_code == 200
@@ -230,7 +228,7 @@ def test_a_pull_request_from_an_untrusted_fork_waits_for_the_label(
 
 
 def replace_action(pull: dict[str, Any], action: str, label: dict[str, str]) -> dict[str, Any]:
-    changed = json.loads(json.dumps(pull))
+    changed: dict[str, Any] = json.loads(json.dumps(pull))
     changed["action"] = action
     changed["label"] = label
     changed["pull_request"]["labels"] = [label]
