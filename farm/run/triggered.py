@@ -52,8 +52,6 @@ FARM_OWNED = (
 )  # fmt: skip
 # The only variables of the conductor's environment its tests' pytest sees.
 TEST_ENV_ALLOWED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
-# Annotations sent for one run: the forge shows the first ones inline anyway.
-ANNOTATION_LIMIT = 200
 
 
 def run_trigger(
@@ -139,7 +137,8 @@ def status_report(summary: RunSummary, dashboard_url: str) -> StatusReport:
     state = state_for_verdict(summary.verdict)
     quarantined = set(summary.quarantined_failures)
     failing = [r for r in summary.results if r.outcome.is_failure and r.node_id not in quarantined]
-    annotations = tuple(_annotation(result) for result in failing[:ANNOTATION_LIMIT])
+    # The client sends what a forge takes and lists the rest in the summary.
+    annotations = tuple(_annotation(result) for result in failing)
     return StatusReport(
         state=state,
         description=_description(summary, len(failing)),
@@ -210,11 +209,8 @@ def _started(reporter: StatusReporter, commit_sha: str, target_url: str) -> Stat
 def _finished(
     reporter: StatusReporter, handle: StatusHandle | None, commit_sha: str, report: StatusReport
 ) -> None:
-    """Send the verdict; when the pending status was not sent, open it now."""
-    if handle is None:
-        handle = _started(reporter, commit_sha, report.target_url)
-        if handle is None:
-            return
+    """Send the verdict (also when the pending status could not be sent)."""
+    handle = handle or StatusHandle(commit_sha)
     try:
         reporter.finished(handle, report)
     except FarmError as e:

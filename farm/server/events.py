@@ -186,8 +186,14 @@ def is_trust_label(repository: RepositoryConfig, labels: Iterable[str]) -> bool:
     return bool(label) and any(name.casefold() == label for name in labels)
 
 
-def untrusted(repository: RepositoryConfig, author: str) -> Skip:
-    hint = f" (add the label '{shown(repository.trust_label)}')" if repository.trust_label else ""
+def untrusted(repository: RepositoryConfig, author: str, *, labelled: bool = False) -> Skip:
+    """A fork's pull request that may not run; ``labelled``: it carries the trust label
+    from an earlier commit, which does not approve this one."""
+    label = shown(repository.trust_label)
+    if labelled:
+        hint = f" (new commits: remove and add the label '{label}' again)"
+    else:
+        hint = f" (add the label '{label}')" if repository.trust_label else ""
     return Skip(200, f"pull request from a fork by {shown(author)}: not trusted{hint}")
 
 

@@ -132,8 +132,11 @@ def _pull_request(repository: RepositoryConfig, payload: object, delivery_id: st
         return Skip(200, "pull request closed")
     if flag(payload, "pull_request.draft") and not repository.test_drafts:
         return Skip(200, "draft pull request")
-    if fork and not is_trusted(repository, author, labels):
-        return untrusted(repository, author)
+    # The label approves the commit it was added on, not what the fork pushes after
+    # it: new commits need the label again (removed and added), as a new review.
+    approved = [text(payload, "label.name")] if action == "labeled" else []
+    if fork and not is_trusted(repository, author, approved):
+        return untrusted(repository, author, labelled=is_trust_label(repository, labels))
     return trigger(
         repository,
         TriggerSource.GITHUB,

@@ -155,8 +155,10 @@ def _merge_request(repository: RepositoryConfig, payload: object, delivery_id: s
         return Skip(200, "draft merge request")
     # The user is whoever caused the event: the one who opened, reopened or pushed.
     author = text(payload, "user.username")
-    if fork and not is_trusted(repository, author, labels):
-        return untrusted(repository, author)
+    # The label approves the commit it was added on only (see github_events).
+    approved = labels if action == "update" and _label_added(repository, payload) else []
+    if fork and not is_trusted(repository, author, approved):
+        return untrusted(repository, author, labelled=is_trust_label(repository, labels))
     sha = commit_sha(text(payload, f"{attributes}.last_commit.id"), f"{attributes}.last_commit.id")
     return trigger(
         repository,
@@ -179,7 +181,12 @@ def _update_runs(repository: RepositoryConfig, payload: object, fork: bool) -> b
             payload, f"changes.{field}.current"
         ):
             return True
-    if not fork or value(payload, "changes.labels") is None:
+    return fork and _label_added(repository, payload)
+
+
+def _label_added(repository: RepositoryConfig, payload: object) -> bool:
+    """Whether this update added the trust label."""
+    if value(payload, "changes.labels") is None:
         return False
     before = names(payload, "changes.labels.previous", "title")
     after = names(payload, "changes.labels.current", "title")

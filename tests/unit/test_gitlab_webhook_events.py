@@ -171,9 +171,10 @@ def test_gitlab_fork_merge_request_by_a_trusted_user_runs() -> None:
     assert triggered(gitlab("Merge Request Hook", payload)).author == "Carol"
 
 
-def test_gitlab_fork_merge_request_with_the_trust_label_runs() -> None:
+def test_gitlab_trust_label_does_not_approve_a_fork_s_later_commits() -> None:
     payload = gl_merge_request(source_project_id=99, user="mallory", labels=("safe to test",))
-    assert triggered(gitlab("Merge Request Hook", payload)).pull_request == "7"
+    reason = skipped(gitlab("Merge Request Hook", payload)).reason
+    assert "not trusted" in reason and "remove and add the label" in reason
 
 
 def test_gitlab_merge_request_from_a_deleted_source_project_is_untrusted() -> None:

@@ -167,17 +167,20 @@ def test_github_fork_pull_request_by_a_trusted_author_runs_whatever_the_case() -
     assert triggered(github("pull_request", payload)).author == "carol"
 
 
-def test_github_fork_pull_request_with_the_trust_label_runs() -> None:
+def test_github_trust_label_does_not_approve_a_fork_s_later_commits() -> None:
     payload = gh_pull_request(
         "synchronize", head_repo="mallory/shop", author="mallory", labels=("bug", "Safe To Test")
     )
-    assert triggered(github("pull_request", payload)).commit_sha == SHA
+    reason = skipped(github("pull_request", payload)).reason
+    assert "not trusted" in reason and "remove and add the label" in reason
 
 
 def test_github_pull_request_from_a_deleted_fork_is_untrusted() -> None:
     payload = gh_pull_request(head_repo=None, author="mallory")
     assert "not trusted" in skipped(github("pull_request", payload)).reason
-    labelled = gh_pull_request(head_repo=None, author="mallory", labels=("safe to test",))
+    labelled = gh_labeled(
+        "safe to test", head_repo=None, author="mallory", labels=("safe to test",)
+    )
     assert triggered(github("pull_request", labelled)).author == "mallory"
 
 
