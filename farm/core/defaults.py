@@ -94,3 +94,8 @@ INSTALLATION_TOKEN_MARGIN_S = 300.0
 # Failures a check run annotates; the rest are listed in its summary, since every
 # 50 annotations cost one more request.
 CHECK_RUN_ANNOTATIONS_LIMIT = 500
+
+# The conductor's mirrors of the repositories server-triggered runs test.
+GIT_FETCH_TIMEOUT_S = 600.0  # one git call over the network: a fetch, a listing of branches
+GIT_LOCAL_TIMEOUT_S = 300.0  # one git call on local disk: a clone from the mirror, a checkout
+MIRROR_LOCK_WAIT_S = 1800.0  # the wait for another conductor fetching the same repository

@@ -102,3 +102,7 @@ class WorkerLost(InfrastructureError):
 
 class ForgeError(InfrastructureError):
     """Raised when a forge (GitHub, GitLab) refuses a status or cannot be reached."""
+
+
+class CommitNotFound(UsageError):
+    """Raised when a commit to check out is not in its repository, even after fetching."""
