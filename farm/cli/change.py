@@ -85,7 +85,7 @@ def change_show(sha: str | None, repository: str | None, as_json: bool, **flags:
             where = f" of repository {wanted_repository}" if wanted_repository else ""
             raise UsageError(f"no change {commit!r}{where} in results store {store.url}")
         shown = [ShownRun(record, store.final_results(record.run_id)) for record in found.runs]
-    verdict = change_verdict([_change_run(run) for run in shown], flaky=settings.flaky)
+    verdict = verdict_of(shown, flaky=settings.flaky)
     if as_json:
         click.echo(json.dumps(change_json(found.change, verdict, shown), sort_keys=True))
     else:
@@ -99,6 +99,11 @@ def _latest(store: ResultStore, project: str | None) -> str:
         of = f" of project {project!r}" if project else ""
         raise UsageError(f"no change{of} in results store {store.url} yet")
     return latest.commit_sha
+
+
+def verdict_of(runs: Sequence[ShownRun], *, flaky: FlakyPolicy) -> ChangeVerdict:
+    """The verdict of a change over its ``runs`` (oldest first), as shown here."""
+    return change_verdict([_change_run(run) for run in runs], flaky=flaky)
 
 
 def _change_run(shown: ShownRun) -> ChangeRun:

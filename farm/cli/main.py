@@ -21,6 +21,7 @@ from typing import Any
 import click
 
 from farm.cli.change import change
+from farm.cli.ci import ci
 from farm.cli.history import history
 from farm.cli.interrupts import SignalInterrupt, interrupt_on_signals, interrupted
 from farm.cli.isolate import isolate_options, run_isolate
@@ -265,6 +266,7 @@ cli.add_command(history)
 cli.add_command(workers)
 cli.add_command(change)
 cli.add_command(quarantine)
+cli.add_command(ci)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

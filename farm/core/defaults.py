@@ -99,3 +99,9 @@ CHECK_RUN_ANNOTATIONS_LIMIT = 500
 GIT_FETCH_TIMEOUT_S = 600.0  # one git call over the network: a fetch, a listing of branches
 GIT_LOCAL_TIMEOUT_S = 300.0  # one git call on local disk: a clone from the mirror, a checkout
 MIRROR_LOCK_WAIT_S = 1800.0  # the wait for another conductor fetching the same repository
+
+# farm ci, one step of a CI job.
+CI_JUNIT_XML = "farm-junit.xml"  # where farm ci writes JUnit XML, in the working folder
+# GitHub shows 10 error annotations per step; a few more are printed for the log, and
+# one notice counts the rest.
+CI_ERROR_ANNOTATIONS = 50
