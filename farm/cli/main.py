@@ -200,6 +200,10 @@ def plan(
 @click.option("--name", help="Worker name in results and `farm workers` [machine's name].")
 @click.option("--machine", help="The machine it runs on, e.g. a Kubernetes node [its hostname].")
 @click.option("--cache", "cache_dir", help="Folder for snapshots and environments [~/.cache/farm].")
+@click.option(
+    "--test-user",
+    help="User that tests run as, or self for the worker's own [nobody when run as root].",
+)
 @click.option("--local", is_flag=True, hidden=True)
 def worker(
     concurrency: int | None, name: str | None, machine: str | None, local: bool, **flags: Any
@@ -225,12 +229,19 @@ def worker(
     machine_name = machine or socket.gethostname()
     if not machine_name.strip() or any(c in machine_name for c in "\n\r"):
         raise SettingsError(f"machine name must be non-empty without newlines: {machine!r}")
+    from farm.worker.test_user import prepare_worker_dirs, worker_test_user
+
+    test_user = worker_test_user(
+        settings.test_user, broker_flag=flags.get("broker_url"), euid=os.geteuid()
+    )
     configure(level=logging.WARNING if local else logging.INFO)
     connect(settings.broker_url, timeout_s=settings.broker_timeout_s).close()
     from farm.core.lifeline import own_tmpdir
     from farm.worker.app import WorkerConfig, make_app
 
-    own_tmpdir(settings.cache_dir.resolve() / "tmp", os.environ)
+    tmp_dir = own_tmpdir(settings.cache_dir.resolve() / "tmp", os.environ)
+    if test_user is not None:
+        prepare_worker_dirs(settings.cache_dir.resolve(), tmp_dir, test_user)
     from farm.worker.workspace import WorkspaceConfig
 
     config = WorkerConfig(
@@ -249,6 +260,7 @@ def worker(
         key_prefix=settings.key_prefix,
         run_ttl_s=settings.run_ttl_s,
         max_failures=settings.worker_max_failures,
+        test_user=test_user,
     )
     app = make_app(config)
     argv = [

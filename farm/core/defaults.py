@@ -49,6 +49,8 @@ PYTEST_TIMEOUT_GRACE_S = 5.0
 SEED_LOOKBACK_RUNS = 100
 TEST_MEMORY_LIMIT_BYTES = 0  # address space of a test process; 0 is no limit
 SPARE_IDLE_S = 120.0  # a spare test process nobody gives a shard exits after this
+# Who a worker running as root runs its tests as, unless told (see farm.core.test_user).
+ROOT_TEST_USER = "nobody"
 # A shard's coverage data (pytest-cov), as its test processes dumped it (compressed):
 # more is refused and the run's coverage reported incomplete. The data of a suite of
 # some thousand source files takes a few MiB.
