@@ -124,7 +124,7 @@ class Farm:
             with open(home / "worker.log", "wb") as log:
                 process = subprocess.Popen(
                     [script("farm"), "worker", "-c", "1", "--name", f"w{i}",
-                     "--cache", str(home / "cache")],
+                     "--cache", str(home / "cache"), "--test-user", "self"],
                     cwd=home, env={**self.env, "FARM_BROKER_URL": self.broker},
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     start_new_session=True,

@@ -67,7 +67,7 @@ def start_workers(net: Network, per_host: int, root: Path, hide: Path) -> list[P
         with open(home / "worker.log", "wb") as log:
             host.popen(
                 [script("farm"), "worker", "-c", str(per_host), "--cache", str(home / "cache"),
-                 "--name", host.name],
+                 "--name", host.name, "--test-user", "self"],
                 cwd=home, env=env, hide=[hide], stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         logs.append(home / "worker.log")

@@ -73,7 +73,9 @@ class WorkerProcess:
         # the test's own folder, not the machine's /tmp, takes it.
         private_tmp = log_path.with_name(f"{log_path.name}.tmp")
         private_tmp.mkdir(exist_ok=True)
-        env = {"TMPDIR": str(private_tmp), **env}
+        # Tests run as the worker's user (root here) unless a test says otherwise: the
+        # folders under pytest's tmp_path are closed to any other user.
+        env = {"TMPDIR": str(private_tmp), "FARM_TEST_USER": "self", **env}
         with open(log_path, "wb") as log:
             if host is None:
                 self.process: subprocess.Popen[bytes] = subprocess.Popen(

@@ -250,6 +250,8 @@ class LocalWorkers:
             **self.env,
             **self.lifeline.child_env([*self.cleanup, self.tmp_dir]),
             "FARM_BROKER_URL": self.broker_url,
+            # The submitter's own code, run for the submitter: as its user, even root.
+            "FARM_TEST_USER": "self",
             **worker_tmpdir_env(self.tmp_dir, self.env),
         }
         command = [self.python, "-m", "farm", "worker", "-c", str(self.concurrency), "--local"]

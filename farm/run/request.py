@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from farm.core.domain import ChangeRef, RunSummary
+from farm.core.test_user import TestUser
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,9 @@ class RunRequest:
     rev: str | None = None  # test this commit of the cwd's git repository, not the disk
     change: ChangeRef | None = None  # the change the run belongs to; None outside git
     trigger: str = "cli"  # what asked for the run: cli, or a TriggerSource's value
+    # Who collecting runs the suite's code as (farm.core.test_user); None: this process's
+    # user, as for farm run. Set for code nobody vouched for (a webhook's change).
+    test_user: TestUser | None = None
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,7 @@ class Settler:
             request.pytest_args,
             cwd=request.cwd,
             env=request.env,
+            test_user=request.test_user,
             seed=guess.options.seed,
         )
         self.collecting: Future[Collection] | None = None
@@ -159,6 +160,7 @@ class Settler:
             args,
             cwd=Path(rootdir),
             env=self.request.env,
+            test_user=self.request.test_user,
             seed=self.guess.options.seed,  # the run's, for the plugins that shuffle tests
             # Files with no test left (none written, or all deselected) owe nothing;
             # that is no end of the run, which still owes what its shards run.
@@ -197,6 +199,7 @@ class Settler:
             request.pytest_args,
             cwd=request.cwd,
             env=request.env,
+            test_user=request.test_user,
             seed=self.guess.options.seed,
         )
         while not future.done():

@@ -198,8 +198,9 @@ def _asked(request: RunRequest) -> tuple[str, ...]:
 
 def _collect(pool: ThreadPoolExecutor, request: RunRequest, seed: int | None) -> Future[Collection]:
     return pool.submit(
-        collect, request.paths, request.pytest_args, cwd=request.cwd, env=request.env, seed=seed
-    )
+        collect, request.paths, request.pytest_args, cwd=request.cwd, env=request.env, seed=seed,
+        test_user=request.test_user,
+    )  # fmt: skip
 
 
 def _seeded(

@@ -6,12 +6,19 @@ empty selection raises :class:`NoTestsCollected`. Never a silent pass.
 
 :func:`discover` is the cheap half: the test files pytest would collect, found
 without importing them (see :mod:`farm.scheduler.collect_plugin`).
+
+Both run the suite's code (its conftest files, its plugins): given a test user
+(:mod:`farm.core.test_user`), pytest runs as that user, with a private folder of
+its own as ``HOME`` and ``TMPDIR``, removed afterwards. The project's folder must
+then be readable by that user.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +31,7 @@ from farm.core.lifeline import die_with_parent
 from farm.core.pytest_command import pytest_command
 from farm.core.pytest_options import PytestOptions
 from farm.core.seeds import SEED_OPTION
+from farm.core.test_user import TestUser, popen_identity, private_dir, user_env
 
 _INTERNAL_ERROR_EXIT = 3  # pytest's exit code when a hook or plugin raised
 _USAGE_EXIT = 4
@@ -38,12 +46,17 @@ def collect(
     python: str = sys.executable,
     require_tests: bool = True,
     seed: int | None = None,
+    test_user: TestUser | None = None,
 ) -> Collection:
     """Every test pytest collects from ``paths``; raises if there is none, unless
     ``require_tests`` is off (some modules of a run owe nothing: no tests, or every
     test deselected, which still counts). ``seed`` is the run's, for the plugins that
-    shuffle tests (see :mod:`farm.core.seeds`)."""
-    found = _run(paths, pytest_args, cwd=cwd, env=env, python=python, discover=False, seed=seed)
+    shuffle tests (see :mod:`farm.core.seeds`); ``test_user`` whom pytest runs as (None:
+    this process's user)."""
+    found = _run(
+        paths, pytest_args, cwd=cwd, env=env, python=python, discover=False, seed=seed,
+        test_user=test_user,
+    )  # fmt: skip
     if require_tests and not found.node_ids:
         raise NoTestsCollected(f"no tests collected from {' '.join(paths) or '.'}")
     return found
@@ -57,12 +70,16 @@ def discover(
     env: Mapping[str, str] | None = None,
     python: str = sys.executable,
     seed: int | None = None,
+    test_user: TestUser | None = None,
 ) -> Collection:
     """The test files pytest would collect from ``paths``, without importing them.
 
     The result's ``node_ids`` is empty; its ``modules`` name the files.
     """
-    return _run(paths, pytest_args, cwd=cwd, env=env, python=python, discover=True, seed=seed)
+    return _run(
+        paths, pytest_args, cwd=cwd, env=env, python=python, discover=True, seed=seed,
+        test_user=test_user,
+    )  # fmt: skip
 
 
 def _run(
@@ -74,13 +91,21 @@ def _run(
     python: str,
     discover: bool,
     seed: int | None = None,
+    test_user: TestUser | None = None,
 ) -> Collection:
     for path in paths:
         if not (cwd / path.split("::", 1)[0]).exists():
             raise UsageError(f"path does not exist: {path}")
+    child_env = dict(os.environ if env is None else env)
     # An anonymous file (no name on disk) that the child writes through /dev/fd: a
     # farm run killed while collecting leaves nothing behind in the temporary folder.
-    with tempfile.TemporaryFile() as out:
+    with tempfile.TemporaryFile() as out, contextlib.ExitStack() as cleanup:
+        if test_user is not None:
+            # Opening /dev/fd/N checks the file's owner: the child must own it.
+            os.fchown(out.fileno(), test_user.uid, test_user.gid)
+            own_dir = private_dir(test_user, prefix="farm-collect-")
+            cleanup.callback(shutil.rmtree, own_dir, True)
+            child_env.update(user_env(test_user, own_dir))
         command = [
             *pytest_command(python),
             "--collect-only",
@@ -101,10 +126,11 @@ def _run(
             preexec_fn=die_with_parent(waits=True),
             pass_fds=(out.fileno(),),
             cwd=cwd,
-            env=dict(os.environ if env is None else env),
+            env=child_env,
             stdin=subprocess.DEVNULL,
             capture_output=True,
             check=False,
+            **popen_identity(test_user),
         )
         text = (completed.stdout + completed.stderr).decode("utf-8", "replace")
         if completed.returncode == _INTERNAL_ERROR_EXIT:

@@ -33,6 +33,7 @@ from farm.core.keys import Keys
 from farm.core.lifeline import TESTS_TMPDIR_ENV
 from farm.core.logs import event
 from farm.core.shard_task import TASK_NAME, ShardTask
+from farm.core.test_user import TestUser
 from farm.worker.job import Breaker, Slot, run_job
 from farm.worker.registry import WorkerInfo, WorkerRegistry
 from farm.worker.runner import scrubbed_env
@@ -57,6 +58,9 @@ class WorkerConfig:
     # The machine its results name: where a retry must not run again, and what a
     # test failing only here points at. A container's hostname is not its machine.
     machine: str = socket.gethostname()
+    # Who its tests and setup commands run as (farm.core.test_user); None: the worker's
+    # own user.
+    test_user: TestUser | None = None
 
 
 def _stop_worker() -> None:
@@ -103,8 +107,10 @@ def make_app(config: WorkerConfig) -> Celery:
                 machine=machine,
                 client=client,
                 keys=keys,
-                spawner=Spawner(env=env),
-                workspaces=Workspaces(config.workspace, client=client, base_env=env),
+                spawner=Spawner(env=env, user=config.test_user),
+                workspaces=Workspaces(
+                    config.workspace, client=client, base_env=env, user=config.test_user
+                ),
                 breaker=Breaker(config.max_failures),
                 queue_key=keys.queue(config.queue),
                 run_ttl_s=config.run_ttl_s,
@@ -149,6 +155,7 @@ def _announce_while_running(config: WorkerConfig, machine: str) -> None:
         event(
             log, "worker.ready", name=config.name, machine=machine, pid=os.getpid(),
             capacity=config.concurrency, queue=config.queue, cache=str(config.workspace.cache_dir),
+            test_user=config.test_user.name if config.test_user else "",
         )  # fmt: skip
 
     @signals.worker_shutdown.connect(weak=False)  # type: ignore[untyped-decorator]

@@ -6,6 +6,11 @@ rename wins and the other discards its copy. Sizes and use order live in
 ``<root>/index.json``, read and written under an exclusive ``flock`` on
 ``<root>/.lock``. Eviction does not know whether another process still runs tests
 in a tree; the cache is sized so that a tree in use is never the oldest.
+
+A tree is readable by everyone (``0755`` folders, ``0644`` files under the worker's
+umask) and writable by the worker alone, so tests run as another user (see
+:mod:`farm.worker.test_user`) read it but cannot change it for later runs. The lock
+is the worker's alone: a test holding it would stall every slot.
 """
 
 from __future__ import annotations
@@ -52,6 +57,9 @@ class SnapshotCache:
                 index["trees"].pop(digest, None)
                 return None
             self._touch(index, digest, path)
+        with contextlib.suppress(OSError):
+            if path.stat().st_mode & 0o777 != 0o755:  # unpacked by a farm that left it private
+                path.chmod(0o755)
         return path
 
     def add(self, digest: str, archive: Path, max_unpacked_bytes: int) -> Path:
@@ -61,6 +69,7 @@ class SnapshotCache:
             tmp = Path(tempfile.mkdtemp(prefix=".add-", dir=self.root))
             try:
                 unpack(archive, tmp / "tree", expected_digest=digest, max_bytes=max_unpacked_bytes)
+                (tmp / "tree").chmod(0o755)  # unpacked in a private folder, shared now
                 with contextlib.suppress(OSError):  # another process renamed it first
                     os.rename(tmp / "tree", path)
             finally:
@@ -96,7 +105,8 @@ class SnapshotCache:
     @contextlib.contextmanager
     def _index(self) -> Iterator[dict[str, Any]]:
         """The index, locked for this process, written back when the block ends."""
-        with open(self.root / ".lock", "a+b") as lock:
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "r+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             index_path = self.root / _INDEX
             try:

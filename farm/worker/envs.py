@@ -20,6 +20,12 @@ The environment is built from the first snapshot that needs it, so an editable
 install of the project points at that tree; tests of a later snapshot import the
 project from their own tree because its root (and its ``src/`` folder, if any) is
 put first on ``PYTHONPATH``.
+
+The setup command is the run's code, as untrusted as its tests: with a test user
+(:mod:`farm.core.test_user`) it runs as that user, in a copy of the snapshot
+(``<root>/<key>/tree``, where it may write its build files) and with the virtual
+environment given to that user; once built, the environment is the worker's
+again, so that no test can change it for the runs that reuse it.
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ from pathlib import Path
 import farm
 from farm.core.errors import InfrastructureError
 from farm.core.logs import event
+from farm.core.test_user import TestUser, popen_identity, private_dir, user_env
+from farm.worker.test_user import chown_tree
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +89,18 @@ def env_key(tree: Path, setup_command: str, patterns: Sequence[str]) -> str:
 class Environments:
     """The environments cached under ``root``."""
 
-    def __init__(self, root: Path, *, base_env: Mapping[str, str], timeout_s: float) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        base_env: Mapping[str, str],
+        timeout_s: float,
+        user: TestUser | None = None,
+    ) -> None:
         self.root = root
         self.base_env = dict(base_env)
         self.timeout_s = timeout_s
+        self.user = user  # who setup commands run as; None: the worker's own user
 
     def prepare(self, tree: Path, setup_command: str, patterns: Sequence[str]) -> Environment:
         """The environment for ``tree``, built now unless a ready one exists."""
@@ -123,18 +139,33 @@ class Environments:
         }
         env.pop("PYTHONHOME", None)
         log_path = home / "setup.log"
-        code = self._run(["/bin/sh", "-c", setup_command], tree, env, log_path)
-        if code != 0:
-            how = "timed out" if code is None else f"exited with {code}"
-            raise SetupError(
-                f"setup command {setup_command!r} {how}: {_last_line(log_path)} "
-                f"(full output in {log_path} on {os.uname().nodename})"
-            )
-        check = subprocess.run(
-            [str(python), "-c", "import pytest"], env=env, capture_output=True, check=False
-        )
-        if check.returncode != 0:
-            raise SetupError(f"setup command {setup_command!r} did not install pytest")
+        workdir, own_dir = tree, ""
+        try:
+            if self.user is not None:
+                workdir = home / "tree"
+                shutil.copytree(tree, workdir, symlinks=True)
+                for owned in (venv_dir, workdir):
+                    chown_tree(owned, self.user.uid, self.user.gid)
+                own_dir = private_dir(self.user, prefix="farm-setup-")
+                env.update(user_env(self.user, own_dir))
+            code = self._run(["/bin/sh", "-c", setup_command], workdir, env, log_path)
+            if code != 0:
+                how = "timed out" if code is None else f"exited with {code}"
+                raise SetupError(
+                    f"setup command {setup_command!r} {how}: {_last_line(log_path)} "
+                    f"(full output in {log_path} on {os.uname().nodename})"
+                )
+            check = subprocess.run(
+                [str(python), "-c", "import pytest"], env=env, capture_output=True, check=False,
+                **popen_identity(self.user),
+            )  # fmt: skip
+            if check.returncode != 0:
+                raise SetupError(f"setup command {setup_command!r} did not install pytest")
+            if self.user is not None:
+                chown_tree(home, os.geteuid(), os.getegid())
+        finally:
+            if own_dir:
+                shutil.rmtree(own_dir, ignore_errors=True)
         seconds = round(time.monotonic() - started, 2)
         (home / _READY).write_text(json.dumps({"command": setup_command, "build_s": seconds}))
         event(log, "env.built", key=home.name, seconds=seconds)
@@ -150,6 +181,7 @@ class Environments:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # so a timeout kills what it started, too
+                **popen_identity(self.user),
             )
             try:
                 return process.wait(timeout=self.timeout_s)
@@ -162,7 +194,9 @@ class Environments:
     @contextlib.contextmanager
     def _locked(self, key: str) -> Iterator[None]:
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / f".{key}.lock", "a+b") as lock:
+        # The worker's alone: a test holding it would stall every build of the key.
+        fd = os.open(self.root / f".{key}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "r+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 

@@ -17,6 +17,11 @@ left on disk even when the worker is killed.
 Each process leads a process group of its own, so that killing it (a test over its
 time limit, a cancelled run) also kills what its tests started. With a memory
 limit, the process and its children run under ``RLIMIT_AS`` of that size.
+
+With a test user (:mod:`farm.core.test_user`), each process runs as that user, with
+a folder of its own in the worker's temporary folder as its ``TMPDIR`` (and its
+``HOME`` when the user has no usable one); that folder, like the coverage folder
+the process writes in, belongs to the test user and is removed with the process.
 """
 
 from __future__ import annotations
@@ -34,7 +39,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from farm.core import defaults
+from farm.core.test_user import TestUser, popen_identity, private_dir, user_env
 from farm.worker.coverage_capture import DATA_FILE_ENV
+from farm.worker.test_user import prepare_dir
 
 
 @dataclass
@@ -53,6 +60,9 @@ class TestProcess:
     # The folder of the process's coverage data (a run that measures coverage), ""
     # for none: see farm.worker.coverage_relay. Removed with the process.
     coverage_dir: str = ""
+    # The test user's folder for this process (its TMPDIR), "" without a test user.
+    # Removed with the process.
+    own_dir: str = ""
 
     def give(self, shard: bytes) -> bool:
         """Hand the process its shard (one line of JSON); False if it is already gone.
@@ -140,6 +150,9 @@ class TestProcess:
         self.process.wait()
         self.close_fds()
         self.remove_coverage_dir()
+        if self.own_dir:
+            shutil.rmtree(self.own_dir, ignore_errors=True)
+            self.own_dir = ""
 
     def remove_coverage_dir(self) -> None:
         if self.coverage_dir:
@@ -187,11 +200,13 @@ class Spawner:
         self,
         *,
         env: Mapping[str, str],
+        user: TestUser | None = None,
         idle_s: float = defaults.SPARE_IDLE_S,
         exit_grace_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.env = dict(env)
+        self.user = user  # who the processes run as; None: the worker's own user
         self.idle_s = idle_s
         self.exit_grace_s = exit_grace_s
         self.clock = clock
@@ -228,9 +243,6 @@ class Spawner:
         command_read, command_write = os.pipe()
         report_read, report_write = os.pipe()
         log_fd, log_name = tempfile.mkstemp(prefix="farm-pytest-", suffix=".log")
-        # In the worker's own TMPDIR, which its end removes however it ends.
-        coverage_dir = tempfile.mkdtemp(prefix="farm-cov-") if launch.coverage else ""
-        coverage_env = {DATA_FILE_ENV: f"{coverage_dir}/.coverage"} if coverage_dir else {}
         log_read_fd = os.open(log_name, os.O_RDONLY)
         os.unlink(log_name)
         full = [
@@ -239,29 +251,40 @@ class Spawner:
             "--farm-report-fd", str(report_write),
             "--farm-idle-s", str(self.idle_s),
         ]  # fmt: skip
+        own_dir = coverage_dir = ""
         try:
+            # In the worker's own TMPDIR, which its end removes however it ends.
+            own_dir = private_dir(self.user, prefix="farm-test-") if self.user else ""
+            user_vars = user_env(self.user, own_dir) if self.user else {}
+            coverage_dir = tempfile.mkdtemp(prefix="farm-cov-") if launch.coverage else ""
+            coverage_env = {DATA_FILE_ENV: f"{coverage_dir}/.coverage"} if coverage_dir else {}
+            if coverage_dir:
+                prepare_dir(coverage_dir, self.user)
             process = subprocess.Popen(
                 full,
                 cwd=launch.cwd,
-                env={**self.env, **launch.extra_env, **coverage_env},
+                env={**self.env, **launch.extra_env, **coverage_env, **user_vars},
                 stdin=subprocess.DEVNULL,
                 stdout=log_fd,
                 stderr=subprocess.STDOUT,
                 pass_fds=(command_read, report_write),
                 # setsid in the child, without a preexec_fn: see TestProcess.kill
                 start_new_session=True,
+                **popen_identity(self.user),
             )
         except BaseException:
             for fd in (command_write, report_read, log_read_fd):
                 os.close(fd)
-            if coverage_dir:
-                shutil.rmtree(coverage_dir, ignore_errors=True)
+            for folder in (coverage_dir, own_dir):
+                if folder:
+                    shutil.rmtree(folder, ignore_errors=True)
             raise
         finally:
             for fd in (command_read, report_write, log_fd):
                 os.close(fd)
         test = TestProcess(process, command_write, report_read, log_read_fd)
         test.coverage_dir = coverage_dir
+        test.own_dir = own_dir
         if launch.memory_limit_bytes > 0:
             # Set from here rather than in a preexec_fn, which is unsafe in a process
             # with threads (a Celery worker has several) and makes subprocess fork

@@ -39,6 +39,7 @@ from farm.artifacts.snapshot import SnapshotError
 from farm.core.errors import InfrastructureError
 from farm.core.logs import event
 from farm.core.shard_task import ShardTask
+from farm.core.test_user import TestUser
 from farm.worker.cache import SnapshotCache
 from farm.worker.envs import Environments, SetupError, code_path
 
@@ -84,12 +85,16 @@ class Workspaces:
         *,
         client: redis.Redis,
         base_env: dict[str, str],
+        user: TestUser | None = None,
     ) -> None:
         self.config = config
         self.client = client
         self._trees: SnapshotCache | None = None
         self.envs = Environments(
-            config.cache_dir / "envs", base_env=base_env, timeout_s=config.setup_timeout_s
+            config.cache_dir / "envs",
+            base_env=base_env,
+            timeout_s=config.setup_timeout_s,
+            user=user,
         )
         self.stores: dict[str, ArtifactStore] = {}
 

@@ -71,7 +71,7 @@ def test_external_broker_with_farm_worker_and_database_url(
     env = farm_env(FARM_KEY_PREFIX=key_prefix, FARM_QUEUE=key_prefix + "q")
     worker = subprocess.Popen(
         [sys.executable, "-m", "farm", "worker", "--broker", redis_url, "-c", "2",
-         "--cache", str(tmp_path / "cache")],
+         "--cache", str(tmp_path / "cache"), "--test-user", "self"],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip
