@@ -29,6 +29,7 @@ from farm.cli.options import WORKERS, common_options, pytest_args, settings_from
 from farm.cli.quarantine import quarantine
 from farm.cli.run_command import run_and_report
 from farm.cli.run_options import run_change, run_options
+from farm.cli.serve import conductor, serve
 from farm.cli.workers import workers
 from farm.core import defaults
 from farm.core.domain import ExitCode, History, Verdict
@@ -279,6 +280,8 @@ cli.add_command(workers)
 cli.add_command(change)
 cli.add_command(quarantine)
 cli.add_command(ci)
+cli.add_command(serve)
+cli.add_command(conductor)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

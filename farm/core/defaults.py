@@ -83,7 +83,7 @@ PROGRESS_INTERVAL_S = 5.0  # plain progress lines when not on a terminal
 # The CI trigger and its server.
 STATUS_CONTEXT = "farm"  # the one commit status (or check run) a change gets
 WEBHOOK_MAX_BODY_BYTES = 5 * 1024 * 1024  # a larger webhook body is refused (413)
-WEBHOOK_ANSWER_S = 1.0  # a webhook is answered within this; the run is a Celery task
+CONDUCTORS = 2  # server-triggered runs a `farm serve` (or `farm conductor`) conducts at once
 
 # Telling a forge (GitHub, GitLab) what a change's runs decided.
 FORGE_TIMEOUT_S = 10.0  # each request to a forge's API: connecting, sending, reading
