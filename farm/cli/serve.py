@@ -24,6 +24,7 @@ from farm.core.server_config import SERVER_CONFIG_ENV, ServerConfig, load_server
 from farm.core.settings import Settings
 
 _CONFIG_HELP = f"The server's TOML configuration [{SERVER_CONFIG_ENV}]."
+_TEST_USER_HELP = "User a checkout's code is collected as, or self [nobody when run as root]."
 
 
 def _config(path: str | None) -> tuple[Path, ServerConfig]:
@@ -39,6 +40,9 @@ def _farm_settings(flags: dict[str, Any]) -> Settings:
     settings = settings_from(**flags)
     if not settings.broker_url:
         raise SettingsError("the server needs the farm's broker: --broker URL or FARM_BROKER_URL")
+    from farm.core.test_user import resolve_test_user
+
+    resolve_test_user(settings.test_user, euid=os.geteuid())  # an unknown user: now, in one line
     return settings
 
 
@@ -51,6 +55,7 @@ def _farm_settings(flags: dict[str, Any]) -> Settings:
     help="Runs conducted at once by this server (0: by `farm conductor` elsewhere).",
 )  # fmt: skip
 @click.option("--broker", "broker_url", help="Redis URL of the farm [FARM_BROKER_URL].")
+@click.option("--test-user", help=_TEST_USER_HELP)
 @common_options
 def serve(config_path: str | None, host: str, port: int, conductors: int, **flags: Any) -> None:
     """Take webhooks and API calls, and run the changes they name on the farm."""
@@ -106,6 +111,7 @@ def serve(config_path: str | None, host: str, port: int, conductors: int, **flag
 @click.option("-c", "--concurrency", type=click.IntRange(min=1), default=defaults.CONDUCTORS,
               show_default=True, help="Runs conducted at once.")  # fmt: skip
 @click.option("--broker", "broker_url", help="Redis URL of the farm [FARM_BROKER_URL].")
+@click.option("--test-user", help=_TEST_USER_HELP)
 @click.option("--local", is_flag=True, hidden=True)
 @common_options
 def conductor(config_path: str | None, concurrency: int, local: bool, **flags: Any) -> None:
@@ -142,6 +148,7 @@ def _child_env(settings: Settings) -> dict[str, str]:
     env["FARM_STATE_DIR"] = str(settings.state_dir.resolve())
     env["FARM_QUEUE"] = settings.queue
     env["FARM_KEY_PREFIX"] = settings.key_prefix
+    env["FARM_TEST_USER"] = settings.test_user
     if settings.dashboard_url:
         env["FARM_DASHBOARD_URL"] = settings.dashboard_url
     return env

@@ -16,6 +16,7 @@ that reaches the broker and the database.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ from farm.core.lifeline import Lifeline, kill_tree
 from farm.core.logs import event
 from farm.core.server_config import SERVER_CONFIG_ENV, ServerConfig
 from farm.core.settings import Settings
+from farm.core.test_user import resolve_test_user
 from farm.core.trigger import TASK_NAME, TriggerRequest, changes_queue
 from farm.run.mirror import Mirrors
 
@@ -44,6 +46,8 @@ def make_conductor_app(settings: Settings, config: ServerConfig) -> Celery:
     app = Celery("farm-conductor")
     app.conf.update(celery_config(settings.broker_url, key_prefix=settings.key_prefix, queue=queue))
     mirrors = Mirrors(settings.cache_dir.resolve())
+    # Resolved once, from the farm's settings: a checkout's [tool.farm] never chooses it.
+    test_user = resolve_test_user(settings.test_user, euid=os.geteuid())
 
     @app.task(name=TASK_NAME)  # type: ignore[untyped-decorator,unused-ignore]
     def test_change(data: object) -> None:
@@ -54,7 +58,7 @@ def make_conductor_app(settings: Settings, config: ServerConfig) -> Celery:
             event(log, "trigger.malformed", level=logging.ERROR, error=str(e))
             return
         event(log, "trigger.start", repository=trigger.repository, commit=trigger.commit_sha)
-        run_trigger(trigger, settings=settings, config=config, mirrors=mirrors)
+        run_trigger(trigger, settings=settings, config=config, mirrors=mirrors, test_user=test_user)
 
     return app
 

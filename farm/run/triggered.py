@@ -33,6 +33,7 @@ from farm.core.links import change_page, run_page
 from farm.core.logs import event
 from farm.core.server_config import RepositoryConfig, ServerConfig
 from farm.core.settings import Settings, load_settings
+from farm.core.test_user import TestUser
 from farm.core.trigger import TriggerRequest
 from farm.forge.reporter import StatusHandle, StatusReporter, reporter_for
 from farm.forge.status import Annotation, StatusReport, StatusState, state_for_verdict
@@ -60,11 +61,15 @@ def run_trigger(
     settings: Settings,
     config: ServerConfig,
     mirrors: Mirrors,
+    test_user: TestUser | None = None,
     env: Mapping[str, str] = os.environ,
     out: TextIO = sys.stderr,
 ) -> Verdict | None:
     """Run ``trigger``'s commit and report it; the verdict, or None when the request
-    names no configured repository (a configuration changed since it was queued)."""
+    names no configured repository (a configuration changed since it was queued).
+
+    ``test_user`` is who the checkout's code runs as here (the collection), resolved
+    from the farm's settings by the conductor, never from the checkout's."""
     repository = config.repository(trigger.repository)
     if repository is None:
         event(
@@ -75,7 +80,7 @@ def run_trigger(
     pending_url = change_page(settings.dashboard_url, trigger.commit_sha)
     handle = _started(reporter, trigger.commit_sha, pending_url)
     try:
-        summary = _run(trigger, repository, settings, mirrors, env, out)
+        summary = _run(trigger, repository, settings, mirrors, test_user, env, out)
     except CollectionError as e:
         summary = _failed_run(trigger, repository, settings, f"collection failed: {e}")
     except FarmError as e:
@@ -94,7 +99,7 @@ def run_trigger(
 
 def _run(
     trigger: TriggerRequest, repository: RepositoryConfig, settings: Settings,
-    mirrors: Mirrors, env: Mapping[str, str], out: TextIO,
+    mirrors: Mirrors, test_user: TestUser | None, env: Mapping[str, str], out: TextIO,
 ) -> RunSummary:  # fmt: skip
     from farm.run.start import execute
 
@@ -104,6 +109,10 @@ def _run(
     with mirrors.checkout(
         repository.url, trigger.commit_sha, token=repository.token, dest_parent=checkouts
     ) as checkout:
+        if test_user is not None:
+            # The checkout's folder is private (mkdtemp); its code runs as the test user.
+            for folder in (checkouts, checkout.folder):
+                folder.chmod(0o755)
         run_settings = run_settings_for(checkout.path, settings, repository)
         request = RunRequest(
             paths=repository.paths,
@@ -112,6 +121,7 @@ def _run(
             env=tested_env(env),
             change=trigger.change,
             trigger=trigger.source.value,
+            test_user=test_user,
         )
         finished = execute(run_settings, request, url=settings.broker_url, local=None, out=out)
         return finished.summary

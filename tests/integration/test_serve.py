@@ -85,6 +85,9 @@ def test_polling_queues_each_branch_head_once(
         ("[server]\npoll = 1\n", {}, "unknown key 'poll'"),
         ("[[repository]]\nurl = 'https://github.com/a/b'\n", {"FARM_BROKER_URL": ""},
          "needs the farm's broker"),
+        ("[[repository]]\nurl = 'https://github.com/a/b'\n",
+         {"FARM_BROKER_URL": "redis://127.0.0.1:1", "FARM_TEST_USER": "no-such-user"},
+         "'no-such-user' is not a user of this machine"),
     ],
 )  # fmt: skip
 def test_bad_configuration_is_one_line(
