@@ -27,7 +27,7 @@ from farm.cli.interrupts import SignalInterrupt, interrupt_on_signals, interrupt
 from farm.cli.isolate import isolate_options, run_isolate
 from farm.cli.options import WORKERS, common_options, pytest_args, settings_from
 from farm.cli.quarantine import quarantine
-from farm.cli.run_command import run_and_report
+from farm.cli.run_command import REPORT_PATH, in_writable_folder, run_and_report, submit_options
 from farm.cli.run_options import run_change, run_options
 from farm.cli.serve import conductor, serve
 from farm.cli.workers import workers
@@ -42,43 +42,18 @@ def cli() -> None:
     """Distributed pytest: shard by history, run on many workers, one verdict."""
 
 
-_REPORT = click.Path(dir_okay=False, writable=True)
-
-
-def _in_writable_folder(
-    ctx: click.Context, param: click.Parameter, value: str | None
-) -> str | None:
-    """A report path whose folder can take it, checked before the run, not after it."""
-    if value is None:
-        return None
-    folder = Path(value).parent
-    if not folder.is_dir():
-        problem = "is not a folder" if folder.exists() else "does not exist"
-        raise click.BadParameter(f"{str(folder)!r}, the folder of {value!r}, {problem}")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise click.BadParameter(f"{str(folder)!r}, the folder of {value!r}, is not writable")
-    return value
-
-
 @cli.command()
 @click.argument("paths", nargs=-1)
-@click.option("-n", "--workers", type=WORKERS, help="Local worker processes [CPU count].")
-@click.option("--broker", "broker_url", help="Redis URL of an existing farm (no embedded Redis).")
-@click.option("--strategy", help=f"Sharding strategy [{defaults.STRATEGY}].")
+@submit_options
 @click.option("--rev", help="Test this git commit (packed from the repository), not the disk.")
-@click.option(
-    "--snapshot",
-    type=click.Choice(["auto", "on", "off"]),
-    help="Pack the code for the workers [auto: only with --broker].",
-)
-@click.option("--artifacts", help="Where snapshots go: redis, a folder, s3://bucket/prefix.")
 @click.option("--resume", "resume_id", help="Continue run RUN_ID, whose scheduler died.")
 @click.option(
-    "--junit-xml", type=_REPORT, callback=_in_writable_folder, help="Write JUnit XML here."
+    "--junit-xml", type=REPORT_PATH, callback=in_writable_folder, help="Write JUnit XML here."
 )
 @click.option(
-    "--json", "json_path", type=_REPORT, callback=_in_writable_folder, help="Write a JSON report."
-)
+    "--json", "json_path", type=REPORT_PATH, callback=in_writable_folder,
+    help="Write a JSON report.",
+)  # fmt: skip
 @run_options
 @isolate_options
 @common_options

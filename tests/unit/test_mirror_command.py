@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from farm.core.errors import UsageError
-from farm.run.mirror import Mirrors, commit_sha, git_command, parse_remote
+from farm.run.git_remote import commit_sha, git_command, parse_remote
+from farm.run.mirror import Mirrors
 
 
 def basic(pair: str) -> str:
