@@ -29,12 +29,13 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from pathlib import Path
 
-from farm.core.errors import SettingsError
+from farm.core.errors import InfrastructureError, SettingsError
 
 LIFELINE_FD_ENV = "FARM_LIFELINE_FD"  # the fd of the lifeline's read end in the worker
 CLEANUP_ENV = "FARM_LIFELINE_CLEANUP"  # JSON list of paths the worker removes on EOF
@@ -101,6 +102,35 @@ class Lifeline:
             with contextlib.suppress(OSError):
                 os.close(fd)
             setattr(self, end, -1)
+
+
+def start_on_lifeline(
+    command: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cleanup: Sequence[Path],
+    log_path: Path,
+    what: str,
+) -> tuple[subprocess.Popen[bytes], Lifeline]:
+    """Start ``command`` in a session of its own, output appended to ``log_path``,
+    holding a new lifeline (its read end, and ``cleanup`` for it to remove when the
+    line breaks, named in its environment). InfrastructureError naming ``what`` if it
+    cannot start."""
+    lifeline = Lifeline()
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+    try:
+        process = subprocess.Popen(
+            list(command), env={**env, **lifeline.child_env(cleanup)}, stdout=log,
+            stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+            pass_fds=(lifeline.read_fd,),
+        )  # fmt: skip
+    except OSError as e:
+        lifeline.cut()
+        raise InfrastructureError(f"cannot start {what}: {e}") from e
+    finally:
+        log.close()
+    lifeline.started()
+    return process, lifeline
 
 
 def watch_lifeline(environ: Mapping[str, str]) -> None:

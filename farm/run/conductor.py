@@ -26,7 +26,7 @@ from celery import Celery
 
 from farm.core.broker import celery_config
 from farm.core.errors import InfrastructureError, UsageError
-from farm.core.lifeline import Lifeline, kill_tree
+from farm.core.lifeline import Lifeline, kill_tree, start_on_lifeline
 from farm.core.logs import event
 from farm.core.server_config import SERVER_CONFIG_ENV, ServerConfig
 from farm.core.settings import Settings
@@ -100,26 +100,12 @@ class Conductors:
         self.lifeline: Lifeline | None = None
 
     def start(self) -> None:
-        self.lifeline = Lifeline()
         # The broker and database URLs travel in the environment, never the command line.
-        env = {
-            **self.env,
-            **self.lifeline.child_env([]),
-            SERVER_CONFIG_ENV: str(self.config_path),
-        }
+        env = {**self.env, SERVER_CONFIG_ENV: str(self.config_path)}
         command = [self.python, "-m", "farm", "conductor", "-c", str(self.concurrency), "--local"]
-        log_file = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
-        try:
-            self.process = subprocess.Popen(
-                command, env=env, stdout=log_file, stderr=log_file, stdin=subprocess.DEVNULL,
-                start_new_session=True, pass_fds=(self.lifeline.read_fd,),
-            )  # fmt: skip
-        except OSError as e:
-            self.lifeline.cut()
-            raise InfrastructureError(f"cannot start conductors: {e}") from e
-        finally:
-            log_file.close()
-        self.lifeline.started()
+        self.process, self.lifeline = start_on_lifeline(
+            command, env=env, cleanup=[], log_path=self.log_path, what="conductors"
+        )
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

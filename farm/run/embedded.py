@@ -29,7 +29,13 @@ from pathlib import Path
 import redis
 
 from farm.core.errors import BrokerUnavailable, InfrastructureError
-from farm.core.lifeline import Lifeline, die_with_parent, kill_tree, worker_tmpdir_env
+from farm.core.lifeline import (
+    Lifeline,
+    die_with_parent,
+    kill_tree,
+    start_on_lifeline,
+    worker_tmpdir_env,
+)
 from farm.core.settings import make_state_dir
 
 _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
@@ -245,28 +251,18 @@ class LocalWorkers:
     def start(self) -> None:
         shutil.rmtree(self.tmp_dir, ignore_errors=True)  # what a killed run left
         self.tmp_dir.mkdir(parents=True)
-        self.lifeline = Lifeline()
         env = {
             **self.env,
-            **self.lifeline.child_env([*self.cleanup, self.tmp_dir]),
             "FARM_BROKER_URL": self.broker_url,
             # The submitter's own code, run for the submitter: as its user, even root.
             "FARM_TEST_USER": "self",
             **worker_tmpdir_env(self.tmp_dir, self.env),
         }
         command = [self.python, "-m", "farm", "worker", "-c", str(self.concurrency), "--local"]
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
-        try:
-            self.process = subprocess.Popen(
-                command, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                start_new_session=True, pass_fds=(self.lifeline.read_fd,),
-            )  # fmt: skip
-        except OSError as e:
-            self.lifeline.cut()
-            raise InfrastructureError(f"cannot start local workers: {e}") from e
-        finally:
-            log.close()
-        self.lifeline.started()
+        self.process, self.lifeline = start_on_lifeline(
+            command, env=env, cleanup=[*self.cleanup, self.tmp_dir], log_path=self.log_path,
+            what="local workers",
+        )  # fmt: skip
 
     def check_alive(self) -> None:
         """Raise if the worker process has gone: the run would otherwise wait forever."""

@@ -7,6 +7,9 @@ is refused before reading, and a body that streams past it is cut off there.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from starlette.requests import Request
 
 from farm.server.answers import Refused
@@ -30,4 +33,15 @@ async def read_body(request: Request, limit_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-__all__ = ["read_body"]
+def json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or :class:`Refused` (400)."""
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        raise Refused(400, "the body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise Refused(400, "the body is not a JSON object")
+    return payload
+
+
+__all__ = ["json_object", "read_body"]

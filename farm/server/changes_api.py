@@ -6,8 +6,6 @@ optionally, the branch, pull request and author.
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -19,7 +17,7 @@ from farm.core.server_config import ServerConfig
 from farm.core.signatures import bearer_token, token_ok
 from farm.core.trigger import TriggerRequest, TriggerSource
 from farm.server.answers import Refused
-from farm.server.body import read_body
+from farm.server.body import json_object, read_body
 from farm.server.intake import Intake
 
 _FIELDS = ("repository", "sha", "branch", "pull_request", "author")
@@ -36,12 +34,7 @@ def change_routes(config: ServerConfig, intake: Intake) -> APIRouter:
         if given is None or not token_ok(config.api_token, given):
             raise Refused(401, "a valid bearer token is required")
         body = await read_body(request, config.max_body_bytes)
-        try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, ValueError):
-            raise Refused(400, "the body is not JSON") from None
-        if not isinstance(data, dict):
-            raise Refused(400, "the body is not a JSON object")
+        data = json_object(body)
         unknown = sorted(set(data) - set(_FIELDS))
         if unknown:
             raise Refused(400, f"unknown field {unknown[0]!r}")

@@ -13,8 +13,6 @@ run is queued. The answer comes at once: the run is a Celery task.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter
@@ -25,7 +23,7 @@ from starlette.requests import Request
 from farm.core.server_config import ServerConfig
 from farm.core.signatures import github_signature_ok, token_ok
 from farm.server.answers import Refused, answer
-from farm.server.body import read_body
+from farm.server.body import json_object, read_body
 from farm.server.events import Skip, read_github_event, read_gitlab_event
 from farm.server.intake import Intake
 
@@ -45,7 +43,7 @@ def hook_routes(config: ServerConfig, intake: Intake) -> APIRouter:
         secrets = {r.webhook_secret for r in config.repositories if r.webhook_secret}
         if not any(github_signature_ok(secret, body, signature) for secret in secrets):
             raise Refused(401, "X-Hub-Signature-256 does not match")
-        payload = _json(body)
+        payload = json_object(body)
         delivery_id = request.headers.get("x-github-delivery", "").strip()
         if not delivery_id:
             raise Refused(400, "X-GitHub-Delivery is missing")
@@ -66,7 +64,7 @@ def hook_routes(config: ServerConfig, intake: Intake) -> APIRouter:
         secrets = {r.webhook_secret for r in config.repositories if r.webhook_secret}
         if not any(token_ok(secret, token) for secret in secrets):
             raise Refused(401, "X-Gitlab-Token does not match")
-        payload = _json(body)
+        payload = json_object(body)
         # Idempotency-Key is the same on every redelivery of one event (GitLab 17.4+);
         # older servers send only the per-attempt event UUID, which guards less.
         delivery_id = (
@@ -95,16 +93,6 @@ async def _decide(intake: Intake, source: str, delivery_id: str, decision: Any) 
     return await run_in_threadpool(
         lambda: intake.take(decision.request, delivery_source=source, delivery_id=delivery_id)
     )
-
-
-def _json(body: bytes) -> Mapping[str, Any]:
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        raise Refused(400, "the body is not JSON") from None
-    if not isinstance(payload, dict):
-        raise Refused(400, "the body is not a JSON object")
-    return payload
 
 
 __all__ = ["GITHUB", "GITLAB", "hook_routes"]
