@@ -140,9 +140,11 @@ class Mirrors:
         return self.root / _key(parse_remote(url))
 
     def checkout(
-        self, url: str, sha: str, *, token: str = "", token_user: str = "", dest_parent: Path
-    ) -> Checkout:
-        """Check commit ``sha`` of ``url`` out into a new folder under ``dest_parent``.
+        self, url: str, sha: str, *, token: str = "", token_user: str = "", dest_parent: Path,
+        folder: Path | None = None,
+    ) -> Checkout:  # fmt: skip
+        """Check commit ``sha`` of ``url`` out into a new folder under ``dest_parent``,
+        or into ``folder`` (made anew: what is there is removed; the caller owns it).
 
         Fetches into the mirror only when it lacks the commit. Raises UsageError for
         a bad URL or sha, CommitNotFound for a commit the repository does not have,
@@ -152,7 +154,13 @@ class Mirrors:
         remote = parse_remote(url, token=token, token_user=token_user)
         mirror = self.root / _key(remote)
         dest_parent.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix=f"checkout-{sha[:12]}-", dir=dest_parent.absolute()))
+        if folder is None:
+            prefix = f"checkout-{sha[:12]}-"
+            folder = Path(tempfile.mkdtemp(prefix=prefix, dir=dest_parent.absolute()))
+        else:
+            folder = folder.absolute()
+            shutil.rmtree(folder, ignore_errors=True)  # what a dead conductor left
+            folder.mkdir(parents=True, mode=0o700)
         path = folder / _folder_name(remote)
         try:
             with self._locked(mirror.with_name(mirror.name + ".lock"), remote):

@@ -38,6 +38,7 @@ from farm.core.trigger import TriggerRequest
 from farm.forge.reporter import StatusHandle, StatusReporter, reporter_for
 from farm.forge.status import Annotation, StatusReport, StatusState, state_for_verdict
 from farm.report.failure_location import failure_location
+from farm.run.checkout_slots import checkout_slot
 from farm.run.ledger import RunLedger
 from farm.run.mirror import Mirrors
 from farm.run.request import RunRequest
@@ -105,13 +106,16 @@ def _run(
 
     assert settings.broker_url is not None  # a conductor serves a farm with a broker
     checkouts = settings.state_dir / "checkouts"
-    checkouts.mkdir(parents=True, exist_ok=True)
-    with mirrors.checkout(
-        repository.url, trigger.commit_sha, token=repository.token, dest_parent=checkouts
-    ) as checkout:
+    with (
+        checkout_slot(checkouts, repository.name) as slot,
+        mirrors.checkout(
+            repository.url, trigger.commit_sha, token=repository.token, dest_parent=checkouts,
+            folder=slot,
+        ) as checkout,
+    ):  # fmt: skip
         if test_user is not None:
-            # The checkout's folder is private (mkdtemp); its code runs as the test user.
-            for folder in (checkouts, checkout.folder):
+            # Folders are private by default; the checkout's code runs as the test user.
+            for folder in (checkouts, slot.parent, slot):
                 folder.chmod(0o755)
         run_settings = run_settings_for(checkout.path, settings, repository)
         request = RunRequest(

@@ -21,6 +21,7 @@ import httpx
 import pytest
 from fake_forge import Call, FakeForge
 from helpers import WorkerProcess, farm_env, git
+from sqlalchemy import text
 
 from farm.store import ResultStore
 
@@ -172,6 +173,11 @@ def test_a_signed_push_runs_the_commit_and_reports_pending_then_the_verdict(farm
         assert found is not None
         assert (found.change.repository, found.change.branch) == (REPOSITORY, "main")
         assert [(run.verdict, run.trigger) for run in found.runs] == [("failed", "github")]
+        # Both commits were checked out into one slot: the second run started warm,
+        # from the first one's collection, as repeated runs in one clone do.
+        with store._db.transaction("count cached collections") as connection:
+            cached = connection.execute(text("SELECT count(*) FROM collection_cache")).scalar()
+        assert cached == 1
 
 
 def test_a_commit_the_repository_lacks_is_an_error_status(farm: Farm) -> None:
