@@ -1,9 +1,9 @@
 """``farm ci`` as a CI job runs it: a ``farm`` subprocess in a git checkout, the CI
 system's variables in its environment, an embedded farm (Redis and SQLite).
 
-GitHub Actions and GitLab CI end to end; what Jenkins, Buildkite and CircleCI say
-differs only in the variables read, which tests/unit/test_ci_context.py covers
-against real git checkouts, so they cost no farm runs here."""
+GitHub Actions and GitLab CI end to end with failures, step summary and workflow
+commands; Jenkins, Buildkite and CircleCI with one passing test each, for the change
+they name and the exit code (tests/unit/test_ci_context.py covers every variable)."""
 
 from __future__ import annotations
 
@@ -165,3 +165,53 @@ def test_no_ci_and_no_git_is_a_usage_error(tmp_path: Path) -> None:
         "farm: error: no CI system found (GitHub Actions, GitLab CI, Jenkins, Buildkite or "
         f"CircleCI) and {folder} is not in a git work tree: give --change SHA"
     ]
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        (
+            {"JENKINS_URL": "https://ci.example.com/", "GIT_URL": "git@example.com:org/shop.git",
+             "GIT_BRANCH": "origin/fix-cart", "CHANGE_ID": "4", "CHANGE_AUTHOR": "jen",
+             "BUILD_URL": "https://ci.example.com/job/shop/7/"},
+            {"repository": "example.com/org/shop", "branch": "fix-cart", "pull_request": "4",
+             "author": "jen"},
+        ),
+        (
+            {"BUILDKITE": "true", "BUILDKITE_REPO": "https://github.com/org/shop.git",
+             "BUILDKITE_COMMIT": "HEAD", "BUILDKITE_BRANCH": "fix-cart",
+             "BUILDKITE_PULL_REQUEST": "false", "BUILDKITE_BUILD_AUTHOR_EMAIL": "bk@example.com",
+             "BUILDKITE_BUILD_URL": "https://buildkite.com/org/shop/builds/3"},
+            {"repository": "github.com/org/shop", "branch": "fix-cart", "pull_request": "",
+             "author": "bk@example.com"},
+        ),
+        (
+            {"CIRCLECI": "true", "CIRCLE_REPOSITORY_URL": "git@github.com:org/shop.git",
+             "CIRCLE_BRANCH": "fix-cart", "CIRCLE_USERNAME": "circ",
+             "CIRCLE_PULL_REQUEST": "https://github.com/org/shop/pull/6",
+             "CIRCLE_BUILD_URL": "https://circleci.com/gh/org/shop/8"},
+            {"repository": "github.com/org/shop", "branch": "fix-cart", "pull_request": "6",
+             "author": "circ"},
+        ),
+    ],
+    ids=["jenkins", "buildkite", "circleci"],
+)  # fmt: skip
+def test_other_ci_systems_name_the_change_and_exit_with_its_verdict(
+    tmp_path: Path, variables: dict[str, str], expected: dict[str, str]
+) -> None:
+    repo = tmp_path / "shop"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "fix-cart")
+    (repo / "test_y.py").write_text("def test_ok():\n    pass\n")
+    git(repo, "add", "test_y.py")
+    git(repo, "commit", "-q", "-m", "passing")
+    head = git(repo, "rev-parse", "HEAD")
+    sha_variable = {"JENKINS_URL": "GIT_COMMIT", "CIRCLECI": "CIRCLE_SHA1"}
+    extra = {sha_variable[k]: head for k in sha_variable if k in variables}
+    env = ci_env(tmp_path, **variables, **extra)
+    done = run_farm("ci", "-n", "1", cwd=repo, env=env, timeout_s=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (repo / "farm-junit.xml").is_file()
+    shown = change_shown(repo, env, head)
+    assert shown["change"] == {"commit_sha": head, **expected}
+    assert shown["verdict"] == "passed"
