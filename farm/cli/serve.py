@@ -9,9 +9,11 @@ however it ends.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +21,26 @@ import click
 
 from farm.cli.options import common_options, settings_from
 from farm.core import defaults
-from farm.core.errors import SettingsError
+from farm.core.errors import SettingsError, UsageError
 from farm.core.server_config import SERVER_CONFIG_ENV, ServerConfig, load_server_config
 from farm.core.settings import Settings
 
 _CONFIG_HELP = f"The server's TOML configuration [{SERVER_CONFIG_ENV}]."
 _TEST_USER_HELP = "User a checkout's code is collected as, or self [nobody when run as root]."
+
+
+# What the server and its conductors import beyond farm's own dependencies.
+SERVER_MODULES = ("fastapi", "uvicorn", "httpx", "jwt", "cryptography")
+
+
+def require_server_extra(find: Callable[[str], object | None] = importlib.util.find_spec) -> None:
+    """A UsageError, before any work, when the ``server`` extra is not installed."""
+    missing = [name for name in SERVER_MODULES if find(name) is None]
+    if missing:
+        raise UsageError(
+            f"farm serve needs the server extra ({', '.join(missing)} missing): "
+            "pip install 'pytest-farm[server]'"
+        )
 
 
 def _config(path: str | None) -> tuple[Path, ServerConfig]:
@@ -59,6 +75,7 @@ def _farm_settings(flags: dict[str, Any]) -> Settings:
 @common_options
 def serve(config_path: str | None, host: str, port: int, conductors: int, **flags: Any) -> None:
     """Take webhooks and API calls, and run the changes they name on the farm."""
+    require_server_extra()
     path, config = _config(config_path)
     settings = _farm_settings(flags)
     from farm.core.broker import connect
@@ -120,6 +137,7 @@ def conductor(config_path: str | None, concurrency: int, local: bool, **flags: A
         from farm.core.lifeline import watch_lifeline
 
         watch_lifeline(os.environ)  # first: the server may die while this boots
+    require_server_extra()
     _, config = _config(config_path)
     settings = _farm_settings(flags)
     from farm.core.broker import connect

@@ -134,3 +134,14 @@ def test_a_trigger_request_travels_as_json() -> None:
 def test_a_malformed_trigger_request_is_a_usage_error(data: object, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         TriggerRequest.from_json(data)
+
+
+def test_a_server_without_its_extra_stops_in_one_line() -> None:
+    from farm.cli.serve import SERVER_MODULES, require_server_extra
+
+    require_server_extra()  # this environment has the extra
+    absent = {"uvicorn", "jwt"}
+    with pytest.raises(UsageError, match=r"server extra \(uvicorn, jwt missing\)") as raised:
+        require_server_extra(lambda name: None if name in absent else object())
+    assert "pip install 'pytest-farm[server]'" in str(raised.value)
+    assert set(SERVER_MODULES) >= absent
