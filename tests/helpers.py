@@ -131,6 +131,19 @@ def make_result(
 GIT_AUTHOR = "dev@example.com"
 
 
+def bare_env(**extra: str) -> dict[str, str]:
+    """An environment with none of the CI variables of whatever runs the tests, and no
+    user or system git configuration: what git and CI detection read, made plain."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/nonexistent"),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+    }
+    env.update(extra)
+    return env
+
+
 def git(repo: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
     """``git ARGS`` in ``repo`` as author ``GIT_AUTHOR``, with no user or system git
     configuration; its output, stripped."""

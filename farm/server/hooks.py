@@ -37,12 +37,10 @@ def hook_routes(config: ServerConfig, intake: Intake) -> APIRouter:
     @router.post("/api/hooks/github", status_code=202)
     async def github_hook(request: Request) -> JSONResponse:
         body = await read_body(request, config.max_body_bytes)
-        signature = request.headers.get("x-hub-signature-256")
-        if signature is None:
-            raise Refused(401, "X-Hub-Signature-256 is missing")
-        secrets = {r.webhook_secret for r in config.repositories if r.webhook_secret}
-        if not any(github_signature_ok(secret, body, signature) for secret in secrets):
-            raise Refused(401, "X-Hub-Signature-256 does not match")
+        signature = _authenticated(
+            config, request, "X-Hub-Signature-256",
+            lambda secret, given: github_signature_ok(secret, body, given),
+        )  # fmt: skip
         payload = json_object(body)
         delivery_id = request.headers.get("x-github-delivery", "").strip()
         if not delivery_id:
@@ -58,12 +56,7 @@ def hook_routes(config: ServerConfig, intake: Intake) -> APIRouter:
     @router.post("/api/hooks/gitlab", status_code=202)
     async def gitlab_hook(request: Request) -> JSONResponse:
         body = await read_body(request, config.max_body_bytes)
-        token = request.headers.get("x-gitlab-token")
-        if token is None:
-            raise Refused(401, "X-Gitlab-Token is missing")
-        secrets = {r.webhook_secret for r in config.repositories if r.webhook_secret}
-        if not any(token_ok(secret, token) for secret in secrets):
-            raise Refused(401, "X-Gitlab-Token does not match")
+        token = _authenticated(config, request, "X-Gitlab-Token", token_ok)
         payload = json_object(body)
         # Idempotency-Key is the same on every redelivery of one event (GitLab 17.4+);
         # older servers send only the per-attempt event UUID, which guards less.
@@ -81,6 +74,20 @@ def hook_routes(config: ServerConfig, intake: Intake) -> APIRouter:
         return await _decide(intake, GITLAB, delivery_id, decision)
 
     return router
+
+
+def _authenticated(
+    config: ServerConfig, request: Request, header: str, matches: Callable[[str, str], bool]
+) -> str:
+    """The header's value, if it ``matches`` some configured repository's secret;
+    else :class:`Refused` (401)."""
+    given = request.headers.get(header)
+    if given is None:
+        raise Refused(401, f"{header} is missing")
+    secrets = {r.webhook_secret for r in config.repositories if r.webhook_secret}
+    if not any(matches(secret, given) for secret in secrets):
+        raise Refused(401, f"{header} does not match")
+    return given
 
 
 async def _decide(intake: Intake, source: str, delivery_id: str, decision: Any) -> JSONResponse:

@@ -4,11 +4,10 @@ farm ci takes from it, git and flags (farm.run.ci_change, against real repositor
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
-from helpers import GIT_AUTHOR
+from helpers import GIT_AUTHOR, bare_env
 from helpers import git as run_git
 
 from farm.core.ci_context import CiContext, CiSystem, detect_ci, read_github_event
@@ -20,20 +19,8 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
 HEAD_SHA = "fedcba9876543210fedcba9876543210fedcba98"
 
 
-def base_env(**extra: str) -> dict[str, str]:
-    """An environment without the CI variables of whatever runs these tests."""
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": os.environ.get("HOME", "/nonexistent"),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-    }
-    env.update(extra)
-    return env
-
-
 def git(repo: Path, *args: str) -> str:
-    return run_git(repo, *args, env=base_env())
+    return run_git(repo, *args, env=bare_env())
 
 
 # -- detection ---------------------------------------------------------------------------
@@ -207,7 +194,7 @@ def test_circleci() -> None:
 
 
 def test_no_ci_system() -> None:
-    assert detect_ci(base_env(GITHUB_ACTIONS="false", GITLAB_CI="")) == CiContext(CiSystem.NONE)
+    assert detect_ci(bare_env(GITHUB_ACTIONS="false", GITLAB_CI="")) == CiContext(CiSystem.NONE)
 
 
 # -- the change: CI, then git, flags over both ----------------------------------------------
@@ -227,7 +214,7 @@ def repo(tmp_path: Path) -> Path:
 
 def test_without_ci_the_change_is_gits(repo: Path) -> None:
     sha = git(repo, "rev-parse", "HEAD")
-    found = ci_change(repo, base_env(), CiContext(CiSystem.NONE))
+    found = ci_change(repo, bare_env(), CiContext(CiSystem.NONE))
     assert found.change == ChangeRef("github.com/org/shop", sha, branch="main", author=GIT_AUTHOR)
     assert (found.system, found.build_url, found.commit_url) == (CiSystem.NONE, "", "")
 
@@ -237,7 +224,7 @@ def test_the_ci_commit_wins_even_when_the_clone_does_not_hold_it(repo: Path) -> 
     context = detect_ci({**GITHUB, "GITHUB_SHA": SHA, "GITHUB_REF": "refs/pull/12/merge",
                          "GITHUB_HEAD_REF": "fix-cart"},
                         {"pull_request": {"number": 12, "head": {"sha": HEAD_SHA}}})  # fmt: skip
-    found = ci_change(repo, base_env(), context)
+    found = ci_change(repo, bare_env(), context)
     assert found.change == ChangeRef(
         "github.com/org/shop", HEAD_SHA, branch="fix-cart", pull_request="12", author="octocat"
     )
@@ -247,10 +234,10 @@ def test_the_ci_commit_wins_even_when_the_clone_does_not_hold_it(repo: Path) -> 
 
 def test_gits_author_only_for_its_own_commit(repo: Path) -> None:
     context = CiContext(CiSystem.BUILDKITE, commit_sha=HEAD_SHA.upper())
-    found = ci_change(repo, base_env(), context)
+    found = ci_change(repo, bare_env(), context)
     assert found.change == ChangeRef("github.com/org/shop", HEAD_SHA, branch="main")
     head = CiContext(CiSystem.BUILDKITE)  # BUILDKITE_COMMIT=HEAD: git's commit
-    assert ci_change(repo, base_env(), head).change.author == GIT_AUTHOR
+    assert ci_change(repo, bare_env(), head).change.author == GIT_AUTHOR
 
 
 def test_flags_override_ci_and_git(repo: Path) -> None:
@@ -259,7 +246,7 @@ def test_flags_override_ci_and_git(repo: Path) -> None:
     git(repo, "commit", "-q", "-am", "second")
     context = detect_ci({**GITLAB, "CI_COMMIT_BRANCH": "main", "CI_MERGE_REQUEST_IID": "9"})
     found = ci_change(
-        repo, base_env(), context, change_sha=first[:8], branch="hotfix",
+        repo, bare_env(), context, change_sha=first[:8], branch="hotfix",
         repository="https://gitlab.example.com/other/shop.git", pull_request="10",
         build_url="https://ci.example.com/b/1",
     )  # fmt: skip
@@ -273,28 +260,28 @@ def test_flags_override_ci_and_git(repo: Path) -> None:
 
 def test_a_commit_given_must_be_one_of_the_repository(repo: Path) -> None:
     with pytest.raises(UsageError, match="is not a commit of the git repository"):
-        ci_change(repo, base_env(), CiContext(CiSystem.NONE), change_sha="deadbeef")
+        ci_change(repo, bare_env(), CiContext(CiSystem.NONE), change_sha="deadbeef")
 
 
 def test_outside_git_the_ci_commit_and_the_folder_name_the_change(tmp_path: Path) -> None:
     context = CiContext(CiSystem.JENKINS, commit_sha=SHA, build_url="https://ci/1/")
-    found = ci_change(tmp_path, base_env(), context, branch="main")
+    found = ci_change(tmp_path, bare_env(), context, branch="main")
     assert found.change == ChangeRef(tmp_path.name, SHA, branch="main")
-    given = ci_change(tmp_path, base_env(), CiContext(CiSystem.NONE), change_sha=SHA)
+    given = ci_change(tmp_path, bare_env(), CiContext(CiSystem.NONE), change_sha=SHA)
     assert given.change.commit_sha == SHA
 
 
 def test_unknown_ci_without_git_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"no CI system found .* give --change SHA"):
-        ci_change(tmp_path, base_env(), detect_ci(base_env()))
+        ci_change(tmp_path, bare_env(), detect_ci(bare_env()))
     with pytest.raises(UsageError, match=r"^Jenkins names no commit"):
-        ci_change(tmp_path, base_env(), detect_ci({"JENKINS_URL": "https://ci/"}))
+        ci_change(tmp_path, bare_env(), detect_ci({"JENKINS_URL": "https://ci/"}))
 
 
 def test_a_ci_commit_that_is_no_sha_is_a_usage_error(repo: Path) -> None:
     context = detect_ci({**GITLAB, "CI_COMMIT_SHA": "--upload-pack=evil"})
     with pytest.raises(UsageError, match="GitLab CI names commit '--upload-pack=evil'"):
-        ci_change(repo, base_env(), context)
+        ci_change(repo, bare_env(), context)
 
 
 def test_the_rootdirs_folder_in_the_repository(repo: Path) -> None:
