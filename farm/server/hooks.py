@@ -13,6 +13,7 @@ run is queued. The answer comes at once: the run is a Celery task.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter
