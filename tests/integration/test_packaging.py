@@ -126,6 +126,10 @@ def test_every_module_of_farm_is_in_the_wheel(wheel: Wheel) -> None:
     assert not missing, f"modules left out of the wheel: {missing}"
     for data in ("farm/py.typed", "farm/store/migrations/alembic.ini"):
         assert data in wheel.names
+    templates = {
+        p.relative_to(ROOT).as_posix() for p in (ROOT / "farm" / "server" / "templates").iterdir()
+    }
+    assert templates and templates <= set(wheel.names), "the server's templates must ship"
 
 
 def test_the_distribution_is_not_named_farm(wheel: Wheel) -> None:
