@@ -6,6 +6,9 @@ One TOML file (``farm serve --config FILE``, or ``FARM_SERVER_CONFIG``)::
     api_token_env = "FARM_API_TOKEN"       # bearer token of POST /api/changes
     poll_interval_s = 300                  # 0 (the default): no polling
     max_body_bytes = 5242880
+    read_token_env = "FARM_READ_TOKEN"     # unset: the dashboard and /metrics are public
+    session_secret_env = "FARM_SESSION_SECRET"  # signs sign-in cookies; unset: per process
+    secure_cookies = true                  # behind https: cookies only over https
 
     [[repository]]
     url = "https://github.com/acme/shop.git"   # what the conductor clones
@@ -92,6 +95,9 @@ class ServerConfig:
     api_token: str = field(default="", repr=False)  # "" leaves POST /api/changes closed
     poll_interval_s: float = 0.0  # 0: no polling
     max_body_bytes: int = defaults.WEBHOOK_MAX_BODY_BYTES
+    read_token: str = field(default="", repr=False)  # "" leaves reading public
+    session_secret: str = field(default="", repr=False)  # "": a random key per process
+    secure_cookies: bool = False  # the session cookie is sent over https only
 
     def repository(self, name: str) -> RepositoryConfig | None:
         for repository in self.repositories:
@@ -114,7 +120,7 @@ def parse_server_config(
 ) -> ServerConfig:
     _only(data, {"server", "repository"}, where)
     server = _table(data.get("server", {}), f"{where}: [server]")
-    _only(server, {"api_token_env", "poll_interval_s", "max_body_bytes"}, f"{where}: [server]")
+    _only(server, _SERVER_KEYS, f"{where}: [server]")
     items = data.get("repository", [])
     if not isinstance(items, list):
         raise SettingsError(f"{where}: repository must be an array of tables ([[repository]])")
@@ -134,9 +140,28 @@ def parse_server_config(
     limit = server.get("max_body_bytes", defaults.WEBHOOK_MAX_BODY_BYTES)
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1024:
         raise SettingsError(f"{where}: max_body_bytes must be a whole number of at least 1024")
-    token_env = server.get("api_token_env", "")
-    api_token = _secret(token_env, env, f"{where}: api_token_env") if token_env else ""
-    return ServerConfig(repositories, api_token, float(poll), limit)
+    secrets = {
+        key: _secret(server[key], env, f"{where}: {key}") if server.get(key, "") else ""
+        for key in ("api_token_env", "read_token_env", "session_secret_env")
+    }
+    if secrets["session_secret_env"] and len(secrets["session_secret_env"]) < 32:
+        # A short key signs cookies anyone could forge by guessing it.
+        raise SettingsError(f"{where}: session_secret_env must hold at least 32 characters")
+    return ServerConfig(
+        repositories,
+        secrets["api_token_env"],
+        float(poll),
+        limit,
+        read_token=secrets["read_token_env"],
+        session_secret=secrets["session_secret_env"],
+        secure_cookies=_bool(server, "secure_cookies", False, f"{where}: [server]"),
+    )
+
+
+_SERVER_KEYS = {
+    "api_token_env", "poll_interval_s", "max_body_bytes", "read_token_env",
+    "session_secret_env", "secure_cookies",
+}  # fmt: skip
 
 
 _REPOSITORY_KEYS = {

@@ -62,6 +62,36 @@ def test_secrets_come_from_the_named_variables_and_never_show() -> None:
     assert "hook-secret" not in shown and "forge-token" not in shown and "api-token" not in shown
 
 
+def test_the_dashboard_secrets_come_from_their_variables_and_never_show() -> None:
+    env = {"READ": "read-token", "SESSION": "s" * 32}
+    parsed = parse_server_config(
+        config(read_token_env="READ", session_secret_env="SESSION", secure_cookies=True), env
+    )
+    assert (parsed.read_token, parsed.session_secret, parsed.secure_cookies) == (
+        "read-token",
+        "s" * 32,
+        True,
+    )
+    assert "read-token" not in repr(parsed) and "s" * 32 not in repr(parsed)
+    default = parse_server_config(config(), {})
+    assert (default.read_token, default.session_secret, default.secure_cookies) == ("", "", False)
+
+
+@pytest.mark.parametrize(
+    ("data", "env", "message"),
+    [
+        (config(read_token_env="MISSING"), {}, "read_token_env: the environment variable MISSING"),
+        (config(session_secret_env="SHORT"), {"SHORT": "x" * 31}, "at least 32 characters"),
+        (config(secure_cookies="yes"), {}, "secure_cookies must be true or false"),
+    ],
+)
+def test_bad_dashboard_settings_are_one_settings_error(
+    data: dict[str, Any], env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message):
+        parse_server_config(data, env)
+
+
 def test_a_github_app_needs_its_key_file_and_installation(tmp_path: Path) -> None:
     key = tmp_path / "app.pem"
     key.write_text("-----BEGIN PRIVATE KEY-----\n...\n")
