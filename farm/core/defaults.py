@@ -84,6 +84,8 @@ PROGRESS_INTERVAL_S = 5.0  # plain progress lines when not on a terminal
 STATUS_CONTEXT = "farm"  # the one commit status (or check run) a change gets
 WEBHOOK_MAX_BODY_BYTES = 5 * 1024 * 1024  # a larger webhook body is refused (413)
 CONDUCTORS = 2  # server-triggered runs a `farm serve` (or `farm conductor`) conducts at once
+METRICS_WINDOW_S = 3600.0  # /metrics: run durations, verdicts and flaky rate over this
+SESSION_MAX_AGE_S = 7 * 24 * 3600.0  # a dashboard sign-in lasts this long
 
 # Telling a forge (GitHub, GitLab) what a change's runs decided.
 FORGE_TIMEOUT_S = 10.0  # each request to a forge's API: connecting, sending, reading

@@ -12,16 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI
+from fastapi.responses import JSONResponse, Response
 from starlette.requests import Request
 
 from farm.core.server_config import ServerConfig
 from farm.core.trigger import TriggerRequest
 from farm.server.answers import Refused, answer, refusal
+from farm.server.auth import install_auth, require_reader
 from farm.server.changes_api import change_routes
 from farm.server.hooks import hook_routes
 from farm.server.intake import Intake, SeenKeys
+from farm.server.metrics import MetricsReaders
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class ServerParts:
     config: ServerConfig
     seen: SeenKeys  # the store's deliveries
     enqueue: Callable[[TriggerRequest], None]  # puts a run on the conductors' queue
+    metrics: MetricsReaders | None = None  # None: no /metrics
 
 
 def create_app(parts: ServerParts) -> FastAPI:
@@ -36,6 +39,9 @@ def create_app(parts: ServerParts) -> FastAPI:
     intake = Intake(parts.seen, parts.enqueue)
     app.include_router(hook_routes(parts.config, intake))
     app.include_router(change_routes(parts.config, intake))
+    install_auth(app, parts.config)
+    if parts.metrics is not None:
+        _add_metrics(app, parts.metrics)
 
     @app.get("/api/health")
     def health() -> dict[str, object]:
@@ -51,6 +57,19 @@ def create_app(parts: ServerParts) -> FastAPI:
         return answer(503, "unavailable", f"{type(error).__name__}: {error}"[:300])
 
     return app
+
+
+def _add_metrics(app: FastAPI, readers: MetricsReaders) -> None:
+    from prometheus_client import generate_latest
+
+    from farm.server.metrics import CONTENT_TYPE, metrics_registry
+
+    registry = metrics_registry(readers)
+
+    # Not async: a scrape reads Redis and the store, so it runs in the thread pool.
+    @app.get("/metrics", include_in_schema=False, dependencies=[Depends(require_reader)])
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE)
 
 
 __all__ = ["ServerParts", "create_app"]
