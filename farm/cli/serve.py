@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -25,12 +25,20 @@ from farm.core.errors import SettingsError, UsageError
 from farm.core.server_config import SERVER_CONFIG_ENV, ServerConfig, load_server_config
 from farm.core.settings import Settings
 
+if TYPE_CHECKING:
+    import redis
+
+    from farm.server.metrics import MetricsReaders
+    from farm.store import ResultStore
+
 _CONFIG_HELP = f"The server's TOML configuration [{SERVER_CONFIG_ENV}]."
 _TEST_USER_HELP = "User a checkout's code is collected as, or self [nobody when run as root]."
 
 
 # What the server and its conductors import beyond farm's own dependencies.
-SERVER_MODULES = ("fastapi", "uvicorn", "httpx", "jwt", "cryptography")
+SERVER_MODULES = (
+    "fastapi", "uvicorn", "httpx", "jwt", "cryptography", "prometheus_client", "itsdangerous",
+)  # fmt: skip
 
 
 def require_server_extra(find: Callable[[str], object | None] = importlib.util.find_spec) -> None:
@@ -90,9 +98,8 @@ def serve(config_path: str | None, host: str, port: int, conductors: int, **flag
     from farm.server.app import ServerParts, create_app
     from farm.server.intake import Intake
     from farm.server.poller import Poller
-    from farm.store import ResultStore
 
-    store = ResultStore.open(settings.database_url_or_default)  # migrated now, not per request
+    store, metrics, broker = _metrics_readers(settings)
     queue = ChangeQueue(settings)
     children = None
     stop = threading.Event()
@@ -105,7 +112,7 @@ def serve(config_path: str | None, host: str, port: int, conductors: int, **flag
                 log_path=log_path,
             )  # fmt: skip
             children.start()
-        app = create_app(ServerParts(config, store.deliveries, queue.send))
+        app = create_app(ServerParts(config, store.deliveries, queue.send, metrics))
         if config.poll_interval_s > 0:
             poller = Poller(
                 config,
@@ -120,7 +127,30 @@ def serve(config_path: str | None, host: str, port: int, conductors: int, **flag
         if children is not None:
             children.stop()
         queue.close()
+        broker.close()
         store.close()
+
+
+def _metrics_readers(settings: Settings) -> tuple[ResultStore, MetricsReaders, redis.Redis]:
+    """The store (migrated now, not per request), what /metrics reads, and its broker
+    client; the store's engine is shared, so a scrape takes no connections of its own."""
+    from farm.core.broker import connect
+    from farm.core.keys import Keys
+    from farm.server.metrics import farm_readers
+    from farm.store import ResultStore
+    from farm.store.connection import StoreConnection
+    from farm.store.connection import connect as open_engine
+    from farm.store.urls import mask_url
+
+    broker = connect(settings.broker_url or "", timeout_s=settings.broker_timeout_s)
+    url = settings.database_url_or_default
+    engine = open_engine(url)
+    store = ResultStore(engine, display_url=mask_url(url))
+    readers = farm_readers(
+        broker, Keys(settings.key_prefix), settings.queue,
+        StoreConnection(engine, display_url=mask_url(url)),
+    )  # fmt: skip
+    return store, readers, broker
 
 
 @click.command()

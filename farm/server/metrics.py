@@ -81,20 +81,15 @@ class MetricsReaders:
     live_workers: Callable[[], Sequence[WorkerInfo]]
     running_shards: Callable[[], int]
     attempts_stored: Callable[[], int]
-    finished_runs: Callable[[float], Sequence[FinishedRun]]  # since this unix time
+    finished_runs: Callable[[float], Sequence[FinishedRun]]  # within the last seconds given
 
 
 class FarmCollector(Collector):
     def __init__(
-        self,
-        readers: MetricsReaders,
-        *,
-        window_s: float = defaults.METRICS_WINDOW_S,
-        clock: Callable[[], float] = time.time,
+        self, readers: MetricsReaders, *, window_s: float = defaults.METRICS_WINDOW_S
     ) -> None:
         self.readers = readers
         self.window_s = window_s
-        self.clock = clock
 
     def collect(self) -> Iterable[Metric]:
         up = GaugeMetricFamily(
@@ -147,7 +142,7 @@ class FarmCollector(Collector):
             "Test attempts stored (the highest attempt id): its rate is results per second.",
             value=self.readers.attempts_stored(),
         )
-        runs = self.readers.finished_runs(self.clock() - self.window_s)
+        runs = self.readers.finished_runs(self.window_s)
         durations = GaugeHistogramMetricFamily(
             "farm_run_duration_seconds",
             f"Makespans of the runs finished within the last {window}.",
@@ -183,14 +178,11 @@ def _bound(seconds: float) -> str:
 
 
 def metrics_registry(
-    readers: MetricsReaders,
-    *,
-    window_s: float = defaults.METRICS_WINDOW_S,
-    clock: Callable[[], float] = time.time,
+    readers: MetricsReaders, *, window_s: float = defaults.METRICS_WINDOW_S
 ) -> CollectorRegistry:
     """A registry of its own (never the process-wide one), holding the farm's collector."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(FarmCollector(readers, window_s=window_s, clock=clock))
+    registry.register(FarmCollector(readers, window_s=window_s))
     return registry
 
 
@@ -202,7 +194,8 @@ def farm_readers(
     *,
     clock: Callable[[], float] = time.time,
 ) -> MetricsReaders:
-    """The real readers: the broker through ``client``, the store through ``db``."""
+    """The real readers: the broker through ``client``, the store through ``db``;
+    ``clock`` says which workers are live and which runs finished lately."""
     registry = WorkerRegistry(client, keys, clock=clock)
 
     def queue_depth() -> int:
@@ -223,7 +216,8 @@ def farm_readers(
             highest = connection.execute(select(func.max(Attempt.id))).scalar_one()
         return int(highest or 0)
 
-    def finished_runs(since: float) -> list[FinishedRun]:
+    def finished_runs(window_s: float) -> list[FinishedRun]:
+        since = clock() - window_s
         with db.transaction("read the runs finished lately") as connection:
             rows = connection.execute(
                 select(Run.verdict, Run.created_at, Run.started_at, Run.finished_at).where(

@@ -30,11 +30,8 @@ RUNS = [
 
 
 def readers(**changes: object) -> MetricsReaders:
-    asked: list[float] = []
-
-    def finished_runs(since: float) -> Sequence[FinishedRun]:
-        asked.append(since)
-        return RUNS if since == NOW - 600 else []
+    def finished_runs(window_s: float) -> Sequence[FinishedRun]:
+        return RUNS if window_s == 600 else []
 
     fields: dict[str, object] = {
         "queue": "farm",
@@ -49,7 +46,7 @@ def readers(**changes: object) -> MetricsReaders:
 
 
 def scrape(found: MetricsReaders) -> dict[str, list[Sample]]:
-    text = generate_latest(metrics_registry(found, window_s=600, clock=lambda: NOW)).decode()
+    text = generate_latest(metrics_registry(found, window_s=600)).decode()
     return {family.name: family.samples for family in text_string_to_metric_families(text)}
 
 
@@ -93,7 +90,7 @@ def test_run_durations_are_a_cumulative_histogram_of_the_window() -> None:
 
 
 def test_no_finished_runs_is_zeros_not_a_division_error() -> None:
-    families = scrape(readers(finished_runs=lambda since: []))
+    families = scrape(readers(finished_runs=lambda window_s: []))
     assert value(families["farm_flaky_run_ratio"], "farm_flaky_run_ratio") == 0
     samples = families["farm_run_duration_seconds"]
     assert value(samples, "farm_run_duration_seconds_bucket", le="+Inf") == 0
