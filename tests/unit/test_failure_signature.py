@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from farm.core.domain import Outcome
+from farm.core.domain import Outcome, TestResult
 from farm.core.failure_signature import (
     SIGNATURE_MAX_CHARS,
     failure_signature,
@@ -337,6 +337,25 @@ def test_a_test_failing_twice_with_one_signature_counts_once() -> None:
     failures = [Failure("t.py::test_a", refused(1)), Failure("t.py::test_a", refused(2))]
     (group,) = group_failures(failures)
     assert (group.node_ids, group.count) == (("t.py::test_a",), 1)
+
+
+def test_results_as_the_store_gives_them_back_group_too() -> None:
+    results = [
+        TestResult("run", 1, 1, f"t.py::test_{n}", outcome, 0.1, longrepr=text)
+        for n, (outcome, text) in enumerate(
+            [
+                (Outcome.ERROR, refused(1)),
+                (Outcome.CRASHED, FARM_CRASH),
+                (Outcome.ERROR, refused(2)),
+            ]
+        )
+    ]
+    groups = group_failures(results)
+    assert [(g.exception_type, g.node_ids) for g in groups] == [
+        ("ConnectionRefusedError", ("t.py::test_0", "t.py::test_2")),
+        ("", ("t.py::test_1",)),
+    ]
+    assert groups[1].signature.startswith("crashed: the test process killed by signal <n>")
 
 
 def test_nothing_to_group() -> None:
