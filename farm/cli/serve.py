@@ -112,7 +112,11 @@ def serve(config_path: str | None, host: str, port: int, conductors: int, **flag
                 log_path=log_path,
             )  # fmt: skip
             children.start()
-        app = create_app(ServerParts(config, store.deliveries, queue.send, metrics))
+        app = create_app(
+            ServerParts(
+                config, store.deliveries, queue.send, metrics, live_workers=metrics.live_workers
+            )
+        )
         if config.poll_interval_s > 0:
             poller = Poller(
                 config,

@@ -9,7 +9,7 @@ remembers deliveries, what queues a run), so the app is built the same way by
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from fastapi import Depends, FastAPI
@@ -24,6 +24,7 @@ from farm.server.changes_api import change_routes
 from farm.server.hooks import hook_routes
 from farm.server.intake import Intake, SeenKeys
 from farm.server.metrics import MetricsReaders
+from farm.worker.registry import WorkerInfo
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class ServerParts:
     seen: SeenKeys  # the store's deliveries
     enqueue: Callable[[TriggerRequest], None]  # puts a run on the conductors' queue
     metrics: MetricsReaders | None = None  # None: no /metrics
+    live_workers: Callable[[], Sequence[WorkerInfo]] | None = None  # None: no Workers page
 
 
 def create_app(parts: ServerParts) -> FastAPI:
@@ -42,6 +44,11 @@ def create_app(parts: ServerParts) -> FastAPI:
     install_auth(app, parts.config)
     if parts.metrics is not None:
         _add_metrics(app, parts.metrics)
+    if parts.live_workers is not None:
+        from farm.server.pages import page_environment, worker_routes
+
+        pages = worker_routes(parts.live_workers, environment=page_environment())
+        app.include_router(pages, dependencies=[Depends(require_reader)])
 
     @app.get("/api/health")
     def health() -> dict[str, object]:

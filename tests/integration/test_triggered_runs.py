@@ -180,6 +180,20 @@ def test_a_signed_push_runs_the_commit_and_reports_pending_then_the_verdict(farm
         assert cached == 1
 
 
+def test_the_workers_page_lists_the_farms_worker(farm: Farm) -> None:
+    page = wait_for(
+        "the worker on the page",
+        lambda: (
+            (p := httpx.get(f"{farm.url}/workers", timeout=5)).status_code == 200
+            and 'class="worker"' in p.text
+            and p
+        ),
+    )
+    assert ">w1<" in page.text
+    machines = httpx.get(f"{farm.url}/api/workers", timeout=5).json()["machines"]
+    assert [w["name"] for m in machines for w in m["workers"]] == ["w1"]
+
+
 def test_a_commit_the_repository_lacks_is_an_error_status(farm: Farm) -> None:
     missing = "abcdef0" * 5 + "abcde"
     answer = httpx.post(
