@@ -107,7 +107,11 @@ class Base(DeclarativeBase):
 
 class Change(Base):
     __tablename__ = "changes"
-    __table_args__ = (UniqueConstraint("repository", "commit_sha"),)
+    __table_args__ = (
+        UniqueConstraint("repository", "commit_sha"),
+        Index(None, "created_at"),
+        Index(None, "repository", "branch", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     repository: Mapped[str] = mapped_column(String(500))
@@ -162,7 +166,14 @@ class Shard(Base):
 
 class Attempt(Base):
     __tablename__ = "attempts"
-    __table_args__ = (Index(None, "run_id", "node_id"),)
+    __table_args__ = (
+        Index(None, "run_id", "node_id"),
+        # The dashboard's reads (migration 0008): a test's runs, a run's failures and
+        # outcome counts, its slowest attempts.
+        Index(None, "node_id", "run_id"),
+        Index(None, "run_id", "outcome", "attempt"),
+        Index(None, "run_id", "duration_s"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     # No foreign key to shards: a lost shard's tests may come back under a shard id

@@ -48,6 +48,7 @@ from farm.store import history as history_queries
 from farm.store import quarantine as quarantine_queries
 from farm.store.collections import CachedCollections
 from farm.store.connection import Clock, StoreConnection, connect
+from farm.store.dashboard import DashboardQueries
 from farm.store.deliveries import Deliveries
 from farm.store.last_failed import RerunRecords
 from farm.store.order import OrderRecords
@@ -99,6 +100,8 @@ class ResultStore:
         """What pytest collected last time for a request (see :class:`CachedCollections`)."""
         self.deliveries = Deliveries(self._db, clock)
         """Webhook deliveries and triggered commits seen once (see :class:`Deliveries`)."""
+        self.dashboard = DashboardQueries(self._db, clock)
+        """Paginated reads for the dashboard's pages (see :class:`DashboardQueries`)."""
 
     @classmethod
     def open(
