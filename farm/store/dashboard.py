@@ -12,7 +12,7 @@ reads through an index (migration 0008), never a whole table.
 
 from __future__ import annotations
 
-from farm.core.domain import Verdict
+from farm.core.domain import ChangeRef, Verdict
 from farm.store import dashboard_changes, dashboard_runs, dashboard_tests
 from farm.store.connection import Clock, StoreConnection, UnknownRun
 from farm.store.dashboard_records import (
@@ -72,6 +72,16 @@ class DashboardQueries:
         """One change (exact repository and sha), its runs and verdict; None if unknown."""
         with self._db.transaction("read a change") as connection:
             return dashboard_changes.change_detail(connection, repository, commit_sha)
+
+    def changes_matching(
+        self, commit: str, *, repository: str | None = None, limit: int = PAGE_ROWS
+    ) -> tuple[ChangeRef, ...]:
+        """The changes whose sha starts with ``commit`` (4+ hex digits; of ``repository``
+        if given), at most ``limit``, by repository and sha. UsageError for a bad prefix."""
+        with self._db.transaction("find changes by sha") as connection:
+            return dashboard_changes.changes_matching(
+                connection, commit, repository=repository, limit=limit
+            )
 
     # -- one run ----------------------------------------------------------------------
 

@@ -21,12 +21,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, and_, or_, select
+from sqlalchemy import Connection, Row, Select, and_, func, or_, select
 
 from farm.core.change_verdict import ChangeRun, change_verdict
-from farm.core.domain import Outcome, RunFindings, Verdict
+from farm.core.domain import ChangeRef, Outcome, RunFindings, Verdict
 from farm.core.errors import UsageError
 from farm.store.bulk import among_chunks
+from farm.store.changes import MIN_PREFIX_CHARS
 from farm.store.dashboard_records import ChangeDetail, ChangeSummary, Page
 from farm.store.rows import (
     ATTEMPTS,
@@ -173,6 +174,27 @@ def change_detail(connection: Connection, repository: str, commit_sha: str) -> C
         runs=tuple(run_record(run) for run in rows),
         verdict=verdict,
     )
+
+
+def changes_matching(
+    connection: Connection, commit: str, *, repository: str | None, limit: int
+) -> tuple[ChangeRef, ...]:
+    """The changes whose sha starts with ``commit`` (of ``repository`` if given), at
+    most ``limit``, by repository and sha. UsageError unless ``commit`` is at least
+    :data:`~farm.store.changes.MIN_PREFIX_CHARS` hex digits."""
+    check_limit(limit)
+    prefix = commit.strip().lower()
+    if len(prefix) < MIN_PREFIX_CHARS or not set(prefix) <= set("0123456789abcdef"):
+        raise UsageError(
+            f"{commit!r} is not a commit: give its sha or its first "
+            f"{MIN_PREFIX_CHARS} hex digits or more"
+        )
+    # Hex digits only, so the prefix holds no LIKE wildcard.
+    query = select(*_CHANGE_COLUMNS).where(func.lower(CHANGES.c.commit_sha).like(f"{prefix}%"))
+    if repository is not None:
+        query = query.where(CHANGES.c.repository == repository)
+    ordered = query.order_by(CHANGES.c.repository, CHANGES.c.commit_sha).limit(limit)
+    return tuple(change_ref(row) for row in connection.execute(ordered))
 
 
 def _change_runs(
