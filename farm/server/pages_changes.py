@@ -1,0 +1,283 @@
+"""The Changes and Change pages of the dashboard, each with its JSON twin.
+
+``GET /changes`` lists changes newest first with their combined verdict, filtered
+by repository, branch, author and verdict, a page at a time through the store's
+keyset cursor (the next-page link carries the filters and the cursor).
+``GET /changes/{sha}`` shows one change (a full sha or a prefix of 4+ hex digits; a
+``repository`` parameter picks one of several): its runs, its verdict with the
+reason ``farm change`` gives, and the tests that failed, were flaky or failed
+while quarantined. A prefix several changes share lists them (status 300).
+
+Bad input answers one line: 400 for a bad filter, cursor or prefix, 404 for a
+change nobody ran. Everything shown comes from tests, authors and repositories,
+so it goes through the templates' autoescaping and every link is built here with
+its parts URL-quoted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from jinja2 import Environment
+from starlette.requests import Request
+
+from farm.core.domain import ChangeRef, Verdict
+from farm.core.errors import UsageError
+from farm.server.answers import answer
+from farm.store.dashboard import PAGE_ROWS, DashboardQueries
+from farm.store.dashboard_records import ChangeDetail, ChangeSummary
+from farm.store.records import RunRecord
+
+# What a change's combined verdict can be (farm.core.change_verdict): the filter's choices.
+CHANGE_VERDICTS = (Verdict.PASSED, Verdict.FLAKY, Verdict.FAILED, Verdict.ERROR)
+MATCHES_SHOWN = 20  # changes listed when a sha prefix names several
+_TEXT_FILTERS = ("repository", "branch", "author")
+
+
+class BadRequest(Exception):
+    """A request answered with ``status_code`` and one line."""
+
+    def __init__(self, status_code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status_code = status_code
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ChangeFilters:
+    repository: str | None = None
+    branch: str | None = None
+    author: str | None = None
+    verdict: Verdict | None = None
+
+    def query(self) -> dict[str, str]:
+        """The filters set, as query parameters."""
+        given = {name: getattr(self, name) for name in _TEXT_FILTERS}
+        if self.verdict is not None:
+            given["verdict"] = self.verdict.value
+        return {name: value for name, value in given.items() if value is not None}
+
+
+def parse_filters(params: Mapping[str, str]) -> ChangeFilters:
+    """The list's filters from a query string; an empty field (as a form sends it) is
+    no filter. BadRequest (400) for a verdict a change cannot have."""
+    text = {name: params.get(name, "").strip() or None for name in _TEXT_FILTERS}
+    verdict_text = params.get("verdict", "").strip()
+    verdict = None
+    if verdict_text:
+        names = [v.value for v in CHANGE_VERDICTS]
+        if verdict_text not in names:
+            raise BadRequest(
+                400,
+                f"verdict {verdict_text!r} is not a change's verdict: one of {', '.join(names)}",
+            )
+        verdict = Verdict(verdict_text)
+    return ChangeFilters(verdict=verdict, **text)
+
+
+def parse_limit(text: str | None) -> int:
+    if text is None or not text.strip():
+        return PAGE_ROWS
+    try:
+        return int(text)
+    except ValueError:
+        raise BadRequest(400, f"limit {text!r} is not a number of rows") from None
+
+
+def when(timestamp: float | None) -> str:
+    """A store time for people: UTC to the second ("" for none)."""
+    if timestamp is None:
+        return ""
+    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def change_url(change: ChangeRef) -> str:
+    """The Change page of exactly this change (its repository named: shas may repeat)."""
+    return f"/changes/{quote(change.commit_sha, safe='')}?" + urlencode(
+        {"repository": change.repository}
+    )
+
+
+def test_url(node_id: str, project: str) -> str:
+    return "/tests?" + urlencode({"node_id": node_id, "project": project})
+
+
+def change_fields(change: ChangeRef) -> dict[str, Any]:
+    return {
+        "repository": change.repository,
+        "commit_sha": change.commit_sha,
+        "branch": change.branch,
+        "pull_request": change.pull_request,
+        "author": change.author,
+        "url": change_url(change),
+    }
+
+
+def summary_row(summary: ChangeSummary) -> dict[str, Any]:
+    latest = summary.latest_run_id
+    return {
+        **change_fields(summary.change),
+        "created_at": summary.created_at,
+        "created": when(summary.created_at),
+        "verdict": summary.verdict.value,
+        "runs": summary.runs,
+        "latest_run_id": latest,
+        "latest_run_url": None if latest is None else f"/runs/{quote(latest, safe='')}",
+    }
+
+
+def test_project(node_id: str, runs: tuple[RunRecord, ...]) -> str:
+    """The project a test of the change belongs to: that of the latest run whose
+    findings name it, else the latest run's (the test page is per project)."""
+    for run in reversed(runs):
+        found = run.findings
+        if found is not None and node_id in (
+            *found.failed,
+            *found.flaky,
+            *found.new_flaky,
+            *found.quarantined_failures,
+        ):
+            return run.project
+    return runs[-1].project if runs else ""
+
+
+def change_routes_pages(
+    store_dashboard: DashboardQueries, *, environment: Environment
+) -> APIRouter:
+    """``GET /changes``, ``GET /changes/{sha}`` and their twins under ``/api/changes``."""
+    router = APIRouter()
+
+    def changes_view(params: Mapping[str, str], *, api: bool) -> dict[str, Any]:
+        filters = parse_filters(params)
+        limit = parse_limit(params.get("limit"))
+        cursor = params.get("cursor") or None
+        try:
+            page = store_dashboard.changes(limit=limit, cursor=cursor, **vars(filters))
+        except UsageError as error:
+            raise BadRequest(400, str(error)) from None
+        next_url = None
+        if page.next_cursor is not None:
+            carried = {**filters.query(), "cursor": page.next_cursor}
+            if "limit" in params:
+                carried["limit"] = str(limit)
+            next_url = ("/api/changes?" if api else "/changes?") + urlencode(carried)
+        return {
+            "changes": [summary_row(summary) for summary in page.items],
+            "filters": {
+                name: filters.query().get(name, "") for name in (*_TEXT_FILTERS, "verdict")
+            },
+            "verdicts": [v.value for v in CHANGE_VERDICTS],
+            "next_cursor": page.next_cursor,
+            "next_url": next_url,
+            "first_page": cursor is None,
+        }
+
+    def change_view(sha: str, repository: str | None) -> tuple[int, dict[str, Any]]:
+        """200 and the change, or 300 and the changes a prefix matches."""
+        repository = (repository or "").strip() or None
+        try:
+            matches = store_dashboard.changes_matching(
+                sha, repository=repository, limit=MATCHES_SHOWN
+            )
+        except UsageError as error:
+            raise BadRequest(400, str(error)) from None
+        where = f" in {repository}" if repository is not None else ""
+        if not matches:
+            raise BadRequest(404, f"no change{where} has a sha starting with {sha.strip()!r}")
+        if len(matches) > 1:
+            return 300, {
+                "sha": sha,
+                "matches": [change_fields(match) for match in matches],
+                "more": len(matches) == MATCHES_SHOWN,
+            }
+        detail = store_dashboard.change(matches[0].repository, matches[0].commit_sha)
+        if detail is None:  # removed between the two reads
+            raise BadRequest(404, f"no change{where} has a sha starting with {sha.strip()!r}")
+        return 200, detail_fields(detail)
+
+    def detail_fields(detail: ChangeDetail) -> dict[str, Any]:
+        verdict = detail.verdict
+
+        def tests(node_ids: tuple[str, ...]) -> list[dict[str, str]]:
+            return [
+                {"node_id": node_id, "url": test_url(node_id, test_project(node_id, detail.runs))}
+                for node_id in node_ids
+            ]
+
+        return {
+            "change": {
+                **change_fields(detail.change),
+                "created_at": detail.created_at,
+                "created": when(detail.created_at),
+            },
+            "verdict": verdict.verdict.value,
+            "reason": verdict.reason,
+            "failed": tests(verdict.failed),
+            "flaky": tests(verdict.flaky),
+            "quarantined_failures": tests(verdict.quarantined_failures),
+            "runs": [run_fields(run) for run in reversed(detail.runs)],
+        }
+
+    def run_fields(run: RunRecord) -> dict[str, Any]:
+        progress = store_dashboard.run_progress(run.run_id)
+        return {
+            "run_id": run.run_id,
+            "url": f"/runs/{quote(run.run_id, safe='')}",
+            "project": run.project,
+            "created_at": run.created_at,
+            "created": when(run.created_at),
+            "trigger": run.trigger,
+            "state": run.state.value,
+            "verdict": None if run.verdict is None else run.verdict.value,
+            "outcomes": {outcome.value: count for outcome, count in progress.by_outcome},
+            "message": run.message,
+        }
+
+    def html(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        return HTMLResponse(
+            environment.get_template(template).render(**context), status_code=status_code
+        )
+
+    @router.get("/api/changes")
+    def changes_json(request: Request) -> Response:
+        try:
+            return JSONResponse(changes_view(request.query_params, api=True))
+        except BadRequest as error:
+            return answer(error.status_code, "refused", error.reason)
+
+    @router.get("/changes", response_class=HTMLResponse)
+    def changes_page(request: Request) -> Response:
+        try:
+            return html("changes.html", **changes_view(request.query_params, api=False))
+        except BadRequest as error:
+            return PlainTextResponse(error.reason + "\n", status_code=error.status_code)
+
+    @router.get("/api/changes/{sha}")
+    def change_json(sha: str, repository: str | None = None) -> Response:
+        try:
+            status_code, view = change_view(sha, repository)
+        except BadRequest as error:
+            return answer(error.status_code, "refused", error.reason)
+        return JSONResponse(view, status_code=status_code)
+
+    @router.get("/changes/{sha}", response_class=HTMLResponse)
+    def change_page(sha: str, repository: str | None = None) -> Response:
+        try:
+            status_code, view = change_view(sha, repository)
+        except BadRequest as error:
+            return PlainTextResponse(error.reason + "\n", status_code=error.status_code)
+        if status_code == 300:
+            return html("change.html", status_code, **view)
+        return html("change.html", matches=None, **view)
+
+    return router
+
+
+__all__ = ["CHANGE_VERDICTS", "ChangeFilters", "change_routes_pages", "parse_filters"]
