@@ -1,0 +1,184 @@
+"""The Run page on a real store: progress, the time line's lanes, failures grouped and
+paginated, escaping, the JSON twin, unknown runs, and a page bounded in size."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterator
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from store_fakes import FakeClock, result
+
+from farm.core.domain import Outcome, TestResult, Verdict
+from farm.server.pages import page_environment
+from farm.server.pages_runs import CLIP_CHARS, FAILURES_PER_PAGE, run_routes
+from farm.store import ResultStore, ShardRecord
+
+REFUSED = "ConnectionRefusedError: [Errno 111] Connection refused"
+EVIL = "t.py::test_x[<script>alert(1)</script>]"
+
+
+def traceback(message: str) -> str:
+    return f"def test():\n>       connect()\nE       {message}\n\nt.py:3: {message.split(':')[0]}\n"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(db_url: str, clock: FakeClock) -> Iterator[ResultStore]:
+    with ResultStore.open(db_url, clock=clock) as opened:
+        yield opened
+
+
+@pytest.fixture
+def client(store: ResultStore, clock: FakeClock) -> TestClient:
+    app = FastAPI()
+    app.include_router(run_routes(store.dashboard, environment=page_environment(), clock=clock))
+    return TestClient(app)
+
+
+def on(made: TestResult, shard_id: int, worker: str, machine: str) -> TestResult:
+    return dataclasses.replace(made, shard_id=shard_id, worker=worker, machine=machine)
+
+
+def running_run(store: ResultStore, clock: FakeClock, *, total: int = 10) -> str:
+    """A running run of ``total`` tests planned as four shards on four slots of two
+    machines; three shards started, one of them finished."""
+    run_id = store.create_run(project="proj", trigger="ci", settings={})
+    shards = [ShardRecord(i, total // 4 or 1, 4.0) for i in range(4)]
+    store.start_run(run_id, total_tests=total, estimated_makespan_s=8.0, shards=shards)
+    start = clock.now
+    slots = [("w1:1", "m1"), ("w2:2", "m1"), ("w3:3", "m2"), ("w4:4", "m2")]
+    for shard_id, (worker, machine) in enumerate(slots[:3]):
+        store.shard_started(run_id, shard_id, worker=worker, started_at=start, machine=machine)
+    other_errno = traceback(REFUSED.replace("111", "61"))
+    db = result(run_id, "t.py::db", Outcome.FAILED, longrepr=traceback(REFUSED))
+    evil = result(run_id, EVIL, Outcome.FAILED, longrepr=other_errno, output="<b>captured</b>")
+    store.record_results(
+        [
+            on(result(run_id, "t.py::ok", duration_s=2.0), 0, "w1:1", "m1"),
+            on(result(run_id, "t.py::slow", duration_s=3.5), 0, "w1:1", "m1"),
+            on(db, 1, "w2:2", "m1"),
+            on(evil, 1, "w2:2", "m1"),
+        ]
+    )
+    store.shard_finished(run_id, 0, finished_at=start + 6.0)
+    clock.now += 4.0
+    return run_id
+
+
+def test_the_page_shows_progress_timeline_groups_and_escapes(
+    client: TestClient, store: ResultStore, clock: FakeClock
+) -> None:
+    run_id = running_run(store, clock)
+    answer = client.get(f"/runs/{run_id}")
+    assert answer.status_code == 200
+    html = answer.text
+    assert '<span id="tests-reported">4</span> / <span id="total-tests">10</span>' in html
+    assert 'data-state="running"' in html and "<script>" in html  # the live script
+    # ETA: 4 s so far for 4 tests of 10 -> 6 s to go.
+    assert re.search(r'<strong id="eta">6\.0s</strong>', html)
+    # Three slots started shards: one lane each, under two machines.
+    assert len(re.findall(r'<g class="lane"', html)) == 3
+    assert len(re.findall(r'<g class="machine"', html)) == 2
+    assert (
+        "2 tests failed with ConnectionRefusedError: [Errno &lt;n&gt;] Connection refused" in html
+    )
+    assert "<script>alert(1)</script>" not in html
+    assert "test_x[&lt;script&gt;alert(1)&lt;/script&gt;]" in html
+    assert "&lt;b&gt;captured&lt;/b&gt;" in html and "<b>captured</b>" not in html
+    assert html.count('<details class="failure"') == 2
+    # Slowest first; lower bound: busy 6 s (finished) + 4 s + 4 s (running) on 3 slots
+    # = 4.67 s, above the longest test's 3.5 s.
+    slow = re.findall(r'<tr class="slow"><td><code>([^<]*)</code>', html)
+    assert slow[0] == "t.py::slow"
+    assert '<td id="lower-bound">4.7s' in html
+    assert '<td id="estimate">8.0s' in html
+
+
+def test_the_json_twin_says_what_the_page_shows(
+    client: TestClient, store: ResultStore, clock: FakeClock
+) -> None:
+    run_id = running_run(store, clock)
+    view = client.get(f"/api/runs/{run_id}").json()
+    assert view["state"] == "running" and view["live"] is True
+    assert view["progress"]["tests_reported"] == 4
+    assert view["progress"]["by_outcome"] == {"failed": 2, "passed": 2}
+    assert view["progress"]["eta_s"] == pytest.approx(6.0)
+    assert view["makespan"]["slots"] == 3
+    assert [g["count"] for g in view["failure_groups"]] == [2]
+    assert {f["node_id"] for f in view["failures"]} == {"t.py::db", EVIL}
+    svg = client.get(f"/runs/{run_id}/timeline.svg")
+    assert svg.headers["content-type"].startswith("image/svg+xml")
+    assert svg.text.count('<g class="lane"') == 3
+
+    store.record_results([on(result(run_id, f"t.py::n{i}"), 2, "w3:3", "m2") for i in range(6)])
+    store.shard_finished(run_id, 2, finished_at=clock.now)
+    store.finish_run(run_id, verdict=Verdict.FAILED)
+    done = client.get(f"/api/runs/{run_id}").json()
+    assert done["state"] == "finished" and done["live"] is False
+    assert done["progress"]["tests_reported"] == 10 and done["progress"]["eta_s"] is None
+    assert "<script>" not in client.get(f"/runs/{run_id}").text  # no polling once done
+
+
+def test_an_unknown_run_is_a_404_with_one_line(client: TestClient) -> None:
+    page = client.get("/runs/no-such-run")
+    assert page.status_code == 404
+    assert '<p id="problem">there is no run no-such-run</p>' in page.text
+    api = client.get("/api/runs/no-such-run")
+    assert api.status_code == 404
+    assert api.json() == {"status": "refused", "reason": "there is no run no-such-run"}
+    assert client.get("/runs/no-such-run/timeline.svg").status_code == 404
+    assert client.get("/api/runs/no-such-run/failures").status_code == 404
+
+
+def test_failures_come_a_page_at_a_time_and_the_html_stays_small(
+    client: TestClient, store: ResultStore, clock: FakeClock
+) -> None:
+    run_id = running_run(store, clock, total=2100)
+    big = traceback(REFUSED) + "x" * (64 * 1024)
+    failing = [
+        on(result(run_id, f"t.py::f{i}", Outcome.FAILED, longrepr=big, output="o" * 64 * 1024),
+           3, "w4:4", "m2")
+        for i in range(2000)
+    ]  # fmt: skip
+    store.record_results(failing)
+    answer = client.get(f"/runs/{run_id}")
+    assert answer.status_code == 200
+    assert len(answer.content) < 2 * 1024 * 1024
+    assert answer.text.count('<details class="failure"') == FAILURES_PER_PAGE
+    assert "Traceback clipped to its first" in answer.text
+    assert "Grouped among the failures on this page." in answer.text
+
+    # Walk every failure through the JSON pages and the "more" link's cursor.
+    seen: list[str] = []
+    cursor = re.search(r'class="more" href="/runs/[^?]+\?cursor=([^#"]+)#', answer.text)
+    assert cursor is not None
+    first = client.get(f"/api/runs/{run_id}/failures").json()
+    assert len(first["failures"]) == FAILURES_PER_PAGE
+    assert first["next_cursor"] == cursor.group(1)
+    seen.extend(f["node_id"] for f in first["failures"])
+    next_cursor = first["next_cursor"]
+    while next_cursor:
+        page = client.get(f"/api/runs/{run_id}/failures", params={"cursor": next_cursor}).json()
+        seen.extend(f["node_id"] for f in page["failures"])
+        next_cursor = page["next_cursor"]
+    assert len(seen) == 2002 and len(set(seen)) == 2002
+
+    # The page the link opens, and one failure's full text.
+    second = client.get(f"/runs/{run_id}", params={"cursor": first["next_cursor"]})
+    assert second.status_code == 200 and "t.py::f18" in second.text
+    shown = first["failures"][-1]
+    assert shown["longrepr"]["clipped"] and len(shown["longrepr"]["text"]) == CLIP_CHARS
+    full = client.get(shown["full_url"]).json()
+    # As the store keeps it (it clips what it stores to its own bound, far above the page's).
+    assert full["node_id"] == shown["node_id"] and len(full["longrepr"]) > 4 * CLIP_CHARS
+    assert big.startswith(full["longrepr"][: 4 * CLIP_CHARS])
+    assert client.get(f"/api/runs/{run_id}/failures/999999999").status_code == 404
+    assert client.get(f"/api/runs/{run_id}/failures", params={"cursor": "junk"}).status_code == 400
