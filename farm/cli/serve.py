@@ -114,7 +114,12 @@ def serve(config_path: str | None, host: str, port: int, conductors: int, **flag
             children.start()
         app = create_app(
             ServerParts(
-                config, store.deliveries, queue.send, metrics, live_workers=metrics.live_workers
+                config,
+                store.deliveries,
+                queue.send,
+                metrics,
+                live_workers=metrics.live_workers,
+                store=store,
             )
         )
         if config.poll_interval_s > 0:

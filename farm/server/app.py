@@ -24,6 +24,7 @@ from farm.server.changes_api import change_routes
 from farm.server.hooks import hook_routes
 from farm.server.intake import Intake, SeenKeys
 from farm.server.metrics import MetricsReaders
+from farm.store import ResultStore
 from farm.worker.registry import WorkerInfo
 
 
@@ -34,6 +35,7 @@ class ServerParts:
     enqueue: Callable[[TriggerRequest], None]  # puts a run on the conductors' queue
     metrics: MetricsReaders | None = None  # None: no /metrics
     live_workers: Callable[[], Sequence[WorkerInfo]] | None = None  # None: no Workers page
+    store: ResultStore | None = None  # None: no pages of changes, runs and tests
 
 
 def create_app(parts: ServerParts) -> FastAPI:
@@ -44,11 +46,7 @@ def create_app(parts: ServerParts) -> FastAPI:
     install_auth(app, parts.config)
     if parts.metrics is not None:
         _add_metrics(app, parts.metrics)
-    if parts.live_workers is not None:
-        from farm.server.pages import page_environment, worker_routes
-
-        pages = worker_routes(parts.live_workers, environment=page_environment())
-        app.include_router(pages, dependencies=[Depends(require_reader)])
+    _add_pages(app, parts)
 
     @app.get("/api/health")
     def health() -> dict[str, object]:
@@ -64,6 +62,28 @@ def create_app(parts: ServerParts) -> FastAPI:
         return answer(503, "unavailable", f"{type(error).__name__}: {error}"[:300])
 
     return app
+
+
+def _add_pages(app: FastAPI, parts: ServerParts) -> None:
+    """The dashboard's pages, each behind the reader's check."""
+    from farm.server.pages import page_environment, worker_routes
+    from farm.server.pages_changes import change_routes_pages
+    from farm.server.pages_runs import run_routes
+    from farm.server.pages_tests import test_routes
+
+    environment = page_environment()
+    reader = [Depends(require_reader)]
+    if parts.live_workers is not None:
+        app.include_router(
+            worker_routes(parts.live_workers, environment=environment), dependencies=reader
+        )
+    if parts.store is not None:
+        dashboard = parts.store.dashboard
+        app.include_router(change_routes_pages(dashboard, environment=environment),
+                           dependencies=reader)  # fmt: skip
+        app.include_router(run_routes(dashboard, environment=environment), dependencies=reader)
+        app.include_router(test_routes(parts.store, environment=environment),
+                           dependencies=reader)  # fmt: skip
 
 
 def _add_metrics(app: FastAPI, readers: MetricsReaders) -> None:

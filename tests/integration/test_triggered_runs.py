@@ -168,6 +168,12 @@ def test_a_signed_push_runs_the_commit_and_reports_pending_then_the_verdict(farm
     assert [call.body["state"] for call in calls] == ["pending", "failure"]
     assert "1 of 2 tests failed" in calls[1].body["description"]
 
+    # The dashboard shows both changes, the breaking one's run and its failure.
+    changes = httpx.get(f"{farm.url}/api/changes", timeout=5).json()
+    assert {passing, breaking} <= {c["commit_sha"] for c in changes["changes"]}, changes
+    run_page = httpx.get(calls[1].body["target_url"].replace("http://dash.test", farm.url))
+    assert run_page.status_code == 200 and "test_shop.py::test_add" in run_page.text
+
     with ResultStore.open(farm.db_url) as store:
         found = store.change_runs(breaking)
         assert found is not None
