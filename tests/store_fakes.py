@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from farm.core.domain import Outcome, TestResult
-from farm.store import ResultStore
+from farm.core.domain import ChangeRef, Outcome, RunFindings, TestResult, Verdict
+from farm.store import ResultStore, ShardRecord
 
 
 @dataclass
@@ -49,3 +50,34 @@ def result(
 
 def new_run(store: ResultStore, project: str = "proj") -> str:
     return store.create_run(project=project, trigger="cli", settings={"workers": 2})
+
+
+def finished_run(
+    store: ResultStore,
+    clock: FakeClock,
+    results: Callable[[str], list[TestResult]],
+    *,
+    change: ChangeRef | None = None,
+    verdict: Verdict = Verdict.PASSED,
+    findings: RunFindings | None = None,
+    message: str = "",
+    project: str = "proj",
+) -> str:
+    """A finished run made now, of ``results`` in one shard (none: no shard); the
+    clock then moves on an hour."""
+    run_id = store.create_run(project=project, trigger="ci", settings={}, change=change)
+    made = results(run_id)
+    if made:
+        store.start_run(
+            run_id,
+            total_tests=len({r.node_id for r in made}),
+            estimated_makespan_s=5.0,
+            shards=[ShardRecord(0, len(made), 5.0)],
+        )
+        store.shard_started(run_id, 0, worker="w1", started_at=clock.now, machine="m1")
+        store.record_results(made)
+        store.shard_finished(run_id, 0, finished_at=clock.now + 4)
+    clock.now += 10
+    store.finish_run(run_id, verdict=verdict, findings=findings, message=message)
+    clock.now += 3600
+    return run_id

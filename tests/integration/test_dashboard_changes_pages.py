@@ -12,12 +12,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from markupsafe import escape
-from store_fakes import FakeClock, result
+from store_fakes import FakeClock, finished_run, result
 
 from farm.core.domain import ChangeRef, Outcome, RunFindings, TestResult, Verdict
 from farm.server.pages import page_environment
 from farm.server.pages_changes import change_routes_pages
-from farm.store import ResultStore, ShardRecord
+from farm.store import ResultStore
 
 pytestmark = pytest.mark.integration
 
@@ -59,18 +59,15 @@ def run_of(
     message: str = "",
 ) -> str:
     """A finished run of ``change`` made now; the clock then moves on an hour."""
-    run_id = store.create_run(project="proj", trigger="ci", settings={}, change=change)
-    made = results(run_id)
-    if made:
-        shards = [ShardRecord(0, len(made), 5.0)]
-        store.start_run(run_id, total_tests=len(made), estimated_makespan_s=5.0, shards=shards)
-        store.shard_started(run_id, 0, worker="w1", started_at=clock.now, machine="m1")
-        store.record_results(made)
-        store.shard_finished(run_id, 0, finished_at=clock.now + 4)
-    clock.now += 10
-    store.finish_run(run_id, verdict=verdict, findings=findings or RunFindings(), message=message)
-    clock.now += 3600
-    return run_id
+    return finished_run(
+        store,
+        clock,
+        results,
+        change=change,
+        verdict=verdict,
+        message=message,
+        findings=findings or RunFindings(),
+    )
 
 
 def change(

@@ -13,16 +13,16 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from markupsafe import escape
 from starlette.requests import Request
-from store_fakes import FakeClock, result
+from store_fakes import FakeClock, finished_run, result
 
-from farm.core.domain import ChangeRef, Outcome, TestResult, Verdict
+from farm.core.domain import ChangeRef, Outcome, TestResult
 from farm.core.server_config import ServerConfig
 from farm.server import pages_tests
 from farm.server.answers import Refused, refusal
 from farm.server.auth import TOKEN_ACTOR, install_auth
 from farm.server.pages import page_environment
 from farm.server.pages_tests import days_of, duration_svg
-from farm.store import ResultStore, ShardRecord
+from farm.store import ResultStore
 
 pytestmark = pytest.mark.integration
 
@@ -55,20 +55,7 @@ def run_of(
 ) -> str:
     """A finished run made now on ``branch``; the clock then moves on an hour."""
     change = ChangeRef("repo", f"{int(clock.now):040x}"[-40:], branch)
-    run_id = store.create_run(project=PROJECT, trigger="ci", settings={}, change=change)
-    made = results(run_id)
-    store.start_run(
-        run_id,
-        total_tests=len({r.node_id for r in made}),
-        estimated_makespan_s=5.0,
-        shards=[ShardRecord(0, len(made), 5.0)],
-    )
-    store.shard_started(run_id, 0, worker="w1", started_at=clock.now, machine="m1")
-    store.record_results(made)
-    store.shard_finished(run_id, 0, finished_at=clock.now + 4)
-    store.finish_run(run_id, verdict=Verdict.PASSED)
-    clock.now += 3600
-    return run_id
+    return finished_run(store, clock, results, change=change, project=PROJECT)
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
-from store_fakes import FakeClock, result
+from store_fakes import FakeClock, finished_run, result
 
 from farm.core.domain import ChangeRef, Outcome, RunFindings, TestResult, Verdict
 from farm.core.errors import UsageError
-from farm.store import ResultStore, ShardRecord
+from farm.store import ResultStore
 from farm.store.dashboard_records import Page
 
 T = TypeVar("T")
@@ -57,21 +57,9 @@ def run_of(
     project: str = "proj",
 ) -> str:
     """A finished run made now, with its results; the clock then moves on an hour."""
-    run_id = store.create_run(project=project, trigger="ci", settings={}, change=change)
-    made = results(run_id)
-    store.start_run(
-        run_id,
-        total_tests=len({r.node_id for r in made}),
-        estimated_makespan_s=5.0,
-        shards=[ShardRecord(0, len(made), 5.0)],
+    return finished_run(
+        store, clock, results, change=change, verdict=verdict, findings=findings, project=project
     )
-    store.shard_started(run_id, 0, worker="w1", started_at=clock.now, machine="m1")
-    store.record_results(made)
-    store.shard_finished(run_id, 0, finished_at=clock.now + 4)
-    clock.now += 10
-    store.finish_run(run_id, verdict=verdict, findings=findings)
-    clock.now += 3600
-    return run_id
 
 
 def change(
