@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +27,26 @@ from farm.worker.registry import WorkerInfo
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 
+def when(timestamp: float | None) -> str:
+    """A store time for people: UTC to the second ("" for none)."""
+    if timestamp is None:
+        return ""
+    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def page_environment() -> Environment:
-    """Templates with escaping always on and no silent holes for a misspelt name."""
-    return Environment(
+    """Templates with escaping always on and no silent holes for a misspelt name;
+    ``|when`` shows a store time (unix seconds) to people."""
+    environment = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    environment.filters["when"] = when
+    return environment
 
 
 @dataclass(frozen=True)
@@ -104,4 +116,4 @@ def worker_routes(
     return router
 
 
-__all__ = ["MachineRow", "WorkerRow", "machines_of", "page_environment", "worker_routes"]
+__all__ = ["MachineRow", "WorkerRow", "machines_of", "page_environment", "when", "worker_routes"]

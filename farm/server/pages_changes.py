@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -30,6 +29,7 @@ from starlette.requests import Request
 from farm.core.domain import ChangeRef, Verdict
 from farm.core.errors import UsageError
 from farm.server.answers import answer
+from farm.server.pages import when
 from farm.store.dashboard import PAGE_ROWS, DashboardQueries
 from farm.store.dashboard_records import ChangeDetail, ChangeSummary
 from farm.store.records import RunRecord
@@ -88,14 +88,6 @@ def parse_limit(text: str | None) -> int:
         return int(text)
     except ValueError:
         raise BadRequest(400, f"limit {text!r} is not a number of rows") from None
-
-
-def when(timestamp: float | None) -> str:
-    """A store time for people: UTC to the second ("" for none)."""
-    if timestamp is None:
-        return ""
-    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def change_url(change: ChangeRef) -> str:
