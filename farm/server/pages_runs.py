@@ -18,9 +18,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment
 
@@ -33,6 +33,9 @@ from farm.store.dashboard import DashboardQueries
 from farm.store.dashboard_changes import encode_cursor
 from farm.store.dashboard_records import FailureRow, RunProgress
 from farm.store.records import ShardState, ShardView
+
+# Attempt ids are signed 64-bit in every store: a larger one is refused before the query.
+MAX_ATTEMPT_ID = 2**63 - 1
 
 FAILURES_PER_PAGE = 20
 SLOWEST_SHOWN = 20
@@ -272,7 +275,9 @@ def run_routes(
         )
 
     @router.get("/api/runs/{run_id}/failures/{attempt_id}")
-    def failure_json(run_id: str, attempt_id: int) -> Response:
+    def failure_json(
+        run_id: str, attempt_id: Annotated[int, Path(ge=1, le=MAX_ATTEMPT_ID)]
+    ) -> Response:
         """One failure in full: the page of one row that starts just before it."""
         after = encode_cursor([attempt_id - 1])
         page = store_dashboard.run_failures(run_id, limit=1, cursor=after)
