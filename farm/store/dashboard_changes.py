@@ -67,7 +67,9 @@ def decode_cursor(cursor: str | None, types: Sequence[type]) -> list[Any] | None
         raise UsageError(f"{cursor!r} is not a cursor of this list: start from its first page")
     for value, kind in zip(values, types, strict=True):
         ok = isinstance(value, (int, float)) if kind is float else isinstance(value, kind)
-        if not ok or isinstance(value, bool):
+        # A database's integers are 64-bit: a larger one would overflow in the driver.
+        too_big = isinstance(value, int) and not -(2**63) <= value < 2**63
+        if not ok or isinstance(value, bool) or too_big:
             raise UsageError(f"{cursor!r} is not a cursor of this list: start from its first page")
     return values
 
