@@ -9,14 +9,17 @@ finished with its verdict and findings. By default 2,000,000 attempts across 200
 runs of three repositories over 28 days: one run of 100,000 tests (among the five
 newest, so the window queries' samples hold it: the worst case), the others of
 about 9,500 tests of a pool of 100,000; 1% of tests flaky in a run (failed, then
-passed on a retry), 0.3% failing on both attempts, 1% skipped; five branches, six
+passed on a retry in another shard), 0.3% failing on both attempts (each failure's
+traceback ends with one of eight errors, numbers and paths varying, recorded with
+its signature as the store computes it), 1% skipped; five branches, six
 authors, eight machines, a tenth of the changes run twice; a few tests quarantined.
 
 Then it times each page's reads through ``store.dashboard`` (median of
 ``--repeat`` calls, milliseconds, in-process: the server's time, without HTTP):
 the changes list (page 1, its last page by cursor, a filtered page), the change
 of the 100,000-test run, that run's page (progress, shards, first page of
-failures, 20 slowest), a test's page (its runs, its overview), the flaky
+failures, 20 slowest, failure groups over every failed test, failing shards and
+retry links), a test's page (its runs, its overview), the flaky
 leaderboard, the slowest tests and the duration changes over the last 7 days.
 
 SQLite always (a file in a temporary folder); PostgreSQL too with ``--pg URL`` or
@@ -62,6 +65,26 @@ SKIP_RATE = 0.01
 TRACEBACK = "".join(
     f"  File 'src/module{i}.py', line {i * 7}, in call\n    x = f(y)\n" for i in range(8)
 )
+# What the failures failed with: a few causes, each with run-to-run noise in its message
+# (numbers, addresses, paths), so that their signatures fall into a few dozen groups.
+ERRORS = (
+    "ConnectionRefusedError: [Errno 111] Connection refused: 10.0.{a}.{b}:{c}",
+    "AssertionError: assert {a} == {b}",
+    "KeyError: 'user_{a}'",
+    "TimeoutError: timed out after {a}.{b}s",
+    "FileNotFoundError: [Errno 2] No such file or directory: '/tmp/run{a}/out_{b}.json'",
+    "ValueError: object at 0x7f{a:04x}{b:04x} is not ready",
+    "RuntimeError: worker {a} exited with code {b}",
+    "AttributeError: 'NoneType' object has no attribute 'session_{a}'",
+)
+
+
+def traceback(rng: random.Random, i: int) -> str:
+    """A pytest traceback of one of the :data:`ERRORS`, mostly by the test's module."""
+    error = ERRORS[(i // 50 + (rng.random() < 0.2)) % len(ERRORS)]
+    message = error.format(a=rng.randrange(256), b=rng.randrange(256), c=rng.randrange(65536))
+    kind = message.split(":")[0]
+    return f"{TRACEBACK}E       {message}\n\nsrc/module7.py:49: {kind}\n"
 
 
 @dataclass
@@ -107,7 +130,8 @@ def make_results(
                 results.append(
                     TestResult(
                         run_id=run_id,
-                        shard_id=shard,
+                        # A retry runs in another shard than its first attempt.
+                        shard_id=shard if attempt == 1 else (shard + 1) % shards,
                         lease=1,
                         node_id=name,
                         outcome=outcome,
@@ -115,7 +139,7 @@ def make_results(
                         worker=worker,
                         machine=MACHINES[(shard + attempt) % len(MACHINES)],
                         attempt=attempt,
-                        longrepr=TRACEBACK if outcome is Outcome.FAILED else "",
+                        longrepr=traceback(rng, i) if outcome is Outcome.FAILED else "",
                         output="captured stdout\n" * 10 if outcome is Outcome.FAILED else "",
                         started_at=t0,
                         finished_at=t0 + duration,
@@ -216,6 +240,9 @@ def measure(store: ResultStore, big_run: str, repeat: int) -> list[tuple[str, fl
         board.run_shards(big_run)
         board.run_failures(big_run, limit=50)
         board.run_slowest(big_run, limit=20)
+        board.run_failure_groups(big_run)
+        board.run_failing_shards(big_run)
+        board.run_retry_links(big_run)
 
     def test_page() -> None:
         board.test_runs("app", busy, limit=50)
@@ -231,7 +258,10 @@ def measure(store: ResultStore, big_run: str, repeat: int) -> list[tuple[str, fl
         ("run: shards", lambda: board.run_shards(big_run)),
         ("run: failures page 1", lambda: board.run_failures(big_run, limit=50)),
         ("run: 20 slowest", lambda: board.run_slowest(big_run, limit=20)),
-        ("run page (all four)", run_page),
+        ("run: failure groups (exact)", lambda: board.run_failure_groups(big_run)),
+        ("run: failing shards", lambda: board.run_failing_shards(big_run)),
+        ("run: retry links", lambda: board.run_retry_links(big_run)),
+        ("run page (all seven)", run_page),
         ("test: runs page 1", lambda: board.test_runs("app", busy, limit=50)),
         ("test: overview", lambda: board.test_overview("app", busy)),
         ("test page (both)", test_page),

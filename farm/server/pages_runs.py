@@ -16,7 +16,7 @@ and a time line bounded by its own module.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -26,7 +26,6 @@ from jinja2 import Environment
 
 from farm.core.domain import RunState
 from farm.core.errors import UsageError
-from farm.core.failure_signature import group_failures
 from farm.report.timeline_svg import BarState, Timeline, TimelineBar, timeline_svg
 from farm.store.connection import UnknownRun
 from farm.store.dashboard import DashboardQueries
@@ -38,6 +37,7 @@ from farm.store.records import ShardState, ShardView
 MAX_ATTEMPT_ID = 2**63 - 1
 
 FAILURES_PER_PAGE = 20
+FAILURE_GROUPS_SHOWN = 20
 SLOWEST_SHOWN = 20
 CLIP_CHARS = 8 * 1024  # of each traceback and output shown in the page
 POLL_MS = 2000
@@ -75,9 +75,14 @@ def lower_bound_s(shards: Sequence[ShardView], longest_test_s: float, now: float
 
 
 def timeline_of(
-    progress: RunProgress, shards: Sequence[ShardView], failed_shards: set[int]
+    progress: RunProgress,
+    shards: Sequence[ShardView],
+    failed_shards: Collection[int],
+    retry_of: Mapping[int, int] | None = None,
 ) -> Timeline:
-    """The run's started shards as bars, in seconds since the run started."""
+    """The run's started shards as bars, in seconds since the run started; a shard
+    in ``retry_of`` is linked to the shard whose failed tests it runs again."""
+    retry_of = retry_of or {}
     start = progress.run.started_at or 0.0
     bars: list[TimelineBar] = []
     for shard in shards:
@@ -102,6 +107,7 @@ def timeline_of(
                 start_s=shard.started_at - start,
                 end_s=end,
                 state=state,
+                retry_of=retry_of.get(shard.shard_id),
                 tests=shard.test_count,
                 label=f"{shard.test_count} test(s), estimate {shard.estimate_s:.1f}s",
             )
@@ -156,7 +162,7 @@ def run_view(
     run = progress.run
     longest = slowest.items[0].duration_s if slowest.items else 0.0
     bound = lower_bound_s(shards, longest, now)
-    groups = group_failures(failures.items)
+    groups = board.run_failure_groups(run_id, limit=FAILURE_GROUPS_SHOWN)
     done = progress.tests_reported
     return {
         "run_id": run.run_id,
@@ -187,10 +193,11 @@ def run_view(
         "failure_groups": [
             {
                 "headline": g.headline(),
-                "count": g.count,
+                "count": g.tests,
                 "signature": g.signature,
                 "example": g.example_message,
-                "node_ids": list(g.node_ids),
+                "example_node_id": g.example_node_id,
+                "example_attempt_id": g.example_attempt_id,
             }
             for g in groups
         ],
@@ -204,11 +211,11 @@ def run_view(
 def _timeline_svg(board: DashboardQueries, run_id: str) -> str:
     progress = progress_of(board, run_id)
     shards = board.run_shards(run_id)
-    first = board.run_failures(run_id, limit=FAILURES_PER_PAGE)
-    # The failures on the page's first page mark their shards; a later page's do not
-    # (the store has no cheap read of every failing shard yet).
-    failed = {row.shard_id for row in first.items}
-    return timeline_svg(timeline_of(progress, shards, failed))
+    failed = board.run_failing_shards(run_id)
+    retry_of: dict[int, int] = {}
+    for link in board.run_retry_links(run_id):  # by shard: a retry links to its first
+        retry_of.setdefault(link.retry_shard_id, link.first_shard_id)
+    return timeline_svg(timeline_of(progress, shards, failed, retry_of))
 
 
 def run_routes(

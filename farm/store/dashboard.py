@@ -19,9 +19,11 @@ from farm.store.dashboard_records import (
     ChangeDetail,
     ChangeSummary,
     DurationChange,
+    FailureGroupRow,
     FailureRow,
     FlakyTest,
     Page,
+    RetryLink,
     RunProgress,
     SlowAttempt,
     TestDuration,
@@ -32,6 +34,7 @@ from farm.store.records import ShardView
 from farm.store.runs import read_shards, run_exists
 
 PAGE_ROWS = 50  # a page's rows unless a caller asks for another number
+FAILURE_GROUPS = 20  # groups a run page heads its failures with
 WEEK_S = 7 * 24 * 3600.0
 
 
@@ -105,6 +108,24 @@ class DashboardQueries:
         """The run's failing attempts, with traceback and output, as recorded."""
         with self._db.transaction("read a run's failures") as connection:
             return dashboard_runs.failures(connection, run_id, limit=limit, cursor=cursor)
+
+    def run_failure_groups(
+        self, run_id: str, *, limit: int = FAILURE_GROUPS
+    ) -> tuple[FailureGroupRow, ...]:
+        """The tests whose final attempt failed, grouped by signature, largest first:
+        exact over the whole run. UsageError if the run is unknown."""
+        with self._db.transaction("group a run's failures") as connection:
+            return dashboard_runs.failure_groups(connection, run_id, limit=limit)
+
+    def run_failing_shards(self, run_id: str) -> tuple[int, ...]:
+        """The ids of the run's shards with a failing attempt."""
+        with self._db.transaction("read a run's failing shards") as connection:
+            return dashboard_runs.failing_shards(connection, run_id)
+
+    def run_retry_links(self, run_id: str) -> tuple[RetryLink, ...]:
+        """Each retry shard with the shard of its tests' first attempts."""
+        with self._db.transaction("read a run's retry links") as connection:
+            return dashboard_runs.retry_links(connection, run_id)
 
     def run_slowest(
         self, run_id: str, *, limit: int = PAGE_ROWS, cursor: str | None = None

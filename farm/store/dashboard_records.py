@@ -164,3 +164,29 @@ class DurationChange:
     after_s: float
     change_s: float
     ratio: float | None
+
+
+@dataclass(frozen=True)
+class FailureGroupRow:
+    """The tests of a run whose final attempt failed with one signature (see
+    :mod:`farm.core.failure_signature`): how many, and the first of them recorded,
+    ``example_message`` its message as written."""
+
+    signature: str
+    tests: int
+    example_node_id: str
+    example_attempt_id: int
+    example_message: str
+
+    def headline(self) -> str:
+        """``12 tests failed with ConnectionRefusedError: [Errno <n>] ...``."""
+        tests = "1 test" if self.tests == 1 else f"{self.tests} tests"
+        return f"{tests} failed with {self.signature}"
+
+
+@dataclass(frozen=True)
+class RetryLink:
+    """A shard that ran again tests a failed attempt of which ran in ``first_shard_id``."""
+
+    retry_shard_id: int
+    first_shard_id: int

@@ -53,6 +53,8 @@ NAMING_CONVENTION = {
 # Enum values are stored as plain strings, not database enums, so that adding an
 # outcome or a state never needs a PostgreSQL type migration.
 ENUM_LENGTH = 16
+# ``attempts.signature``'s width; farm.core.failure_signature bounds a signature at 200.
+SIGNATURE_CHARS = 300
 
 
 class EnumText(TypeDecorator[E], Generic[E]):
@@ -196,6 +198,9 @@ class Attempt(Base):
     # JSON {"before": [...], "after": [...]}: the other modules of its test process,
     # whose tests ran before it and after it; NULL: not recorded.
     module_order: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A failing attempt's signature (farm.core.failure_signature), computed when it is
+    # recorded; NULL for the others and for failures recorded before migration 0009.
+    signature: Mapped[str | None] = mapped_column(String(SIGNATURE_CHARS), nullable=True)
 
 
 class TestHistory(Base):

@@ -16,8 +16,9 @@ from typing import Any
 from sqlalchemy import Connection, Row, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from farm.core.domain import ChangeRef, Retries, RunFindings, StepwiseMark, TestResult
-from farm.store.models import Attempt, Change, Run, Shard
+from farm.core.domain import ChangeRef, Outcome, Retries, RunFindings, StepwiseMark, TestResult
+from farm.core.failure_signature import failure_signature
+from farm.store.models import SIGNATURE_CHARS, Attempt, Change, Run, Shard
 from farm.store.records import RunRecord, ShardView
 
 # Tracebacks and captured output are clipped to this many characters each: a test
@@ -184,8 +185,10 @@ def read_module_order(text: str | None) -> tuple[tuple[str, ...] | None, tuple[s
 
 
 def attempt_row(result: TestResult) -> dict[str, Any]:
-    """The ``attempts`` row of ``result``, its traceback and output clipped."""
+    """The ``attempts`` row of ``result``, its traceback and output clipped, and a
+    failure's signature (see :func:`attempt_signature`)."""
     row = {name: getattr(result, name) for name in _TEST_RESULT_FIELDS}
+    row["signature"] = attempt_signature(result)
     row["longrepr"] = clip_text(result.longrepr)
     row["output"] = clip_text(result.output)
     row["tally"] = json.dumps(dict(result.tally)) if result.tally else None
@@ -193,3 +196,12 @@ def attempt_row(result: TestResult) -> dict[str, Any]:
     order = {"before": list(before), "after": list(after)} if before is not None else None
     row["module_order"] = None if order is None else json.dumps(order)
     return row
+
+
+def attempt_signature(result: TestResult) -> str | None:
+    """The signature a failing attempt is grouped by on the run page (None for the
+    others), from its whole traceback: the exception's line is near its end, which
+    the stored text may have clipped off."""
+    if not Outcome(result.outcome).is_failure:
+        return None
+    return clip_text(failure_signature(result.longrepr, result.outcome).text, SIGNATURE_CHARS)

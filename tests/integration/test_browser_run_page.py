@@ -84,6 +84,8 @@ def test_a_running_run_updates_in_place(
     page.goto(f"{served}/runs/{run_id}")
     assert page.text_content("#tests-reported") == "2"
     assert page.locator("#timeline svg g.lane").count() == 2
+    headline = page.text_content(".failure-groups li.failure-group strong") or ""
+    assert headline == "1 test failed with ConnectionRefusedError: [Errno <n>] refused"
     loaded = page.evaluate("performance.timeOrigin")
 
     store.record_results([result(run_id, "t.py::b"), result(run_id, "t.py::c")])

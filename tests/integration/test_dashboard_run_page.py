@@ -154,7 +154,9 @@ def test_failures_come_a_page_at_a_time_and_the_html_stays_small(
     assert len(answer.content) < 2 * 1024 * 1024
     assert answer.text.count('<details class="failure"') == FAILURES_PER_PAGE
     assert "Traceback clipped to its first" in answer.text
-    assert "Grouped among the failures on this page." in answer.text
+    # The headline counts every failed test of the run, not those of the page shown.
+    assert "2002 tests failed with ConnectionRefusedError" in answer.text
+    assert re.findall(r'class="failure-group" data-count="(\d+)"', answer.text) == ["2002"]
 
     # Walk every failure through the JSON pages and the "more" link's cursor.
     seen: list[str] = []
@@ -182,3 +184,41 @@ def test_failures_come_a_page_at_a_time_and_the_html_stays_small(
     assert big.startswith(full["longrepr"][: 4 * CLIP_CHARS])
     assert client.get(f"/api/runs/{run_id}/failures/999999999").status_code == 404
     assert client.get(f"/api/runs/{run_id}/failures", params={"cursor": "junk"}).status_code == 400
+
+
+def test_failed_shards_and_retries_are_marked_over_the_whole_run(
+    client: TestClient, store: ResultStore, clock: FakeClock
+) -> None:
+    """Shard 0's failures fill the first page of failures; shard 1's one failure comes
+    after them, and shard 2 retries a test of shard 0, which passes there."""
+    run_id = store.create_run(project="proj", trigger="ci", settings={})
+    shards = [ShardRecord(i, 10, 4.0) for i in range(4)]
+    store.start_run(run_id, total_tests=40, estimated_makespan_s=8.0, shards=shards)
+    start = clock.now
+    for shard_id in range(4):
+        worker = f"w{shard_id}:1"
+        store.shard_started(run_id, shard_id, worker=worker, started_at=start + shard_id)
+    refused = traceback(REFUSED)
+    failing = [
+        on(result(run_id, f"t.py::f{i}", Outcome.FAILED, longrepr=refused), 0, "w0:1", "")
+        for i in range(FAILURES_PER_PAGE + 5)
+    ]
+    late = result(run_id, "t.py::late", Outcome.FAILED, longrepr=traceback("KeyError: 'x'"))
+    retry = dataclasses.replace(result(run_id, "t.py::f0", attempt=2), shard_id=2, worker="w2:1")
+    store.record_results([*failing, on(late, 1, "w1:1", ""), retry])
+    store.record_results([on(result(run_id, "t.py::ok"), 3, "w3:1", "")])
+    for shard_id in range(4):
+        store.shard_finished(run_id, shard_id, finished_at=start + shard_id + 3.0)
+    store.finish_run(run_id, verdict=Verdict.FAILED)
+
+    view = client.get(f"/api/runs/{run_id}").json()
+    assert all(f["shard_id"] == 0 for f in view["failures"])  # shard 1's is on page two
+    groups = [(g["count"], g["example_node_id"]) for g in view["failure_groups"]]
+    assert groups == [(FAILURES_PER_PAGE + 4, "t.py::f1"), (1, "t.py::late")]  # f0 passed
+    svg = client.get(f"/runs/{run_id}/timeline.svg").text
+    failed = set(re.findall(r'<rect class="bar failed" id="shard-(\d+)-1"', svg))
+    assert failed == {"0", "1"}
+    assert re.search(r'<rect class="bar ok" id="shard-2-1" data-retry-of="0"', svg)
+    links = re.findall(r'<path class="retry-link" data-from="([^"]+)" data-to="([^"]+)"', svg)
+    assert links == [("shard-0-1", "shard-2-1")]
+    assert 'class="retry-link"' in client.get(f"/runs/{run_id}").text

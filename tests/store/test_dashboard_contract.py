@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
+from sqlalchemy import Engine, text
 from store_fakes import FakeClock, finished_run, result
 
 from farm.core.domain import ChangeRef, Outcome, RunFindings, TestResult, Verdict
@@ -60,6 +61,21 @@ def run_of(
     return finished_run(
         store, clock, results, change=change, verdict=verdict, findings=findings, project=project
     )
+
+
+VALUE_ERROR = (
+    "def test():\n>       check()\nE       ValueError: bad value 7\n\nt.py:2: ValueError\n"
+)
+
+
+def refused(errno: int) -> str:
+    """A pytest traceback of a refused connection, its errno differing from test to test."""
+    error = f"ConnectionRefusedError: [Errno {errno}] Connection refused"
+    return f"def test():\n>       connect()\nE       {error}\n\nt.py:3: ConnectionRefusedError\n"
+
+
+def on(made: TestResult, shard_id: int) -> TestResult:
+    return dataclasses.replace(made, shard_id=shard_id)
 
 
 def change(
@@ -206,12 +222,78 @@ class TestRunPage:
         assert [s.node_id for s in slow[:3]] == ["t.py::p5", "t.py::p4", "t.py::p3"]
         assert [s.duration_s for s in slow] == sorted((s.duration_s for s in slow), reverse=True)
 
+    def test_failure_groups_failing_shards_and_retry_links(
+        self, store: ResultStore, clock: FakeClock
+    ) -> None:
+        def results(run_id: str) -> list[TestResult]:
+            made = [
+                on(attempt(run_id, f"t.py::f{i}", Outcome.FAILED, longrepr=refused(i)), 0)
+                for i in range(5)
+            ]
+            made += [
+                on(attempt(run_id, f"t.py::g{i}", Outcome.FAILED, longrepr=VALUE_ERROR), 1)
+                for i in range(2)
+            ]
+            made.append(on(attempt(run_id, "t.py::p"), 3))
+            # f0 passes on its retry (it did not fail); g0 fails again, in another shard.
+            made.append(on(attempt(run_id, "t.py::f0", attempt=2), 2))
+            retry = attempt(run_id, "t.py::g0", Outcome.FAILED, attempt=2, longrepr=VALUE_ERROR)
+            made.append(on(retry, 2))
+            return made
+
+        run_id = run_of(store, clock, results)
+        board = store.dashboard
+        groups = board.run_failure_groups(run_id)
+        assert [(g.signature, g.tests, g.example_node_id) for g in groups] == [
+            ("ConnectionRefusedError: [Errno <n>] Connection refused", 4, "t.py::f1"),
+            ("ValueError: bad value <n>", 2, "t.py::g1"),
+        ]
+        assert groups[0].example_message == "[Errno 1] Connection refused"
+        assert groups[0].headline().startswith("4 tests failed with ConnectionRefusedError")
+        failures = {f.attempt_id: f.node_id for f in board.run_failures(run_id).items}
+        assert failures[groups[1].example_attempt_id] == "t.py::g1"
+        assert [g.tests for g in board.run_failure_groups(run_id, limit=1)] == [4]
+        assert board.run_failing_shards(run_id) == (0, 1, 2)
+        links = board.run_retry_links(run_id)
+        assert [(link.retry_shard_id, link.first_shard_id) for link in links] == [(2, 0), (2, 1)]
+
+        passing = run_of(store, clock, lambda r: [attempt(r, "t.py::p")])
+        assert board.run_failure_groups(passing) == ()
+        assert board.run_failing_shards(passing) == ()
+        assert board.run_retry_links(passing) == ()
+
+    def test_failures_recorded_without_a_signature_are_grouped_from_their_traceback(
+        self, store: ResultStore, clock: FakeClock, engine: Engine
+    ) -> None:
+        def results(run_id: str) -> list[TestResult]:
+            made = [
+                attempt(run_id, f"t.py::f{i}", Outcome.FAILED, longrepr=refused(i))
+                for i in range(3)
+            ]
+            return [*made, attempt(run_id, "t.py::v", Outcome.FAILED, longrepr=VALUE_ERROR)]
+
+        run_id = run_of(store, clock, results)
+        with engine.begin() as connection:  # as migration 0009 left the older rows
+            connection.execute(
+                text(
+                    "UPDATE attempts SET signature = NULL WHERE node_id IN ('t.py::f0', 't.py::f1')"
+                )
+            )
+        groups = store.dashboard.run_failure_groups(run_id)
+        assert [(g.signature, g.tests, g.example_node_id) for g in groups] == [
+            ("ConnectionRefusedError: [Errno <n>] Connection refused", 3, "t.py::f0"),
+            ("ValueError: bad value <n>", 1, "t.py::v"),
+        ]
+
     def test_an_unknown_run_is_a_usage_error(self, store: ResultStore) -> None:
         for read in (
             store.dashboard.run_progress,
             store.dashboard.run_shards,
             store.dashboard.run_failures,
             store.dashboard.run_slowest,
+            store.dashboard.run_failure_groups,
+            store.dashboard.run_failing_shards,
+            store.dashboard.run_retry_links,
         ):
             with pytest.raises(UsageError, match="no run 'nope'"):
                 read("nope")

@@ -16,7 +16,7 @@ from farm.store import ResultStore
 from farm.store.schema import alembic_config, current_revision
 
 RUN = "a" * 32
-HEAD = "0008"  # the newest revision: every upgrade ends there
+HEAD = "0009"  # the newest revision: every upgrade ends there
 ROWS_AT_0004 = [
     "INSERT INTO changes (id, repository, commit_sha, branch, pull_request, created_at) "
     "VALUES (1, 'repo', 'abcdef12', 'main', NULL, 5.0)",

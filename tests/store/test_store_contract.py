@@ -42,7 +42,7 @@ class TestResultStoreContract:
         self, store: ResultStore, engine: Engine
     ) -> None:
         with engine.connect() as connection:
-            assert current_revision(connection) == head_revision() == "0008"
+            assert current_revision(connection) == head_revision() == "0009"
             assert set(inspect(connection).get_table_names()) >= TABLES
 
     def test_migrations_create_what_the_models_describe(
