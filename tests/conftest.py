@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from helpers import NO_RANDOMLY
+from helpers import NO_IDLE_PLUGINS, NO_RANDOMLY
 from sqlalchemy import create_engine
 
 from farm.run.embedded import EmbeddedRedis
@@ -34,7 +34,10 @@ POSTGRES_URL_ENV = "FARM_TEST_DATABASE_URL"
 # tests run, under farm and under plain pytest alike, keep their written order
 # unless a test asks for the plugin (it then removes NO_RANDOMLY from its
 # environment; tests import it from helpers, as "conftest" may name another folder's).
-os.environ["PYTEST_ADDOPTS"] = f"{os.environ.get('PYTEST_ADDOPTS', '')} {NO_RANDOMLY}".strip()
+# Plugins no suite of theirs uses stay off too (NO_IDLE_PLUGINS).
+os.environ["PYTEST_ADDOPTS"] = " ".join(
+    filter(None, [os.environ.get("PYTEST_ADDOPTS", ""), NO_RANDOMLY, NO_IDLE_PLUGINS])
+)
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 # What keeps pytest-randomly off in every pytest the tests start (see tests/conftest.py).
 NO_RANDOMLY = "-p no:randomly"
+# Plugins of the test environment no suite the tests start uses, which cost each
+# pytest process that loads them 0.3 s (schemathesis, and hypothesis with it): the
+# tests start thousands.
+NO_IDLE_PLUGINS = "-p no:schemathesis -p no:hypothesispytest"
 MAKE_SUITE = ROOT / "bench" / "make_suite.py"
 
 

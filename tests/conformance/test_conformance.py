@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import NO_RANDOMLY, farm_env
+from helpers import NO_IDLE_PLUGINS, NO_RANDOMLY, farm_env
 from oracle import compare, run_farm, run_pytest
 
 SUITES = Path(__file__).resolve().parent / "suites"
@@ -67,7 +67,7 @@ def _env() -> dict[str, str]:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     # No inherited addopts, but pytest-randomly stays off (see tests/conftest.py): the
     # suites run in their written order under pytest, as under farm.
-    env["PYTEST_ADDOPTS"] = NO_RANDOMLY
+    env["PYTEST_ADDOPTS"] = f"{NO_RANDOMLY} {NO_IDLE_PLUGINS}"
     return env
 
 

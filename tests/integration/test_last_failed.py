@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import farm_env
+from helpers import NO_IDLE_PLUGINS, farm_env
 from oracle import Outcome, compare, run_farm, run_pytest
 
 pytestmark = pytest.mark.integration
@@ -80,7 +80,7 @@ STEPS: list[tuple[list[str], int, str, str, int, dict[str, int]]] = [
 def _env() -> dict[str, str]:
     env = farm_env()
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.pop("PYTEST_ADDOPTS", None)
+    env["PYTEST_ADDOPTS"] = NO_IDLE_PLUGINS  # none of the caller's options
     return env
 
 

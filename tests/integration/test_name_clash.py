@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import WorkerProcess, farm_env
+from helpers import NO_IDLE_PLUGINS, WorkerProcess, farm_env
 from helpers import run_farm as run_farm_command
 from oracle import Outcome, compare, junit_outcomes, run_farm, run_pytest, summary_counts
 from packaging.requirements import Requirement
@@ -120,7 +120,7 @@ def oracle_env(**extra: str) -> dict[str, str]:
     ``farm`` first on PATH and no pytest options of the caller's."""
     env = farm_env(**extra)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.pop("PYTEST_ADDOPTS", None)
+    env["PYTEST_ADDOPTS"] = NO_IDLE_PLUGINS  # none of the caller's options
     return env
 
 

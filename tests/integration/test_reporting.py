@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import farm_env
+from helpers import NO_IDLE_PLUGINS, farm_env
 from oracle import run_farm, run_pytest
 from sections import cut, differences
 
@@ -58,7 +58,7 @@ pytestmark = pytest.mark.integration
 def _env() -> dict[str, str]:
     env = farm_env(COLUMNS="80")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.pop("PYTEST_ADDOPTS", None)
+    env["PYTEST_ADDOPTS"] = NO_IDLE_PLUGINS  # none of the caller's options
     env.pop("CI", None)  # pytest cuts the short summary's messages to the width but on CI
     env.pop("BUILD_NUMBER", None)
     return env

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from helpers import NO_RANDOMLY
+from helpers import NO_IDLE_PLUGINS, NO_RANDOMLY
 
 from farm.core.domain import Outcome, TestResult
 from farm.core.messages import Event, decode_event
@@ -55,7 +55,7 @@ def run(
         task,
         sink,
         worker="w:1",
-        env={"PYTEST_ADDOPTS": NO_RANDOMLY, **env, "PATH": "/usr/bin:/bin"},
+        env={"PYTEST_ADDOPTS": f"{NO_RANDOMLY} {NO_IDLE_PLUGINS}", **env, "PATH": "/usr/bin:/bin"},
     )
     return runner, sink, runner.run()
 
