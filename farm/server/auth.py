@@ -133,7 +133,7 @@ async def _check_csrf(request: Request) -> None:
     expected = str(request.session.get("csrf", ""))
     sent = request.headers.get(CSRF_HEADER)
     if sent is None and _is_form(request):
-        sent = (await _form(request)).get(CSRF_FIELD)
+        sent = (await form_fields(request)).get(CSRF_FIELD)
     # Hashed first by token_ok, so the comparison takes the same time whatever was sent.
     if not expected or not token_ok(expected, sent):
         raise Refused(403, f"the {CSRF_HEADER} header or {CSRF_FIELD} field is missing or wrong")
@@ -143,7 +143,7 @@ def _is_form(request: Request) -> bool:
     return request.headers.get("content-type", "").split(";")[0].strip() == _FORM_TYPE
 
 
-async def _form(request: Request) -> dict[str, str]:
+async def form_fields(request: Request) -> dict[str, str]:
     """A small urlencoded form's fields (the first value of each); the body stays
     readable by the route (Starlette keeps it)."""
     declared = request.headers.get("content-length", "")
@@ -168,7 +168,7 @@ def _routes() -> APIRouter:
 
     @router.post("/signin", include_in_schema=False)
     async def signin(request: Request) -> Response:
-        form = await _form(request) if _is_form(request) else {}
+        form = await form_fields(request) if _is_form(request) else {}
         role = _policy(request).role_of(form.get("token", ""))
         if role is None:
             return _page(request, problem="That token is not valid.", status_code=401)
@@ -237,6 +237,7 @@ __all__ = [
     "TOKEN_ACTOR",
     "AuthPolicy",
     "Role",
+    "form_fields",
     "install_auth",
     "require_reader",
     "require_writer",

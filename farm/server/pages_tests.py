@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends
 from fastapi.encoders import jsonable_encoder
@@ -34,7 +34,7 @@ from starlette.requests import Request
 
 from farm.core.errors import UsageError
 from farm.server.answers import Refused, refusal
-from farm.server.auth import Role, require_writer
+from farm.server.auth import Role, form_fields, require_writer
 from farm.store import ResultStore
 from farm.store.dashboard_records import Page, TestRunPoint
 
@@ -45,7 +45,6 @@ DAY_S = 24 * 3600.0
 PLOT_WIDTH = 640
 PLOT_HEIGHT = 160
 _PLOT_PAD = 8
-_FORM_LIMIT_BYTES = 16 * 1024
 _QUARANTINED = {"all": None, "only": True, "none": False}
 
 
@@ -219,7 +218,7 @@ def test_routes(
 
     @router.post("/tests/quarantine")
     async def quarantine_form(request: Request, actor: str = Depends(require_writer)) -> Response:
-        fields = await _form_fields(request)
+        fields = await form_fields(request)
         project, node_id = fields.get("project", ""), fields.get("node_id", "")
         try:
             _quarantine(store, fields, actor)
@@ -275,18 +274,6 @@ def _quarantine(store: ResultStore, fields: dict[str, str], actor: str) -> bool:
     if action == "remove":
         return store.quarantine.remove(project, node_id, reason=reason, actor=actor)
     raise UsageError(f"action must be add or remove, not {action[:40]!r}")
-
-
-async def _form_fields(request: Request) -> dict[str, str]:
-    """A small urlencoded form's fields (first value of each); Refused if it is not one."""
-    body = await request.body()
-    if len(body) > _FORM_LIMIT_BYTES:
-        raise Refused(413, f"a form over {_FORM_LIMIT_BYTES} bytes")
-    try:
-        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True)
-    except (UnicodeDecodeError, ValueError):
-        raise Refused(400, "the form is not UTF-8 urlencoded") from None
-    return {name: values[0] for name, values in fields.items()}
 
 
 def _writer_csrf(request: Request) -> str:
