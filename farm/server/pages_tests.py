@@ -40,6 +40,7 @@ from farm.store.dashboard_records import Page, TestRunPoint
 
 PAGE_ROWS = 50  # rows of a table page; the store's cursor fetches the next
 DEFAULT_DAYS = 7
+BOARD_TITLES = {"flaky": "Flaky tests", "slowest": "Slowest tests", "durations": "Duration changes"}
 MAX_DAYS = 366
 DAY_S = 24 * 3600.0
 PLOT_WIDTH = 640
@@ -174,6 +175,9 @@ def test_routes(
         view["tests"] = _page_dict(page)
         return view
 
+    def pick_project(kind: str) -> dict[str, Any]:
+        return {"title": BOARD_TITLES[kind], "path": f"/{kind}", "projects": board.projects()}
+
     def as_json(build: Callable[[], dict[str, Any]]) -> Response:
         try:
             return JSONResponse(jsonable_encoder(build()))
@@ -214,7 +218,7 @@ def test_routes(
         return as_page("test.html", lambda: test_view(project, node_id, cursor), plot)
 
     for kind in ("flaky", "slowest", "durations"):
-        _add_board(router, kind, board_view, as_json, as_page)
+        _add_board(router, kind, board_view, pick_project, as_json, as_page)
 
     @router.post("/tests/quarantine")
     async def quarantine_form(request: Request, actor: str = Depends(require_writer)) -> Response:
@@ -248,6 +252,7 @@ def _add_board(
     router: APIRouter,
     kind: str,
     board_view: Callable[[str, Request], dict[str, Any]],
+    pick_project: Callable[[str], dict[str, Any]],
     as_json: Callable[[Callable[[], dict[str, Any]]], Response],
     as_page: Callable[..., Response],
 ) -> None:
@@ -257,6 +262,9 @@ def _add_board(
         return as_json(lambda: board_view(kind, request))
 
     def html_route(request: Request) -> Response:
+        if not request.query_params.get("project"):
+            # Leaderboards are per project: without one, the page offers them.
+            return as_page("projects.html", lambda: pick_project(kind))
         return as_page(f"{kind}.html", lambda: board_view(kind, request))
 
     router.add_api_route(f"/api/{kind}", json_route, methods=["GET"])

@@ -151,6 +151,11 @@ class DashboardQueries:
                 connection, project, node_id, limit=limit, cursor=cursor, branch=branch
             )
 
+    def projects(self, *, limit: int = PAGE_ROWS) -> tuple[str, ...]:
+        """The projects with runs, the most recently run first (a leaderboard's picker)."""
+        with self._db.transaction("list projects") as connection:
+            return dashboard_tests.recent_projects(connection, limit=limit)
+
     def test_overview(self, project: str, node_id: str) -> TestOverview:
         """Where the test failed, its outcomes by branch, its quarantine and events."""
         with self._db.transaction(f"read the overview of {node_id}") as connection:

@@ -358,3 +358,14 @@ def duration_changes(
 def _just_after(now: float) -> float:
     """An end bound that includes runs created at ``now`` exactly."""
     return now + 1e-6
+
+
+def recent_projects(connection: Connection, *, limit: int) -> tuple[str, ...]:
+    """The projects with runs, the most recently run first."""
+    check_limit(limit)
+    latest = func.max(RUNS.c.created_at)
+    rows = connection.execute(
+        select(RUNS.c.project).group_by(RUNS.c.project).order_by(latest.desc()).limit(limit)
+    )
+    return tuple(str(project) for (project,) in rows)
+

@@ -256,3 +256,20 @@ def test_the_plot_and_days_are_pure() -> None:
     assert 'points="8.0,8.0 92.0,25.0"' in svg  # oldest first, the longest at the top
     assert "&lt;b&gt;" in svg and "<b>" not in svg
     assert days_of(None) == 7 and days_of("30") == 30
+
+
+def test_a_leaderboard_without_a_project_offers_the_projects(
+    store: ResultStore, clock: FakeClock, client: TestClient
+) -> None:
+    other = "<b>other</b>"
+    finished_run(store, clock, lambda r: [result(r, "t.py::a")], project=other)  # the newest
+    for kind in ("flaky", "slowest", "durations"):
+        page = client.get(f"/{kind}")
+        assert page.status_code == 200
+        links = [line for line in page.text.splitlines() if "<li><a href=" in line]
+        assert [f"/{kind}?project=%3Cb%3Eother%3C/b%3E" in links[0], PROJECT in links[1]] == [
+            True,
+            True,
+        ]
+        assert other not in page.text  # shown as text
+        assert client.get(f"/api/{kind}").status_code == 400  # the API names its project
