@@ -368,4 +368,3 @@ def recent_projects(connection: Connection, *, limit: int) -> tuple[str, ...]:
         select(RUNS.c.project).group_by(RUNS.c.project).order_by(latest.desc()).limit(limit)
     )
     return tuple(str(project) for (project,) in rows)
-
