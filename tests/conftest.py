@@ -23,8 +23,10 @@ import pytest
 import redis
 from helpers import NO_IDLE_PLUGINS, NO_RANDOMLY
 from sqlalchemy import create_engine
+from store_fakes import FakeClock
 
 from farm.run.embedded import EmbeddedRedis
+from farm.store import ResultStore
 from farm.store.urls import database_url
 
 POSTGRES_URL_ENV = "FARM_TEST_DATABASE_URL"
@@ -102,3 +104,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         url: str = request.getfixturevalue("empty_postgres_url")
         return url
     return f"sqlite:///{tmp_path / 'farm.db'}"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The store's clock, moved by hand."""
+    return FakeClock()
+
+
+@pytest.fixture
+def store(db_url: str, clock: FakeClock) -> Iterator[ResultStore]:
+    """A store on ``db_url`` with ``clock`` (tests/store/conftest.py runs its contract
+    tests on every backend instead)."""
+    with ResultStore.open(db_url, clock=clock) as opened:
+        yield opened

@@ -26,17 +26,6 @@ Results = Callable[[str], list[TestResult]]
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def store(db_url: str, clock: FakeClock) -> Iterator[ResultStore]:
-    with ResultStore.open(db_url, clock=clock) as opened:
-        yield opened
-
-
-@pytest.fixture
 def client(store: ResultStore) -> Iterator[TestClient]:
     app = FastAPI()
     app.include_router(change_routes_pages(store.dashboard, environment=page_environment()))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator
 
 import pytest
 from fastapi import FastAPI
@@ -23,17 +22,6 @@ EVIL = "t.py::test_x[<script>alert(1)</script>]"
 
 def traceback(message: str) -> str:
     return f"def test():\n>       connect()\nE       {message}\n\nt.py:3: {message.split(':')[0]}\n"
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def store(db_url: str, clock: FakeClock) -> Iterator[ResultStore]:
-    with ResultStore.open(db_url, clock=clock) as opened:
-        yield opened
 
 
 @pytest.fixture

@@ -58,11 +58,6 @@ def run_of(
     return finished_run(store, clock, results, change=change, project=PROJECT)
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(now=1_000_000.0)
-
-
 def week_results(index: int) -> Callable[[str], list[TestResult]]:
     """This week's run number ``index``: the flaky test fails on m2 then passes (slower
     each run), the hostile one is flaky in the first run only."""

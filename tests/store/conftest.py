@@ -27,11 +27,6 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def store(empty_db_url: str, clock: FakeClock) -> Iterator[ResultStore]:
     with ResultStore.open(empty_db_url, clock=clock) as opened:
         yield opened

@@ -47,22 +47,6 @@ def attempt(
     return dataclasses.replace(made, machine=machine)
 
 
-def run_of(
-    store: ResultStore,
-    clock: FakeClock,
-    results: Callable[[str], list[TestResult]],
-    *,
-    change: ChangeRef | None = None,
-    verdict: Verdict = Verdict.PASSED,
-    findings: RunFindings | None = None,
-    project: str = "proj",
-) -> str:
-    """A finished run made now, with its results; the clock then moves on an hour."""
-    return finished_run(
-        store, clock, results, change=change, verdict=verdict, findings=findings, project=project
-    )
-
-
 VALUE_ERROR = (
     "def test():\n>       check()\nE       ValueError: bad value 7\n\nt.py:2: ValueError\n"
 )
@@ -98,7 +82,7 @@ class TestChanges:
         for sha, repo, branch, author, verdict in specs:
             failed = ("t.py::a",) if verdict is Verdict.FAILED else ()
             flaky = ("t.py::a",) if verdict is Verdict.FLAKY else ()
-            run_of(
+            finished_run(
                 store,
                 clock,
                 lambda r: [attempt(r, "t.py::a")],
@@ -141,7 +125,7 @@ class TestChanges:
         self, store: ResultStore, clock: FakeClock
     ) -> None:
         ref = change("bbbb01")
-        run_of(
+        finished_run(
             store,
             clock,
             lambda r: [attempt(r, "t.py::a", Outcome.FAILED), attempt(r, "t.py::b")],
@@ -151,7 +135,7 @@ class TestChanges:
         )
         listed = store.dashboard.changes().items
         assert [s.verdict for s in listed] == [Verdict.FAILED]
-        rerun = run_of(
+        rerun = finished_run(
             store,
             clock,
             lambda r: [attempt(r, "t.py::a")],
@@ -171,7 +155,7 @@ class TestChanges:
     def test_a_run_without_findings_fails_by_its_final_results(
         self, store: ResultStore, clock: FakeClock
     ) -> None:
-        run_of(
+        finished_run(
             store,
             clock,
             lambda r: [
@@ -202,7 +186,7 @@ class TestRunPage:
             return made
 
         started = clock.now
-        run_id = run_of(store, clock, results)
+        run_id = finished_run(store, clock, results)
         board = store.dashboard
         progress = board.run_progress(run_id)
         assert dict(progress.by_outcome) == {Outcome.PASSED: 7, Outcome.FAILED: 5}
@@ -241,7 +225,7 @@ class TestRunPage:
             made.append(on(retry, 2))
             return made
 
-        run_id = run_of(store, clock, results)
+        run_id = finished_run(store, clock, results)
         board = store.dashboard
         groups = board.run_failure_groups(run_id)
         assert [(g.signature, g.tests, g.example_node_id) for g in groups] == [
@@ -257,7 +241,7 @@ class TestRunPage:
         links = board.run_retry_links(run_id)
         assert [(link.retry_shard_id, link.first_shard_id) for link in links] == [(2, 0), (2, 1)]
 
-        passing = run_of(store, clock, lambda r: [attempt(r, "t.py::p")])
+        passing = finished_run(store, clock, lambda r: [attempt(r, "t.py::p")])
         assert board.run_failure_groups(passing) == ()
         assert board.run_failing_shards(passing) == ()
         assert board.run_retry_links(passing) == ()
@@ -272,7 +256,7 @@ class TestRunPage:
             ]
             return [*made, attempt(run_id, "t.py::v", Outcome.FAILED, longrepr=VALUE_ERROR)]
 
-        run_id = run_of(store, clock, results)
+        run_id = finished_run(store, clock, results)
         with engine.begin() as connection:  # as migration 0009 left the older rows
             connection.execute(
                 text(
@@ -304,7 +288,7 @@ class TestTestPage:
         self, store: ResultStore, clock: FakeClock
     ) -> None:
         node = "t.py::x"
-        first = run_of(
+        first = finished_run(
             store,
             clock,
             lambda r: [
@@ -313,11 +297,11 @@ class TestTestPage:
             ],
             change=change("dddd01", branch="dev"),
         )
-        second = run_of(
+        second = finished_run(
             store, clock, lambda r: [attempt(r, node, duration_s=1.25)], change=change("dddd02")
         )
-        run_of(store, clock, lambda r: [attempt(r, "t.py::other")])
-        run_of(store, clock, lambda r: [attempt(r, node)], project="elsewhere")
+        finished_run(store, clock, lambda r: [attempt(r, "t.py::other")])
+        finished_run(store, clock, lambda r: [attempt(r, node)], project="elsewhere")
         store.quarantine.add("proj", node, reason="flaky", owner="ann", actor="bob")
 
         points = walk(lambda c: store.dashboard.test_runs("proj", node, limit=1, cursor=c))
@@ -354,12 +338,12 @@ class TestLeaderboards:
     def test_flaky_tests_by_retry_cost_in_the_window(
         self, store: ResultStore, clock: FakeClock
     ) -> None:
-        run_of(store, clock, lambda r: flaky_run(r, {"t.py::old": 100.0}))
+        finished_run(store, clock, lambda r: flaky_run(r, {"t.py::old": 100.0}))
         clock.now += 10 * DAY_S
-        run_of(store, clock, lambda r: flaky_run(r, {"t.py::a": 2.0, "t.py::b": 5.0}))
-        run_of(store, clock, lambda r: flaky_run(r, {"t.py::a": 4.0, "t.py::c": 1.0}))
+        finished_run(store, clock, lambda r: flaky_run(r, {"t.py::a": 2.0, "t.py::b": 5.0}))
+        finished_run(store, clock, lambda r: flaky_run(r, {"t.py::a": 4.0, "t.py::c": 1.0}))
         # A test failing on every attempt is failed, not flaky.
-        run_of(
+        finished_run(
             store,
             clock,
             lambda r: [
@@ -390,11 +374,11 @@ class TestLeaderboards:
         def timed(durations: dict[str, float]) -> Callable[[str], list[TestResult]]:
             return lambda r: [attempt(r, n, duration_s=s) for n, s in durations.items()]
 
-        run_of(store, clock, timed({"a": 1.0, "b": 2.0, "c": 4.0, "gone": 9.0}))
-        run_of(store, clock, timed({"a": 3.0, "b": 2.0, "c": 4.0}))
+        finished_run(store, clock, timed({"a": 1.0, "b": 2.0, "c": 4.0, "gone": 9.0}))
+        finished_run(store, clock, timed({"a": 3.0, "b": 2.0, "c": 4.0}))
         clock.now += 7 * DAY_S
-        run_of(store, clock, timed({"a": 1.0, "b": 4.0, "c": 1.0, "new": 50.0}))
-        run_of(
+        finished_run(store, clock, timed({"a": 1.0, "b": 4.0, "c": 1.0, "new": 50.0}))
+        finished_run(
             store,
             clock,
             lambda r: [attempt(r, "a", duration_s=1.0), attempt(r, "b", Outcome.FAILED, 99.0)],
