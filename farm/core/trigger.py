@@ -23,7 +23,8 @@ from farm.core.errors import UsageError
 TASK_NAME = "farm.test_change"
 QUEUE_SUFFIX = ".changes"
 
-_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+# A full commit sha, lower case: SHA-1 (40 hex digits) or SHA-256 (64).
+FULL_SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 # Free text fields are bounded: they end up in statuses, logs and pages.
 FIELD_LIMIT = 512
 
@@ -55,7 +56,7 @@ class TriggerRequest:
     delivery_id: str = ""  # the forge's delivery id, for the logs
 
     def __post_init__(self) -> None:
-        if not _SHA.match(self.commit_sha):
+        if not FULL_SHA.fullmatch(self.commit_sha):
             raise UsageError(f"{self.commit_sha[:80]!r} is not a full commit sha")
         for name in ("repository", "branch", "pull_request", "author", "delivery_id"):
             value = getattr(self, name)
@@ -102,6 +103,7 @@ class TriggerRequest:
 
 __all__ = [
     "FIELD_LIMIT",
+    "FULL_SHA",
     "QUEUE_SUFFIX",
     "TASK_NAME",
     "TriggerRequest",

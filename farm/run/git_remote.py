@@ -24,9 +24,9 @@ from pathlib import Path
 
 from farm.core.errors import InfrastructureError, UsageError
 from farm.core.repository_names import repository_name
+from farm.core.trigger import FULL_SHA
 from farm.core.urls import MASK, mask_url
 
-SHA_PATTERN = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 # The user name a forge expects beside a token in HTTP basic authentication, by a
 # word of its host name; GitHub's (any other host) is the default.
 _TOKEN_USERS = (("gitlab", "oauth2"), ("bitbucket", "x-token-auth"))
@@ -184,7 +184,7 @@ def git_command(
 def commit_sha(text: str) -> str:
     """``text`` as a full commit sha (40 or 64 hex digits, lower case), else UsageError."""
     sha = text.strip().lower()
-    if not SHA_PATTERN.match(sha):
+    if not FULL_SHA.fullmatch(sha):
         raise UsageError(f"{text.strip()[:80]!r} is not a full commit sha")
     return sha
 
@@ -234,7 +234,6 @@ def run_git(
 
 __all__ = [
     "DEFAULT_TOKEN_USER",
-    "SHA_PATTERN",
     "Remote",
     "commit_sha",
     "git_command",

@@ -39,8 +39,8 @@ from pathlib import Path
 
 from farm.core import defaults
 from farm.core.errors import CommitNotFound, InfrastructureError
+from farm.core.trigger import FULL_SHA
 from farm.run.git_remote import (
-    SHA_PATTERN,
     Remote,
     commit_sha,
     parse_remote,
@@ -84,7 +84,7 @@ def remote_heads(
     heads: dict[str, str] = {}
     for line in out.splitlines():
         sha, _, ref = line.partition("\t")
-        if ref.startswith("refs/heads/") and SHA_PATTERN.match(sha):
+        if ref.startswith("refs/heads/") and FULL_SHA.fullmatch(sha):
             heads[ref[len("refs/heads/") :]] = sha
     return heads
 

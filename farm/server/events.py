@@ -23,14 +23,13 @@ maintainers can set: labelling it is how a maintainer approves a run.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from farm.core.errors import UsageError
 from farm.core.repository_names import repository_name
 from farm.core.server_config import ForgeKind, RepositoryConfig, ServerConfig
-from farm.core.trigger import TriggerRequest, TriggerSource
+from farm.core.trigger import FULL_SHA, TriggerRequest, TriggerSource
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,6 @@ class MalformedPayload(UsageError):
     """Raised when a webhook body lacks a field a reader needs, or holds one of another type."""
 
 
-_SHA = re.compile(r"[0-9a-fA-F]{40}([0-9a-fA-F]{24})?")
 _SHOWN_CHARS = 100  # payload text quoted in a reason: enough to recognise, one line
 BRANCH_PREFIX = "refs/heads/"
 TAG_PREFIX = "refs/tags/"
@@ -137,7 +135,7 @@ def deleted(sha: str) -> bool:
 
 
 def commit_sha(sha: str, path: str) -> str:
-    if not _SHA.fullmatch(sha):
+    if not FULL_SHA.fullmatch(sha.lower()):
         raise MalformedPayload(f"field {path} is not a full commit sha")
     return sha.lower()
 
