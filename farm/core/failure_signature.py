@@ -137,9 +137,12 @@ class FailureGroup:
         return len(self.node_ids)
 
     def headline(self) -> str:
-        """``12 tests failed with ConnectionRefusedError: [Errno <n>] ...``."""
-        tests = "1 test" if self.count == 1 else f"{self.count} tests"
-        return f"{tests} failed with {self.signature}"
+        return group_headline(self.count, self.signature)
+
+
+def group_headline(tests: int, signature: str) -> str:
+    """``12 tests failed with ConnectionRefusedError: [Errno <n>] ...``."""
+    return f"{'1 test' if tests == 1 else f'{tests} tests'} failed with {signature}"
 
 
 def normalise(text: str) -> str:
@@ -259,5 +262,6 @@ __all__ = [
     "Signature",
     "failure_signature",
     "group_failures",
+    "group_headline",
     "normalise",
 ]

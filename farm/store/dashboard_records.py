@@ -12,6 +12,7 @@ from typing import Generic, TypeVar
 
 from farm.core.change_verdict import ChangeVerdict
 from farm.core.domain import ChangeRef, Outcome, Verdict
+from farm.core.failure_signature import group_headline
 from farm.store.records import QuarantineEntry, QuarantineEvent, RunRecord
 
 T = TypeVar("T")
@@ -179,9 +180,7 @@ class FailureGroupRow:
     example_message: str
 
     def headline(self) -> str:
-        """``12 tests failed with ConnectionRefusedError: [Errno <n>] ...``."""
-        tests = "1 test" if self.tests == 1 else f"{self.tests} tests"
-        return f"{tests} failed with {self.signature}"
+        return group_headline(self.tests, self.signature)
 
 
 @dataclass(frozen=True)
