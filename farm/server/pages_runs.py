@@ -27,6 +27,7 @@ from jinja2 import Environment
 from farm.core.domain import RunState
 from farm.core.errors import UsageError
 from farm.report.timeline_svg import BarState, Timeline, TimelineBar, timeline_svg
+from farm.server.pages_failure_groups import group_routes, group_urls
 from farm.store.connection import UnknownRun
 from farm.store.dashboard import DashboardQueries
 from farm.store.dashboard_changes import encode_cursor
@@ -198,6 +199,7 @@ def run_view(
                 "example": g.example_message,
                 "example_node_id": g.example_node_id,
                 "example_attempt_id": g.example_attempt_id,
+                **group_urls(run_id, g.signature),
             }
             for g in groups
         ],
@@ -226,6 +228,9 @@ def run_routes(
 ) -> APIRouter:
     """The run page, its JSON twin, its time line and its failures a page at a time."""
     router = APIRouter()
+    router.include_router(
+        group_routes(store_dashboard, environment=environment, failure_dict=failure_dict)
+    )
 
     def problem(run_id: str, error: Exception) -> tuple[int, str]:
         if isinstance(error, UnknownRun):

@@ -117,6 +117,16 @@ class DashboardQueries:
         with self._db.transaction("group a run's failures") as connection:
             return dashboard_runs.failure_groups(connection, run_id, limit=limit)
 
+    def run_group_failures(
+        self, run_id: str, signature: str, *, limit: int = PAGE_ROWS, cursor: str | None = None
+    ) -> tuple[int, Page[FailureRow]]:
+        """One failure group: its tests' count and a page of their final failing
+        attempts, as recorded. UsageError if the run is unknown or the cursor bad."""
+        with self._db.transaction("read a run's failure group") as connection:
+            return dashboard_runs.group_failures(
+                connection, run_id, signature, limit=limit, cursor=cursor
+            )
+
     def run_failing_shards(self, run_id: str) -> tuple[int, ...]:
         """The ids of the run's shards with a failing attempt."""
         with self._db.transaction("read a run's failing shards") as connection:

@@ -15,6 +15,7 @@ examples and failures stored before migration 0009, whose ``signature`` is NULL.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, case, distinct, exists, func, or_, select
@@ -69,27 +70,64 @@ def failures(
     check_limit(limit)
     after = decode_cursor(cursor, (int,))
     failing = (ATTEMPTS.c.run_id == run_id) & ATTEMPTS.c.outcome.in_(FAILURES)
+    page = _failure_page(connection, failing, (), limit=limit, after=after)
+    if not page.items and after is None:
+        _check_run(connection, run_id)
+    return page
+
+
+def group_failures(
+    connection: Connection, run_id: str, signature: str, *, limit: int, cursor: str | None
+) -> tuple[int, Page[FailureRow]]:
+    """One failure group of the run (see :func:`failure_groups`): how many tests it
+    has, and a page of their final failing attempts in the order they were recorded.
+    (0, an empty page) for a signature no test of the run failed with."""
+    check_limit(limit)
+    after = decode_cursor(cursor, (int,))
+    final = _final_failing(run_id)
+    stored = final & (ATTEMPTS.c.signature == signature)
+    legacy = _legacy_members(connection, final, signature)
+    tests = int(connection.scalar(select(func.count()).where(stored)) or 0) + len(legacy)
+    if tests == 0:
+        _check_run(connection, run_id)
+        return 0, Page((), None)
+    return tests, _failure_page(connection, stored, legacy, limit=limit, after=after)
+
+
+_FAILURE_COLUMNS = (
+    ATTEMPTS.c.id,
+    ATTEMPTS.c.node_id,
+    ATTEMPTS.c.outcome,
+    ATTEMPTS.c.attempt,
+    ATTEMPTS.c.shard_id,
+    ATTEMPTS.c.worker,
+    ATTEMPTS.c.machine,
+    ATTEMPTS.c.duration_s,
+    ATTEMPTS.c.finished_at,
+    ATTEMPTS.c.longrepr,
+    ATTEMPTS.c.output,
+)
+
+
+def _failure_page(
+    connection: Connection,
+    where: ColumnElement[bool],
+    more_ids: Sequence[int],
+    *,
+    limit: int,
+    after: Sequence[Any] | None,
+) -> Page[FailureRow]:
+    """The page of ``limit`` attempts after ``after`` (by id) among those ``where``
+    selects and ``more_ids``, with traceback and output."""
     if after is not None:
-        failing = failing & (ATTEMPTS.c.id > after[0])
+        where = where & (ATTEMPTS.c.id > after[0])
+        more_ids = [i for i in more_ids if i > after[0]]
     # The page's ids first, without ORDER BY ... LIMIT: given those, PostgreSQL walks
     # the primary key in order and filters every attempt recorded before the run's.
-    ids = heapq.nsmallest(limit + 1, connection.scalars(select(ATTEMPTS.c.id).where(failing)))
-    query = select(
-        ATTEMPTS.c.id,
-        ATTEMPTS.c.node_id,
-        ATTEMPTS.c.outcome,
-        ATTEMPTS.c.attempt,
-        ATTEMPTS.c.shard_id,
-        ATTEMPTS.c.worker,
-        ATTEMPTS.c.machine,
-        ATTEMPTS.c.duration_s,
-        ATTEMPTS.c.finished_at,
-        ATTEMPTS.c.longrepr,
-        ATTEMPTS.c.output,
-    ).where(ATTEMPTS.c.id.in_(ids[:limit]))
+    candidates = list(connection.scalars(select(ATTEMPTS.c.id).where(where))) + list(more_ids)
+    ids = heapq.nsmallest(limit + 1, set(candidates))
+    query = select(*_FAILURE_COLUMNS).where(ATTEMPTS.c.id.in_(ids[:limit]))
     rows = connection.execute(query.order_by(ATTEMPTS.c.id)).all() if ids else []
-    if not rows and after is None:
-        _check_run(connection, run_id)
     items = tuple(FailureRow(*row) for row in rows[:limit])
     more = len(ids) > limit
     return Page(items, encode_cursor([items[-1].attempt_id]) if more else None)
@@ -250,6 +288,29 @@ def _legacy_groups(
         nodes.setdefault(signature, set()).add(row.node_id)
         firsts[signature] = min(firsts.get(signature, row.id), row.id)
     return {signature: (len(nodes[signature]), firsts[signature]) for signature in nodes}
+
+
+def _legacy_members(
+    connection: Connection, final: ColumnElement[bool], signature: str
+) -> list[int]:
+    """The ids of the final failures without a stored signature that
+    :func:`_legacy_groups` puts in ``signature``'s group."""
+    unsigned = final & ATTEMPTS.c.signature.is_(None)
+    ids = list(
+        connection.scalars(select(ATTEMPTS.c.id).where(unsigned).limit(LEGACY_SIGNATURES_MAX + 1))
+    )
+    if not ids:
+        return []
+    if len(ids) > LEGACY_SIGNATURES_MAX:  # grouped by outcome, as _legacy_groups does
+        outcome = next((o for o in FAILURES if o.value == signature), None)
+        if outcome is None:
+            return []
+        by_outcome = unsigned & (ATTEMPTS.c.outcome == outcome)
+        return list(connection.scalars(select(ATTEMPTS.c.id).where(by_outcome)))
+    columns = (ATTEMPTS.c.id, ATTEMPTS.c.outcome, ATTEMPTS.c.longrepr)
+    rows = connection.execute(select(*columns).where(ATTEMPTS.c.id.in_(ids)))
+    signed = ((row.id, failure_signature(row.longrepr, row.outcome).text) for row in rows)
+    return [attempt_id for attempt_id, text in signed if text == signature]
 
 
 def _check_run(connection: Connection, run_id: str) -> Any:

@@ -1,6 +1,7 @@
 """The Run page in Chromium, served by uvicorn on loopback from a real store: the
 progress of a running run changes on the open page as results arrive, without a
-reload; the time line has a lane per slot; a failure's traceback opens in place."""
+reload; the time line has a lane per slot; a failure's traceback opens in place,
+and so does a failure group, to its tests and their tracebacks."""
 
 from __future__ import annotations
 
@@ -84,7 +85,7 @@ def test_a_running_run_updates_in_place(
     page.goto(f"{served}/runs/{run_id}")
     assert page.text_content("#tests-reported") == "2"
     assert page.locator("#timeline svg g.lane").count() == 2
-    headline = page.text_content(".failure-groups li.failure-group strong") or ""
+    headline = page.text_content(".failure-groups details.failure-group summary strong") or ""
     assert headline == "1 test failed with ConnectionRefusedError: [Errno <n>] refused"
     loaded = page.evaluate("performance.timeOrigin")
 
@@ -102,3 +103,16 @@ def test_a_running_run_updates_in_place(
     traceback.wait_for(state="visible")
     assert "ConnectionRefusedError" in (traceback.text_content() or "")
     assert httpx.get(f"{served}/api/runs/{run_id}", timeout=5).json()["live"] is True
+
+    # A failure group opens to its tests, loaded from the server, each traceback a
+    # click away.
+    page.click("details.failure-group summary")
+    member = page.locator("details.failure-group .group-failures details.failure")
+    member.first.wait_for(state="visible")
+    assert member.count() == 1
+    assert page.text_content("details.failure-group code.node-id") == "t.py::db"
+    grouped = page.locator("details.failure-group pre.traceback")
+    assert not grouped.is_visible()
+    page.click("details.failure-group details.failure summary")
+    grouped.wait_for(state="visible")
+    assert "ConnectionRefusedError: [Errno 111]" in (grouped.text_content() or "")

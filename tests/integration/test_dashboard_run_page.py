@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from html import escape
+from urllib.parse import quote_plus
 
 import pytest
 from fastapi import FastAPI
@@ -112,7 +114,7 @@ def test_the_json_twin_says_what_the_page_shows(
     done = client.get(f"/api/runs/{run_id}").json()
     assert done["state"] == "finished" and done["live"] is False
     assert done["progress"]["tests_reported"] == 10 and done["progress"]["eta_s"] is None
-    assert "<script>" not in client.get(f"/runs/{run_id}").text  # no polling once done
+    assert 'fetch("/api/runs/"' not in client.get(f"/runs/{run_id}").text  # no polling once done
 
 
 def test_an_unknown_run_is_a_404_with_one_line(client: TestClient) -> None:
@@ -210,3 +212,68 @@ def test_failed_shards_and_retries_are_marked_over_the_whole_run(
     links = re.findall(r'<path class="retry-link" data-from="([^"]+)" data-to="([^"]+)"', svg)
     assert links == [("shard-0-1", "shard-2-1")]
     assert 'class="retry-link"' in client.get(f"/runs/{run_id}").text
+
+
+def test_a_failure_group_opens_to_its_tests_with_their_tracebacks(
+    client: TestClient, store: ResultStore, clock: FakeClock
+) -> None:
+    run_id = running_run(store, clock)
+    (group,) = client.get(f"/api/runs/{run_id}").json()["failure_groups"]
+    assert group["url"] == f"/runs/{run_id}/group?signature=" + quote_plus(group["signature"])
+    html = client.get(f"/runs/{run_id}").text
+    assert f'data-src="{escape(group["fragment_url"])}"' in html
+
+    view = client.get(f"/api/runs/{run_id}/group", params={"signature": group["signature"]})
+    assert view.status_code == 200
+    assert view.json()["headline"] == group["headline"]
+    assert {f["node_id"] for f in view.json()["failures"]} == {"t.py::db", EVIL}
+
+    page = client.get(group["url"])
+    assert page.status_code == 200
+    assert '<h1 id="group-headline">2 tests failed with ConnectionRefusedError' in page.text
+    assert page.text.count('<details class="failure"') == 2
+    assert "<script>alert(1)</script>" not in page.text
+    assert "test_x[&lt;script&gt;alert(1)&lt;/script&gt;]" in page.text
+
+    fragment = client.get(group["fragment_url"])
+    assert fragment.status_code == 200
+    assert "<html" not in fragment.text and fragment.text.count('<details class="failure"') == 2
+    assert "&lt;b&gt;captured&lt;/b&gt;" in fragment.text
+
+
+def test_a_large_group_comes_a_page_at_a_time(
+    client: TestClient, store: ResultStore, clock: FakeClock
+) -> None:
+    run_id = store.create_run(project="proj", trigger="ci", settings={})
+    store.start_run(run_id, total_tests=45, estimated_makespan_s=1.0, shards=[])
+    failing = traceback(REFUSED)
+    store.record_results(
+        [result(run_id, f"t.py::f{i:02}", Outcome.FAILED, longrepr=failing) for i in range(45)]
+    )
+    (group,) = client.get(f"/api/runs/{run_id}").json()["failure_groups"]
+    seen: list[str] = []
+    url: str | None = group["url"]
+    while url:
+        page = client.get(url).text
+        seen += re.findall(r'<code class="node-id">([^<]*)</code>', page)
+        more = re.search(r'<a class="more" href="([^"]*)"', page)
+        url = more.group(1).replace("&amp;", "&") if more else None
+    assert seen == [f"t.py::f{i:02}" for i in range(45)]
+    assert "of this group's 45 tests" in client.get(group["url"]).text
+
+
+def test_unknown_groups_runs_and_bad_input_are_one_line_answers(
+    client: TestClient, store: ResultStore, clock: FakeClock
+) -> None:
+    run_id = running_run(store, clock)
+    answer = client.get(f"/api/runs/{run_id}/group", params={"signature": "KeyError: x"})
+    assert answer.status_code == 404
+    assert answer.json()["reason"] == f"no test of run {run_id} failed with KeyError: x"
+    page = client.get(f"/runs/{run_id}/group", params={"signature": "<b>x</b>"})
+    assert page.status_code == 404 and "&lt;b&gt;x&lt;/b&gt;" in page.text
+    assert client.get("/runs/nope/group", params={"signature": "x"}).status_code == 404
+    bad = client.get(f"/api/runs/{run_id}/group", params={"signature": "x", "cursor": "zz"})
+    assert bad.status_code in (400, 404)
+    assert client.get(f"/runs/{run_id}/group").status_code == 422  # no signature
+    too_long = client.get(f"/runs/{run_id}/group/failures", params={"signature": "x" * 201})
+    assert too_long.status_code == 422

@@ -237,6 +237,20 @@ class TestRunPage:
         failures = {f.attempt_id: f.node_id for f in board.run_failures(run_id).items}
         assert failures[groups[1].example_attempt_id] == "t.py::g1"
         assert [g.tests for g in board.run_failure_groups(run_id, limit=1)] == [4]
+        refused_tests, first = board.run_group_failures(run_id, groups[0].signature, limit=3)
+        rest = walk(
+            lambda c: board.run_group_failures(run_id, groups[0].signature, limit=3, cursor=c)[1]
+        )
+        assert refused_tests == 4 and len(first.items) == 3 and first.next_cursor
+        assert [f.node_id for f in rest] == [f"t.py::f{i}" for i in range(1, 5)]
+        value_tests, value_page = board.run_group_failures(run_id, groups[1].signature)
+        # g0's group member is its retry, its final attempt, not its first.
+        assert value_tests == 2
+        assert [(f.node_id, f.attempt) for f in value_page.items] == [
+            ("t.py::g1", 1),
+            ("t.py::g0", 2),
+        ]
+        assert board.run_group_failures(run_id, "KeyError: nope") == (0, Page((), None))
         assert board.run_failing_shards(run_id) == (0, 1, 2)
         links = board.run_retry_links(run_id)
         assert [(link.retry_shard_id, link.first_shard_id) for link in links] == [(2, 0), (2, 1)]
@@ -268,6 +282,9 @@ class TestRunPage:
             ("ConnectionRefusedError: [Errno <n>] Connection refused", 3, "t.py::f0"),
             ("ValueError: bad value <n>", 1, "t.py::v"),
         ]
+        tests, page = store.dashboard.run_group_failures(run_id, groups[0].signature)
+        assert tests == 3
+        assert [f.node_id for f in page.items] == ["t.py::f0", "t.py::f1", "t.py::f2"]
 
     def test_an_unknown_run_is_a_usage_error(self, store: ResultStore) -> None:
         for read in (
@@ -278,6 +295,7 @@ class TestRunPage:
             store.dashboard.run_failure_groups,
             store.dashboard.run_failing_shards,
             store.dashboard.run_retry_links,
+            lambda run_id: store.dashboard.run_group_failures(run_id, "ValueError: x"),
         ):
             with pytest.raises(UsageError, match="no run 'nope'"):
                 read("nope")
