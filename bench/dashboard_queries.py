@@ -21,6 +21,9 @@ of the 100,000-test run, that run's page (progress, shards, first page of
 failures, 20 slowest, failure groups over every failed test, failing shards and
 retry links), a test's page (its runs, its overview), the flaky
 leaderboard, the slowest tests and the duration changes over the last 7 days.
+Then whole pages (``page: ...``), as the real app answers them in-process: routing,
+the reads, rendering and the answer's bytes, without a socket; each must answer
+200, the run page's HTML must stay under 2 MiB, and each page's size is printed.
 
 SQLite always (a file in a temporary folder); PostgreSQL too with ``--pg URL`` or
 ``FARM_TEST_DATABASE_URL`` (a database of its own is created there and dropped
@@ -44,7 +47,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -272,6 +277,53 @@ def measure(store: ResultStore, big_run: str, repeat: int) -> list[tuple[str, fl
     return [(name, median_ms(call, repeat)) for name, call in reads]
 
 
+PAGE_BYTES_MAX = 2 * 1024 * 1024  # the run page's HTML, whatever the run's size
+
+
+def measure_pages(store: ResultStore, big_run: str, repeat: int) -> list[tuple[str, float]]:
+    """Whole pages as the server answers them: the real app in-process (routing, the
+    store's reads, rendering, the answer's bytes), no socket. Each page must answer
+    200; the run page's HTML must stay under PAGE_BYTES_MAX."""
+    from fastapi.testclient import TestClient
+
+    from farm.core.server_config import ServerConfig
+    from farm.server.app import ServerParts, create_app
+
+    parts = ServerParts(ServerConfig(), store.deliveries, lambda request: None, store=store)
+    client = TestClient(create_app(parts))
+    change = store.get_run(big_run).change
+    assert change is not None
+    group = client.get(f"/api/runs/{big_run}").json()["failure_groups"][0]
+    busy = urlencode({"project": "app", "node_id": node_id(50_123)})
+    urls = [
+        ("page: /changes", "/changes"),
+        ("page: change of the 100k run", f"/changes/{change.commit_sha}"),
+        ("page: run of 100k tests (HTML)", f"/runs/{big_run}"),
+        ("page: run of 100k tests (JSON)", f"/api/runs/{big_run}"),
+        ("page: run's timeline.svg", f"/runs/{big_run}/timeline.svg"),
+        (f"page: largest failure group ({group['count']})", group["url"]),
+        ("page: a test's history", f"/tests?{busy}"),
+        ("page: flaky tests", "/flaky?project=app"),
+        ("page: slowest tests", "/slowest?project=app"),
+        ("page: duration changes", "/durations?project=app"),
+    ]
+    sizes: dict[str, int] = {}
+
+    def get(name: str, url: str) -> None:
+        answer = client.get(url)
+        if answer.status_code != 200:
+            raise SystemExit(f"{url} answered {answer.status_code}: {answer.text[:200]}")
+        sizes[name] = len(answer.content)
+
+    timed = [(name, median_ms(partial(get, name, url), repeat)) for name, url in urls]
+    for name, _ in urls:
+        print(f"  {name:<40} {sizes[name] / 1024:8.0f} KiB")
+    run_html = sizes["page: run of 100k tests (HTML)"]
+    if run_html > PAGE_BYTES_MAX:
+        raise SystemExit(f"the run page is {run_html:,} bytes, over {PAGE_BYTES_MAX:,}")
+    return timed
+
+
 @contextmanager
 def postgres_database(server_url: str) -> Iterator[str]:
     """A database made for this benchmark on ``server_url``'s server, dropped after."""
@@ -307,7 +359,9 @@ def bench(url: str, label: str, args: argparse.Namespace) -> list[tuple[str, flo
             connection.exec_driver_sql(analyze)
         engine.dispose()
         print(f"{label}: filled {args.attempts:,} attempts in {filled_s:.0f} s", flush=True)
-        return measure(store, big_run, args.repeat)
+        reads = measure(store, big_run, args.repeat)
+        print(f"{label}: page sizes", flush=True)
+        return reads + measure_pages(store, big_run, args.repeat)
 
 
 def main(argv: list[str] | None = None) -> int:
