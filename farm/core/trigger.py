@@ -41,6 +41,7 @@ class TriggerSource(str, Enum):
     GITLAB = "gitlab"  # a GitLab webhook delivery
     API = "api"  # POST /api/changes with the API token
     POLL = "poll"  # a branch head the poller had not seen
+    RERUN = "rerun"  # a change re-run from the dashboard by a writer
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from farm.server.changes_api import change_routes
 from farm.server.hooks import hook_routes
 from farm.server.intake import Intake, SeenKeys
 from farm.server.metrics import MetricsReaders
+from farm.server.rerun import Rerun, rerun_routes
 from farm.store import ResultStore
 from farm.worker.registry import WorkerInfo
 
@@ -47,6 +48,8 @@ def create_app(parts: ServerParts) -> FastAPI:
     if parts.metrics is not None:
         _add_metrics(app, parts.metrics)
     _add_pages(app, parts)
+    if parts.store is not None:
+        app.include_router(rerun_routes(Rerun(parts.config, intake, parts.store.dashboard)))
 
     @app.get("/api/health")
     def health() -> dict[str, object]:
