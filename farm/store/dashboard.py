@@ -13,7 +13,7 @@ reads through an index (migration 0008), never a whole table.
 from __future__ import annotations
 
 from farm.core.domain import ChangeRef, Verdict
-from farm.store import dashboard_changes, dashboard_runs, dashboard_tests
+from farm.store import dashboard_changes, dashboard_machines, dashboard_runs, dashboard_tests
 from farm.store.connection import Clock, StoreConnection, UnknownRun
 from farm.store.dashboard_records import (
     ChangeDetail,
@@ -22,6 +22,7 @@ from farm.store.dashboard_records import (
     FailureGroupRow,
     FailureRow,
     FlakyTest,
+    MachineActivity,
     Page,
     RetryLink,
     RunProgress,
@@ -239,3 +240,14 @@ class DashboardQueries:
                 relative=relative,
                 sample_runs=sample_runs,
             )
+
+    # -- machines over a window ---------------------------------------------------------
+
+    def machines(
+        self, *, since: float, examples: int = dashboard_machines.PASSED_ELSEWHERE_SHOWN
+    ) -> tuple[MachineActivity, ...]:
+        """Each machine the store saw since ``since`` (or busy now), by name: its busy
+        slots, shards done, and the shards lost, crashes, timeouts and tests that passed
+        elsewhere that point at it (see :mod:`farm.store.dashboard_machines`)."""
+        with self._db.transaction("read the machines' activity") as connection:
+            return dashboard_machines.machine_activity(connection, since=since, examples=examples)

@@ -189,3 +189,40 @@ class RetryLink:
 
     retry_shard_id: int
     first_shard_id: int
+
+
+@dataclass(frozen=True)
+class PassedElsewhere:
+    """A test that failed on a machine and then passed on a later attempt of the same
+    run on another machine: ``times`` such failures there, the last at ``last_failed_at``."""
+
+    project: str
+    node_id: str
+    times: int
+    last_failed_at: float
+
+
+@dataclass(frozen=True)
+class MachineActivity:
+    """What the results store says of one machine over a window (see
+    :mod:`farm.store.dashboard_machines` for each figure).
+
+    ``busy_slots`` counts its shards running now; ``shards_done`` the shards it
+    finished in the window and ``busy_s`` their seconds from start to end. What points
+    at the machine: ``shards_lost``, leases of shards it held that were handed out
+    again; ``crashed`` and ``timed_out``, attempts on it; ``passed_elsewhere``, its
+    failing attempts whose test then passed on another machine, the most frequent of
+    those tests in ``passed_elsewhere_tests``. ``last_seen_at`` is the latest time the
+    store holds of it: a shard's start or end, or one of those attempts' end.
+    """
+
+    machine: str
+    busy_slots: int
+    shards_done: int
+    busy_s: float
+    shards_lost: int
+    crashed: int
+    timed_out: int
+    passed_elsewhere: int
+    passed_elsewhere_tests: tuple[PassedElsewhere, ...]
+    last_seen_at: float
