@@ -77,9 +77,9 @@ def _add_pages(app: FastAPI, parts: ServerParts) -> None:
     environment = page_environment()
     reader = [Depends(require_reader)]
     if parts.live_workers is not None:
-        app.include_router(
-            worker_routes(parts.live_workers, environment=environment), dependencies=reader
-        )
+        reads = None if parts.store is None else parts.store.dashboard
+        workers = worker_routes(parts.live_workers, environment=environment, dashboard=reads)
+        app.include_router(workers, dependencies=reader)
     if parts.store is not None:
         dashboard = parts.store.dashboard
         app.include_router(change_routes_pages(dashboard, environment=environment),

@@ -10,18 +10,24 @@ the API answers cannot drift apart.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Query
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.requests import Request
+from starlette.responses import Response
 
 from farm.core import defaults
+from farm.server.answers import answer
+from farm.store.dashboard import DashboardQueries
+from farm.store.dashboard_records import MachineActivity
 from farm.worker.registry import WorkerInfo
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -86,34 +92,123 @@ def machines_of(workers: Sequence[WorkerInfo], now: float) -> tuple[MachineRow, 
     )
 
 
+WINDOW_HOURS = 24  # the Workers page's window over the results store, unless ?hours=
+WINDOW_HOURS_MAX = 720  # 30 days: past that the reads cost more than the page is worth
+HOUR_S = 3600.0
+WindowHours = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=WINDOW_HOURS_MAX,
+        description="How many hours back the results store is read for each machine's "
+        "shards and failures.",
+    ),
+]
+
+
+class OneLineRefusals(APIRoute):
+    """A route whose bad query parameter is answered 400 in one line, as every bad
+    input of the dashboard is (JSON under ``/api/``, text for a page), instead of
+    FastAPI's list of validation errors."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def refusing(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except RequestValidationError as error:
+                first = error.errors()[0] if error.errors() else {}
+                where = ".".join(str(part) for part in first.get("loc", ())[1:])
+                reason = f"{where}: {first.get('msg', 'not valid')}" if where else "bad request"
+                if request.url.path.startswith("/api/"):
+                    return answer(400, "refused", reason)
+                return PlainTextResponse(reason + "\n", status_code=400)
+
+        return refusing
+
+
+def activity_fields(activity: MachineActivity | None, now: float) -> dict[str, Any]:
+    """What the store says of a machine, as the page and its JSON show it (zeros and
+    no last sighting for a machine it holds nothing of)."""
+    from farm.server.pages_changes import test_url  # it imports this module
+
+    if activity is None:
+        activity = MachineActivity("", 0, 0, 0.0, 0, 0, 0, 0, (), 0.0)
+        seen_at = None
+    else:
+        seen_at = activity.last_seen_at
+    fields = asdict(activity)
+    del fields["machine"]
+    fields["last_seen_at"] = seen_at
+    fields["last_seen_ago_s"] = None if seen_at is None else max(0.0, now - seen_at)
+    for test in fields["passed_elsewhere_tests"]:
+        test["url"] = test_url(test["node_id"], test["project"])
+    return fields
+
+
 def worker_routes(
     live_workers: Callable[[], Sequence[WorkerInfo]],
     *,
     environment: Environment,
     clock: Callable[[], float] = time.time,
+    dashboard: DashboardQueries | None = None,
 ) -> APIRouter:
-    """``GET /workers`` and ``GET /api/workers``: the machines and slots alive."""
-    router = APIRouter()
+    """``GET /workers`` and ``GET /api/workers``: the machines and slots alive and, given
+    the store's ``dashboard`` reads, what each machine did over the last ``hours`` and
+    the failures that point at it, machines the store saw but no worker is alive on
+    included ("not alive")."""
+    router = APIRouter(route_class=OneLineRefusals)
 
-    def workers_view() -> dict[str, Any]:
-        machines = machines_of(live_workers(), clock())
+    def workers_view(hours: int) -> dict[str, Any]:
+        now = clock()
+        machines = machines_of(live_workers(), now)
+        seen: dict[str, MachineActivity] = {}
+        if dashboard is not None:
+            found = dashboard.machines(since=now - hours * HOUR_S)
+            seen = {activity.machine: activity for activity in found}
+        rows = [
+            {**asdict(machine), "alive": True, "activity": seen.pop(machine.name, None)}
+            for machine in machines
+        ]
+        rows += [
+            {"name": name, "slots": 0, "workers": [], "alive": False, "activity": seen[name]}
+            for name in sorted(seen)
+        ]
+        if dashboard is not None:
+            for row in rows:
+                row["activity"] = activity_fields(row["activity"], now)
         return {
-            "machines": [asdict(machine) for machine in machines],
+            "machines": rows,
+            "alive_machines": len(machines),
             "total_workers": sum(len(m.workers) for m in machines),
             "total_slots": sum(m.slots for m in machines),
             "seen_window_s": defaults.WORKER_SEEN_S,
+            "window_hours": None if dashboard is None else hours,
+            "window_hours_max": WINDOW_HOURS_MAX,
         }
 
     @router.get("/api/workers")
-    def workers_json() -> dict[str, Any]:
-        return workers_view()
+    def workers_json(hours: WindowHours = WINDOW_HOURS) -> dict[str, Any]:
+        return workers_view(hours)
 
     @router.get("/workers", response_class=HTMLResponse)
-    def workers_page(request: Request) -> HTMLResponse:
-        html = environment.get_template("workers.html").render(**workers_view())
+    def workers_page(request: Request, hours: WindowHours = WINDOW_HOURS) -> HTMLResponse:
+        html = environment.get_template("workers.html").render(**workers_view(hours))
         return HTMLResponse(html)
 
     return router
 
 
-__all__ = ["MachineRow", "WorkerRow", "machines_of", "page_environment", "when", "worker_routes"]
+__all__ = [
+    "WINDOW_HOURS",
+    "WINDOW_HOURS_MAX",
+    "MachineRow",
+    "OneLineRefusals",
+    "WorkerRow",
+    "activity_fields",
+    "machines_of",
+    "page_environment",
+    "when",
+    "worker_routes",
+]
