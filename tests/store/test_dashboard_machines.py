@@ -5,8 +5,10 @@ that point at a machine."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
+from sqlalchemy import Engine, event
 from store_fakes import FakeClock, result
 
 from farm.core.domain import Outcome, TestResult, Verdict
@@ -185,3 +187,45 @@ def test_tests_that_passed_elsewhere_most_often_first_and_a_few(
 def test_examples_must_be_one_or_more(store: ResultStore) -> None:
     with pytest.raises(UsageError):
         store.dashboard.machines(since=0.0, examples=0)
+
+
+def test_a_lease_that_recorded_nothing_names_no_machine(
+    store: ResultStore, clock: FakeClock
+) -> None:
+    run_id = started(store, clock, 1)
+    store.shard_started(run_id, 0, worker="d-1", started_at=clock.now, machine="m-dead")
+    store.shard_reissued(run_id, 0, lease=2)
+    store.shard_started(run_id, 0, worker="e-1", started_at=clock.now + 5, machine="m-e")
+    store.shard_finished(run_id, 0, finished_at=clock.now + 6)
+    machines = by_name(store, since=clock.now - DAY_S)
+    assert sorted(machines) == ["m-e"] and machines["m-e"].shards_lost == 0
+
+
+def test_attempts_and_shards_are_read_through_indexes(
+    store: ResultStore, clock: FakeClock, engine: Engine
+) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the plan is read with SQLite's EXPLAIN QUERY PLAN")
+    t0 = clock.now
+    run_id = started(store, clock, 2)
+    store.shard_started(run_id, 0, worker="a-1", started_at=t0, machine="m-a")
+    store.record_results([on(run_id, "t.py::a", Outcome.FAILED, machine="m-a", at=t0 + 1)])
+    store.shard_reissued(run_id, 0, lease=2)
+    statements: list[tuple[str, Any]] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        store.dashboard.machines(since=t0 - DAY_S)
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+    reads = [(sql, params) for sql, params in statements if sql.lstrip().startswith("SELECT")]
+    assert len(reads) >= 5
+    with engine.connect() as connection:
+        for sql, params in reads:
+            plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params).all()
+            steps = [str(row[-1]) for row in plan]
+            scans = [step for step in steps if step.startswith("SCAN attempts")]
+            assert not scans and not any(step.startswith("SCAN shards") for step in steps), steps
