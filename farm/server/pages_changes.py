@@ -16,28 +16,34 @@ its parts URL-quoted.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from jinja2 import Environment
-from starlette.requests import Request
+from pydantic import BeforeValidator, Field
 
 from farm.core.domain import ChangeRef, Verdict
 from farm.core.errors import UsageError
+from farm.core.trigger import FIELD_LIMIT
 from farm.server.answers import answer
 from farm.server.pages import when
+from farm.server.params import NO_NUL, OneLineErrors, blank_is_none
 from farm.store.dashboard import PAGE_ROWS, DashboardQueries
+from farm.store.dashboard_changes import MAX_LIMIT
 from farm.store.dashboard_records import ChangeDetail, ChangeSummary
 from farm.store.records import RunRecord
 
 # What a change's combined verdict can be (farm.core.change_verdict): the filter's choices.
-CHANGE_VERDICTS = (Verdict.PASSED, Verdict.FLAKY, Verdict.FAILED, Verdict.ERROR)
+ChangeVerdictName = Literal["passed", "flaky", "failed", "error"]
+CHANGE_VERDICTS = tuple(Verdict(name) for name in get_args(ChangeVerdictName))
 MATCHES_SHOWN = 20  # changes listed when a sha prefix names several
 _TEXT_FILTERS = ("repository", "branch", "author")
+# No stored change has a repository, branch or author longer than FIELD_LIMIT
+# (triggers check it, the columns are narrower): a longer filter could match nothing.
+_TextFilter = Annotated[str | None, Query(max_length=FIELD_LIMIT, pattern=NO_NUL)]
 
 
 class BadRequest(Exception):
@@ -64,30 +70,48 @@ class ChangeFilters:
         return {name: value for name, value in given.items() if value is not None}
 
 
-def parse_filters(params: Mapping[str, str]) -> ChangeFilters:
-    """The list's filters from a query string; an empty field (as a form sends it) is
-    no filter. BadRequest (400) for a verdict a change cannot have."""
-    text = {name: params.get(name, "").strip() or None for name in _TEXT_FILTERS}
-    verdict_text = params.get("verdict", "").strip()
-    verdict = None
-    if verdict_text:
-        names = [v.value for v in CHANGE_VERDICTS]
-        if verdict_text not in names:
-            raise BadRequest(
-                400,
-                f"verdict {verdict_text!r} is not a change's verdict: one of {', '.join(names)}",
-            )
-        verdict = Verdict(verdict_text)
-    return ChangeFilters(verdict=verdict, **text)
+@dataclass(frozen=True)
+class ListQuery:
+    filters: ChangeFilters
+    limit: int  # rows a page
+    limit_given: bool  # carried to the next page only if asked for
+    cursor: str | None
 
 
-def parse_limit(text: str | None) -> int:
-    if text is None or not text.strip():
-        return PAGE_ROWS
-    try:
-        return int(text)
-    except ValueError:
-        raise BadRequest(400, f"limit {text!r} is not a number of rows") from None
+def list_query(
+    repository: _TextFilter = None,
+    branch: _TextFilter = None,
+    author: _TextFilter = None,
+    verdict: Annotated[
+        ChangeVerdictName | None,
+        BeforeValidator(blank_is_none),
+        Query(description="a change's combined verdict; empty for any"),
+    ] = None,
+    limit: Annotated[
+        Annotated[int, Field(ge=1, le=MAX_LIMIT)] | None,
+        BeforeValidator(blank_is_none),
+        Query(description=f"changes a page (default {PAGE_ROWS})"),
+    ] = None,
+    cursor: Annotated[str | None, Query(description="the next_cursor of the page before")] = None,
+) -> ListQuery:
+    """The list's filters and page from the query string; an empty field (as a form
+    sends it) is no filter."""
+    filters = ChangeFilters(
+        repository=_text(repository),
+        branch=_text(branch),
+        author=_text(author),
+        verdict=None if verdict is None else Verdict(verdict),
+    )
+    return ListQuery(
+        filters=filters,
+        limit=PAGE_ROWS if limit is None else limit,
+        limit_given=limit is not None,
+        cursor=cursor or None,
+    )
+
+
+def _text(given: str | None) -> str | None:
+    return (given or "").strip() or None
 
 
 def change_url(change: ChangeRef) -> str:
@@ -144,12 +168,10 @@ def change_routes_pages(
     store_dashboard: DashboardQueries, *, environment: Environment
 ) -> APIRouter:
     """``GET /changes``, ``GET /changes/{sha}`` and their twins under ``/api/changes``."""
-    router = APIRouter()
+    router = APIRouter(route_class=OneLineErrors)
 
-    def changes_view(params: Mapping[str, str], *, api: bool) -> dict[str, Any]:
-        filters = parse_filters(params)
-        limit = parse_limit(params.get("limit"))
-        cursor = params.get("cursor") or None
+    def changes_view(query: ListQuery, *, api: bool) -> dict[str, Any]:
+        filters, limit, cursor = query.filters, query.limit, query.cursor
         try:
             page = store_dashboard.changes(limit=limit, cursor=cursor, **vars(filters))
         except UsageError as error:
@@ -157,7 +179,7 @@ def change_routes_pages(
         next_url = None
         if page.next_cursor is not None:
             carried = {**filters.query(), "cursor": page.next_cursor}
-            if "limit" in params:
+            if query.limit_given:
                 carried["limit"] = str(limit)
             next_url = ("/api/changes?" if api else "/changes?") + urlencode(carried)
         return {
@@ -238,21 +260,21 @@ def change_routes_pages(
         )
 
     @router.get("/api/changes")
-    def changes_json(request: Request) -> Response:
+    def changes_json(query: Annotated[ListQuery, Depends(list_query)]) -> Response:
         try:
-            return JSONResponse(changes_view(request.query_params, api=True))
+            return JSONResponse(changes_view(query, api=True))
         except BadRequest as error:
             return answer(error.status_code, "refused", error.reason)
 
     @router.get("/changes", response_class=HTMLResponse)
-    def changes_page(request: Request) -> Response:
+    def changes_page(query: Annotated[ListQuery, Depends(list_query)]) -> Response:
         try:
-            return html("changes.html", **changes_view(request.query_params, api=False))
+            return html("changes.html", **changes_view(query, api=False))
         except BadRequest as error:
             return PlainTextResponse(error.reason + "\n", status_code=error.status_code)
 
     @router.get("/api/changes/{sha}")
-    def change_json(sha: str, repository: str | None = None) -> Response:
+    def change_json(sha: str, repository: _TextFilter = None) -> Response:
         try:
             status_code, view = change_view(sha, repository)
         except BadRequest as error:
@@ -260,7 +282,7 @@ def change_routes_pages(
         return JSONResponse(view, status_code=status_code)
 
     @router.get("/changes/{sha}", response_class=HTMLResponse)
-    def change_page(sha: str, repository: str | None = None) -> Response:
+    def change_page(sha: str, repository: _TextFilter = None) -> Response:
         try:
             status_code, view = change_view(sha, repository)
         except BadRequest as error:
@@ -272,4 +294,4 @@ def change_routes_pages(
     return router
 
 
-__all__ = ["CHANGE_VERDICTS", "ChangeFilters", "change_routes_pages", "parse_filters"]
+__all__ = ["CHANGE_VERDICTS", "ChangeFilters", "ListQuery", "change_routes_pages", "list_query"]

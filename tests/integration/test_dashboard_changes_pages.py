@@ -255,6 +255,11 @@ def test_unknown_and_bad_input_answer_one_line(client: TestClient) -> None:
         ("/changes?verdict=bogus", 400),
         ("/changes?limit=0", 400),
         ("/changes?limit=lots", 400),
+        ("/changes?limit=501", 400),
+        ("/changes?limit=%C2%B2", 400),  # a digit int() refuses
+        ("/changes?author=a%00b", 400),  # PostgreSQL holds no NUL: it used to fail there
+        ("/changes?branch=" + "b" * 513, 400),  # longer than any stored branch
+        ("/changes/aaaa01?repository=%00", 400),
     ]:
         answered = client.get(url)
         assert answered.status_code == status, url
@@ -264,6 +269,11 @@ def test_unknown_and_bad_input_answer_one_line(client: TestClient) -> None:
     assert refused.status_code == 400 and "not a cursor" in refused.json()["reason"]
     assert client.get("/api/changes/ffff99").status_code == 404
     assert client.get("/api/changes?verdict=no_tests").status_code == 400
+    bad_verdict = client.get("/api/changes?verdict=bogus")
+    assert bad_verdict.status_code == 400 and bad_verdict.json()["status"] == "refused"
+    assert bad_verdict.json()["reason"].startswith("verdict 'bogus': ")
+    assert "\n" not in bad_verdict.json()["reason"]
+    assert client.get("/api/changes?limit=&repository=%20").json()["filters"]["repository"] == ""
 
 
 def test_get_and_post_share_the_api_path(store: ResultStore) -> None:
