@@ -27,6 +27,7 @@ import html
 import secrets
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, FastAPI
@@ -45,7 +46,26 @@ CSRF_FIELD = "csrf_token"
 TOKEN_ACTOR = "api-token"  # the actor of a request that shows the API token
 _NAME_LIMIT = 64
 _FORM_LIMIT_BYTES = 16 * 1024
-_FORM_TYPE = "application/x-www-form-urlencoded"
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+def form_body(fields: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """The OpenAPI declaration of a urlencoded form a route reads by hand."""
+    schema = {"type": "object", "properties": fields, "required": required}
+    return {"requestBody": {"required": True, "content": {FORM_TYPE: {"schema": schema}}}}
+
+
+# What the sign-in forms send; read by hand (form_fields), declared for the document.
+_SIGNIN_FORM = form_body(
+    {
+        "token": {"type": "string", "description": "the API token or the read token"},
+        "name": {"type": "string", "description": f"who you are (first {_NAME_LIMIT} chars)"},
+    },
+    ["token"],
+)
+_SIGNOUT_FORM = form_body(
+    {CSRF_FIELD: {"type": "string", "description": "the session's CSRF token"}}, []
+)
 
 
 class Role(str, Enum):
@@ -140,7 +160,7 @@ async def _check_csrf(request: Request) -> None:
 
 
 def _is_form(request: Request) -> bool:
-    return request.headers.get("content-type", "").split(";")[0].strip() == _FORM_TYPE
+    return request.headers.get("content-type", "").split(";")[0].strip() == FORM_TYPE
 
 
 async def form_fields(request: Request) -> dict[str, str]:
@@ -162,11 +182,11 @@ async def form_fields(request: Request) -> dict[str, str]:
 def _routes() -> APIRouter:
     router = APIRouter()
 
-    @router.get("/signin", response_class=HTMLResponse, include_in_schema=False)
+    @router.get("/signin", response_class=HTMLResponse)
     def signin_page(request: Request) -> HTMLResponse:
         return _page(request)
 
-    @router.post("/signin", include_in_schema=False)
+    @router.post("/signin", response_class=HTMLResponse, openapi_extra=_SIGNIN_FORM)
     async def signin(request: Request) -> Response:
         form = await form_fields(request) if _is_form(request) else {}
         role = _policy(request).role_of(form.get("token", ""))
@@ -177,7 +197,7 @@ def _routes() -> APIRouter:
         request.session.update(role=role.value, name=name, csrf=secrets.token_urlsafe(32))
         return RedirectResponse("/signin", status_code=303)
 
-    @router.post("/signout", include_in_schema=False)
+    @router.post("/signout", response_class=HTMLResponse, openapi_extra=_SIGNOUT_FORM)
     async def signout(request: Request) -> Response:
         if _session_role(request) is not None:
             await _check_csrf(request)
@@ -233,10 +253,12 @@ def _page(request: Request, *, problem: str = "", status_code: int = 200) -> HTM
 __all__ = [
     "CSRF_FIELD",
     "CSRF_HEADER",
+    "FORM_TYPE",
     "SESSION_COOKIE",
     "TOKEN_ACTOR",
     "AuthPolicy",
     "Role",
+    "form_body",
     "form_fields",
     "install_auth",
     "require_reader",

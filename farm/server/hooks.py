@@ -32,10 +32,49 @@ GITHUB = "github"
 GITLAB = "gitlab"
 
 
+def _raw_json_body(headers: dict[str, tuple[bool, str]]) -> dict[str, Any]:
+    """The OpenAPI declaration of a webhook: its headers (name: required, what) and a
+    JSON body. Only declared: the route reads the raw bytes itself, since the
+    signature covers exactly them."""
+    return {
+        "parameters": [
+            {
+                "name": name,
+                "in": "header",
+                "required": required,
+                "schema": {"type": "string"},
+                "description": what,
+            }
+            for name, (required, what) in headers.items()
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+    }
+
+
+_GITHUB_HOOK = _raw_json_body(
+    {
+        "X-Hub-Signature-256": (True, "sha256=<HMAC of the body with the webhook secret>"),
+        "X-GitHub-Delivery": (True, "the delivery's id, the replay guard"),
+        "X-GitHub-Event": (False, "push, pull_request, ping, ..."),
+    }
+)
+_GITLAB_HOOK = _raw_json_body(
+    {
+        "X-Gitlab-Token": (True, "the webhook's secret token"),
+        "X-Gitlab-Event": (False, "Push Hook, Merge Request Hook, ..."),
+        "Idempotency-Key": (False, "the same on every redelivery (GitLab 17.4+)"),
+        "X-Gitlab-Event-UUID": (False, "the delivery attempt's id"),
+    }
+)
+
+
 def hook_routes(config: ServerConfig, intake: Intake) -> APIRouter:
     router = APIRouter()
 
-    @router.post("/api/hooks/github", status_code=202)
+    @router.post("/api/hooks/github", status_code=202, openapi_extra=_GITHUB_HOOK)
     async def github_hook(request: Request) -> JSONResponse:
         body = await read_body(request, config.max_body_bytes)
         signature = _authenticated(
@@ -54,7 +93,7 @@ def hook_routes(config: ServerConfig, intake: Intake) -> APIRouter:
             raise Refused(401, f"not signed with the secret of {decision.repository.name}")
         return await _decide(intake, GITHUB, delivery_id, decision)
 
-    @router.post("/api/hooks/gitlab", status_code=202)
+    @router.post("/api/hooks/gitlab", status_code=202, openapi_extra=_GITLAB_HOOK)
     async def gitlab_hook(request: Request) -> JSONResponse:
         body = await read_body(request, config.max_body_bytes)
         token = _authenticated(config, request, "X-Gitlab-Token", token_ok)
