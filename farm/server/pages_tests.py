@@ -15,11 +15,12 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
-from typing import Any
+from dataclasses import asdict, dataclass, replace
+from enum import Enum
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import (
     HTMLResponse,
@@ -30,15 +31,19 @@ from fastapi.responses import (
 )
 from jinja2 import Environment
 from markupsafe import Markup, escape
+from pydantic import BeforeValidator, Field
 from starlette.requests import Request
 
 from farm.core.errors import UsageError
 from farm.server.answers import Refused, refusal
-from farm.server.auth import Role, form_fields, require_writer
+from farm.server.auth import CSRF_FIELD, Role, form_body, form_fields, require_writer
+from farm.server.params import NO_NUL, OneLineErrors, blank_is_none
 from farm.store import ResultStore
 from farm.store.dashboard_records import Page, TestRunPoint
+from farm.store.quarantine import NAME_CHARS
 
 PAGE_ROWS = 50  # rows of a table page; the store's cursor fetches the next
+PROJECT_CHARS = NAME_CHARS  # the store's project columns are as wide as its name columns
 DEFAULT_DAYS = 7
 BOARD_TITLES = {"flaky": "Flaky tests", "slowest": "Slowest tests", "durations": "Duration changes"}
 MAX_DAYS = 366
@@ -46,7 +51,106 @@ DAY_S = 24 * 3600.0
 PLOT_WIDTH = 640
 PLOT_HEIGHT = 160
 _PLOT_PAD = 8
-_QUARANTINED = {"all": None, "only": True, "none": False}
+
+
+class Shown(str, Enum):
+    """Which tests the flaky board lists, by quarantine."""
+
+    ALL = "all"
+    ONLY = "only"  # the quarantined ones
+    NONE = "none"  # those not in quarantine
+
+
+_QUARANTINED = {Shown.ALL: None, Shown.ONLY: True, Shown.NONE: False}
+_Project = Annotated[str, Query(pattern=NO_NUL, description="the project's name")]
+_NeededProject = Annotated[str, Query(min_length=1, pattern=NO_NUL, description="the project")]
+_Cursor = Annotated[str, Query(description="the next_cursor of the page before")]
+_NodeId = Annotated[str, Query(min_length=1, description="the test's pytest node id")]
+_Days = Annotated[
+    Annotated[int, Field(ge=1, le=MAX_DAYS)] | None,
+    BeforeValidator(blank_is_none),
+    Query(description=f"the window, in days back from now (default {DEFAULT_DAYS})"),
+]
+_ShownParam = Annotated[
+    Shown | None, BeforeValidator(blank_is_none), Query(description="by quarantine (default all)")
+]
+
+
+@dataclass(frozen=True)
+class BoardQuery:
+    """What a leaderboard is asked for."""
+
+    project: str
+    days: int
+    cursor: str | None
+    quarantined: Shown | None = None  # the flaky board's filter; None on the others
+
+
+class Change(str, Enum):
+    """What a quarantine request does to its test."""
+
+    ADD = "add"
+    REMOVE = "remove"
+
+
+# The quarantine bodies, read by hand (after the writer's CSRF check, which may read
+# the form first), declared here for the OpenAPI document.
+_QUARANTINE_FIELDS: dict[str, Any] = {
+    "project": {"type": "string", "minLength": 1, "maxLength": PROJECT_CHARS, "pattern": NO_NUL},
+    "node_id": {"type": "string", "minLength": 1, "description": "the test's pytest node id"},
+    "action": {"type": "string", "enum": [change.value for change in Change]},
+    "reason": {"type": "string", "minLength": 1, "description": "kept in the test's history"},
+}
+_QUARANTINE_REQUIRED = ["project", "node_id", "action", "reason"]
+_QUARANTINE_JSON = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": _QUARANTINE_FIELDS,
+                    "required": _QUARANTINE_REQUIRED,
+                }
+            }
+        },
+    }
+}
+_QUARANTINE_FORM = form_body(
+    {**_QUARANTINE_FIELDS, CSRF_FIELD: {"type": "string", "description": "a session's CSRF token"}},
+    _QUARANTINE_REQUIRED,
+)
+
+
+def board_query(project: _Project = "", days: _Days = None, cursor: _Cursor = "") -> BoardQuery:
+    """A board page's query: without a project, the page lists the projects."""
+    return BoardQuery(project, DEFAULT_DAYS if days is None else days, cursor or None)
+
+
+def api_board_query(
+    project: _NeededProject, days: _Days = None, cursor: _Cursor = ""
+) -> BoardQuery:
+    return board_query(project, days, cursor)
+
+
+def flaky_query(
+    query: Annotated[BoardQuery, Depends(board_query)], quarantined: _ShownParam = None
+) -> BoardQuery:
+    return replace(query, quarantined=quarantined or Shown.ALL)
+
+
+def api_flaky_query(
+    query: Annotated[BoardQuery, Depends(api_board_query)], quarantined: _ShownParam = None
+) -> BoardQuery:
+    return replace(query, quarantined=quarantined or Shown.ALL)
+
+
+# Each board's (page, JSON) queries: only the flaky board filters by quarantine.
+_QUERIES = {
+    "flaky": (Depends(flaky_query), Depends(api_flaky_query)),
+    "slowest": (Depends(board_query), Depends(api_board_query)),
+    "durations": (Depends(board_query), Depends(api_board_query)),
+}
 
 
 def duration_svg(
@@ -91,15 +195,6 @@ def _finite(value: float) -> float:
     return value if math.isfinite(value) else 0.0
 
 
-def days_of(raw: str | None) -> int:
-    """The window in days from a query parameter; UsageError unless 1..MAX_DAYS."""
-    if raw is None or raw == "":
-        return DEFAULT_DAYS
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_DAYS:
-        raise UsageError(f"days must be a whole number from 1 to {MAX_DAYS}, not {raw[:40]!r}")
-    return int(raw)
-
-
 def _need(name: str, value: str) -> str:
     if not value:
         raise UsageError(f"the {name} query parameter is needed")
@@ -119,7 +214,7 @@ def test_routes(
 ) -> APIRouter:
     """The Test page, quarantine from it, and the three leaderboards, with JSON twins;
     tables show ``page_rows`` rows a page."""
-    router = APIRouter()
+    router = APIRouter(route_class=OneLineErrors)
     board = store.dashboard
 
     def test_view(project: str, node_id: str, cursor: str | None) -> dict[str, Any]:
@@ -147,18 +242,14 @@ def test_routes(
             "quarantine_events": [asdict(event) for event in overview.quarantine_events],
         }
 
-    def board_view(kind: str, request: Request) -> dict[str, Any]:
-        query = request.query_params
-        project = _need("project", query.get("project", ""))
-        days = days_of(query.get("days"))
-        cursor = query.get("cursor") or None
+    def board_view(kind: str, query: BoardQuery) -> dict[str, Any]:
+        project = _need("project", query.project)
+        days, cursor = query.days, query.cursor
         window_s = days * DAY_S
         view: dict[str, Any] = {"project": project, "days": days}
         if kind == "flaky":
-            shown = query.get("quarantined") or "all"
-            if shown not in _QUARANTINED:
-                raise UsageError(f"quarantined must be all, only or none, not {shown[:40]!r}")
-            view["quarantined"] = shown
+            shown = query.quarantined or Shown.ALL
+            view["quarantined"] = shown.value
             page: Page[Any] = board.flaky_tests(
                 project,
                 window_s=window_s,
@@ -201,12 +292,12 @@ def test_routes(
         return HTMLResponse(html)
 
     @router.get("/api/tests")
-    def test_json(project: str = "", node_id: str = "", cursor: str = "") -> Response:
+    def test_json(project: _NeededProject, node_id: _NodeId, cursor: _Cursor = "") -> Response:
         return as_json(lambda: test_view(project, node_id, cursor))
 
     @router.get("/tests", response_class=HTMLResponse)
     def test_page(
-        request: Request, project: str = "", node_id: str = "", cursor: str = ""
+        request: Request, project: _NeededProject, node_id: _NodeId, cursor: _Cursor = ""
     ) -> Response:
         def plot(view: dict[str, Any]) -> dict[str, Any]:
             points = [
@@ -217,10 +308,10 @@ def test_routes(
 
         return as_page("test.html", lambda: test_view(project, node_id, cursor), plot)
 
-    for kind in ("flaky", "slowest", "durations"):
+    for kind in BOARD_TITLES:
         _add_board(router, kind, board_view, pick_project, as_json, as_page)
 
-    @router.post("/tests/quarantine")
+    @router.post("/tests/quarantine", openapi_extra=_QUARANTINE_FORM)
     async def quarantine_form(request: Request, actor: str = Depends(require_writer)) -> Response:
         fields = await form_fields(request)
         project, node_id = fields.get("project", ""), fields.get("node_id", "")
@@ -230,7 +321,7 @@ def test_routes(
             return PlainTextResponse(str(error) + "\n", status_code=400)
         return RedirectResponse(f"/tests?{_test_query(project, node_id)}", status_code=303)
 
-    @router.post("/api/tests/quarantine")
+    @router.post("/api/tests/quarantine", openapi_extra=_QUARANTINE_JSON)
     async def quarantine_json(request: Request, actor: str = Depends(require_writer)) -> Response:
         try:
             body = json.loads(await request.body())
@@ -251,21 +342,22 @@ def test_routes(
 def _add_board(
     router: APIRouter,
     kind: str,
-    board_view: Callable[[str, Request], dict[str, Any]],
+    board_view: Callable[[str, BoardQuery], dict[str, Any]],
     pick_project: Callable[[str], dict[str, Any]],
     as_json: Callable[[Callable[[], dict[str, Any]]], Response],
     as_page: Callable[..., Response],
 ) -> None:
     """``GET /<kind>`` and ``GET /api/<kind>`` for one leaderboard."""
+    page_query, api_query = _QUERIES[kind]
 
-    def json_route(request: Request) -> Response:
-        return as_json(lambda: board_view(kind, request))
+    def json_route(query: BoardQuery = api_query) -> Response:
+        return as_json(lambda: board_view(kind, query))
 
-    def html_route(request: Request) -> Response:
-        if not request.query_params.get("project"):
+    def html_route(query: BoardQuery = page_query) -> Response:
+        if not query.project:
             # Leaderboards are per project: without one, the page offers them.
             return as_page("projects.html", lambda: pick_project(kind))
-        return as_page(f"{kind}.html", lambda: board_view(kind, request))
+        return as_page(f"{kind}.html", lambda: board_view(kind, query))
 
     router.add_api_route(f"/api/{kind}", json_route, methods=["GET"])
     router.add_api_route(f"/{kind}", html_route, methods=["GET"], response_class=HTMLResponse)
@@ -274,12 +366,14 @@ def _add_board(
 def _quarantine(store: ResultStore, fields: dict[str, str], actor: str) -> bool:
     """Adds or removes the entry the fields name; whether anything changed."""
     project = _need("project", fields.get("project", ""))
+    if len(project) > PROJECT_CHARS or "\x00" in project:  # what the store could not hold
+        raise UsageError(f"project must be at most {PROJECT_CHARS} characters, with no NUL")
     node_id = _need("node_id", fields.get("node_id", ""))
     action, reason = fields.get("action", ""), fields.get("reason", "")
-    if action == "add":
+    if action == Change.ADD.value:
         store.quarantine.add(project, node_id, reason=reason, owner="", actor=actor)
         return True
-    if action == "remove":
+    if action == Change.REMOVE.value:
         return store.quarantine.remove(project, node_id, reason=reason, actor=actor)
     raise UsageError(f"action must be add or remove, not {action[:40]!r}")
 
@@ -297,4 +391,4 @@ def _test_query(project: str, node_id: str) -> str:
     return urlencode({"project": project, "node_id": node_id})
 
 
-__all__ = ["days_of", "duration_svg", "test_routes"]
+__all__ = ["BoardQuery", "Shown", "duration_svg", "test_routes"]

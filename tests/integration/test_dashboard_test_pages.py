@@ -21,7 +21,7 @@ from farm.server import pages_tests
 from farm.server.answers import Refused, refusal
 from farm.server.auth import TOKEN_ACTOR, install_auth
 from farm.server.pages import page_environment
-from farm.server.pages_tests import days_of, duration_svg
+from farm.server.pages_tests import duration_svg
 from farm.store import ResultStore
 
 pytestmark = pytest.mark.integration
@@ -154,10 +154,17 @@ def test_bad_input_gets_one_line(client: TestClient) -> None:
     assert client.get("/tests", params=bad_cursor).status_code == 400
     answer = client.get("/api/tests", params=bad_cursor)
     assert answer.status_code == 400 and "not a cursor" in answer.json()["reason"]
-    for days in ["0", "-1", "x", "9999", "1.5"]:
+    for days in ["0", "-1", "x", "9999", "1.5", "\u00b2"]:  # "²" is a digit int() refuses
         for path in ["/flaky", "/api/slowest", "/durations"]:
             bad = client.get(path, params={"project": PROJECT, "days": days})
             assert bad.status_code == 400, (path, days)
+            assert bad.text.count("\n") == (0 if path.startswith("/api/") else 1), bad.text
+    refused = client.get("/api/flaky", params={"project": PROJECT, "days": "0"}).json()
+    assert refused["status"] == "refused" and refused["reason"].startswith("days '0': ")
+    for path in ["/api/slowest", "/durations"]:  # a form's empty field is the default
+        assert client.get(path, params={"project": PROJECT, "days": ""}).status_code == 200
+    default = client.get("/api/flaky", params={"project": PROJECT, "days": "", "quarantined": ""})
+    assert default.json()["days"] == 7 and default.json()["quarantined"] == "all"
     assert client.get("/flaky", params={"project": PROJECT, "quarantined": "x"}).status_code == 400
     assert client.get("/api/flaky", params={"project": PROJECT, "cursor": "W10"}).status_code == 400
 
@@ -243,14 +250,20 @@ def test_quarantine_needs_a_writer_and_records_the_actor(
     assert no_reason.status_code == 400
     bad_action = bearer.post("/api/tests/quarantine", json={**form, "action": "x"}, headers=auth)
     assert bad_action.status_code == 400
+    for project in ["p\x00", "p" * 256]:  # the store's project column cannot hold them
+        bad = {**form, "project": project}
+        for refused in [
+            bearer.post("/api/tests/quarantine", json=bad, headers=auth),
+            bearer.post("/tests/quarantine", data=bad, headers=auth, follow_redirects=False),
+        ]:
+            assert refused.status_code == 400 and "at most 255" in refused.text, refused.text
 
 
-def test_the_plot_and_days_are_pure() -> None:
+def test_the_plot_is_pure() -> None:
     assert duration_svg([]) == ""
     svg = duration_svg([(2.0, 1.0, "<b>"), (1.0, 2.0, "a")], width=100, height=50)
     assert 'points="8.0,8.0 92.0,25.0"' in svg  # oldest first, the longest at the top
     assert "&lt;b&gt;" in svg and "<b>" not in svg
-    assert days_of(None) == 7 and days_of("30") == 30
 
 
 def test_a_leaderboard_without_a_project_offers_the_projects(
