@@ -96,7 +96,12 @@ def test_quarantine_from_the_test_page_needs_a_session_and_its_csrf_token(
     evil_run(store, clock)
     page = browser_page
     test_page = f"{served}/tests?{urlencode({'project': 'proj', 'node_id': 't.py::ok'})}"
-    form = {"project": "proj", "node_id": "t.py::ok", "action": "add", "reason": "flaky"}
+    form: dict[str, str | float | bool] = {
+        "project": "proj",
+        "node_id": "t.py::ok",
+        "action": "add",
+        "reason": "flaky",
+    }
 
     page.goto(test_page)
     assert page.locator("#quarantine form").count() == 0  # no session: no form
