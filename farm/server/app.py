@@ -24,7 +24,7 @@ from farm.server.changes_api import change_routes
 from farm.server.hooks import hook_routes
 from farm.server.intake import Intake, SeenKeys
 from farm.server.metrics import MetricsReaders
-from farm.server.rerun import Rerun, rerun_routes
+from farm.server.rerun import Rerun, rerun_routes, triggers
 from farm.store import ResultStore
 from farm.worker.registry import WorkerInfo
 
@@ -82,8 +82,10 @@ def _add_pages(app: FastAPI, parts: ServerParts) -> None:
         app.include_router(workers, dependencies=reader)
     if parts.store is not None:
         dashboard = parts.store.dashboard
-        app.include_router(change_routes_pages(dashboard, environment=environment),
-                           dependencies=reader)  # fmt: skip
+        changes = change_routes_pages(
+            dashboard, environment=environment, triggers=triggers(parts.config)
+        )
+        app.include_router(changes, dependencies=reader)
         app.include_router(run_routes(dashboard, environment=environment), dependencies=reader)
         app.include_router(test_routes(parts.store, environment=environment),
                            dependencies=reader)  # fmt: skip

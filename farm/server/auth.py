@@ -137,6 +137,16 @@ async def require_writer(request: Request) -> str:
     return str(request.session.get("name", ""))
 
 
+def writer_csrf(request: Request) -> str:
+    """The session's CSRF token, for a page's forms, if a writer is signed in; else ""
+    (the page then offers no form that changes state)."""
+    if "session" not in request.scope:  # no session middleware: nobody signs in
+        return ""
+    if request.session.get("role") != Role.WRITER.value:
+        return ""
+    return str(request.session.get("csrf", ""))
+
+
 def _policy(request: Request) -> AuthPolicy:
     policy: AuthPolicy = request.app.state.auth
     return policy
@@ -263,4 +273,5 @@ __all__ = [
     "install_auth",
     "require_reader",
     "require_writer",
+    "writer_csrf",
 ]

@@ -16,6 +16,7 @@ its parts URL-quoted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import quote, urlencode
@@ -24,11 +25,13 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from jinja2 import Environment
 from pydantic import BeforeValidator, Field
+from starlette.requests import Request
 
 from farm.core.domain import ChangeRef, Verdict
 from farm.core.errors import UsageError
 from farm.core.trigger import FIELD_LIMIT
 from farm.server.answers import answer
+from farm.server.auth import writer_csrf
 from farm.server.pages import when
 from farm.server.params import NO_NUL, OneLineErrors, blank_is_none
 from farm.store.dashboard import PAGE_ROWS, DashboardQueries
@@ -149,6 +152,13 @@ def summary_row(summary: ChangeSummary) -> dict[str, Any]:
     }
 
 
+def rerun_urls(change: ChangeRef) -> dict[str, str]:
+    """Where the change's page (a form) and the API ask for it to run again."""
+    path = f"/changes/{quote(change.commit_sha, safe='')}/rerun"
+    query = urlencode({"repository": change.repository})
+    return {"form_url": f"{path}?{query}", "api_url": f"/api{path}?{query}"}
+
+
 def test_project(node_id: str, runs: tuple[RunRecord, ...]) -> str:
     """The project a test of the change belongs to: that of the latest run whose
     findings name it, else the latest run's (the test page is per project)."""
@@ -165,9 +175,13 @@ def test_project(node_id: str, runs: tuple[RunRecord, ...]) -> str:
 
 
 def change_routes_pages(
-    store_dashboard: DashboardQueries, *, environment: Environment
+    store_dashboard: DashboardQueries,
+    *,
+    environment: Environment,
+    triggers: Callable[[str], bool] = lambda repository: False,
 ) -> APIRouter:
-    """``GET /changes``, ``GET /changes/{sha}`` and their twins under ``/api/changes``."""
+    """``GET /changes``, ``GET /changes/{sha}`` and their twins under ``/api/changes``;
+    a change whose repository ``triggers`` names can be run again from its page."""
     router = APIRouter(route_class=OneLineErrors)
 
     def changes_view(query: ListQuery, *, api: bool) -> dict[str, Any]:
@@ -237,6 +251,7 @@ def change_routes_pages(
             "flaky": tests(verdict.flaky),
             "quarantined_failures": tests(verdict.quarantined_failures),
             "runs": [run_fields(run) for run in reversed(detail.runs)],
+            "rerun": rerun_urls(detail.change) if triggers(detail.change.repository) else None,
         }
 
     def run_fields(run: RunRecord) -> dict[str, Any]:
@@ -282,14 +297,25 @@ def change_routes_pages(
         return JSONResponse(view, status_code=status_code)
 
     @router.get("/changes/{sha}", response_class=HTMLResponse)
-    def change_page(sha: str, repository: _TextFilter = None) -> Response:
+    def change_page(
+        request: Request,
+        sha: str,
+        repository: _TextFilter = None,
+        rerun: Annotated[Literal["queued"] | None, Query(description="a re-run was queued")] = None,
+    ) -> Response:
         try:
             status_code, view = change_view(sha, repository)
         except BadRequest as error:
             return PlainTextResponse(error.reason + "\n", status_code=error.status_code)
         if status_code == 300:
             return html("change.html", status_code, **view)
-        return html("change.html", matches=None, **view)
+        return html(
+            "change.html",
+            matches=None,
+            csrf_token=writer_csrf(request),
+            rerun_queued=rerun is not None,
+            **view,
+        )
 
     return router
 

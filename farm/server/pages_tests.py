@@ -36,7 +36,7 @@ from starlette.requests import Request
 
 from farm.core.errors import UsageError
 from farm.server.answers import Refused, refusal
-from farm.server.auth import CSRF_FIELD, Role, form_body, form_fields, require_writer
+from farm.server.auth import CSRF_FIELD, form_body, form_fields, require_writer, writer_csrf
 from farm.server.params import NO_NUL, OneLineErrors, blank_is_none
 from farm.store import ResultStore
 from farm.store.dashboard_records import Page, TestRunPoint
@@ -304,7 +304,7 @@ def test_routes(
                 (p["created_at"], p["duration_s"], f"{p['run_id']} {p['outcome']}")
                 for p in view["runs"]["items"]
             ]
-            return {"plot": duration_svg(points), "csrf_token": _writer_csrf(request)}
+            return {"plot": duration_svg(points), "csrf_token": writer_csrf(request)}
 
         return as_page("test.html", lambda: test_view(project, node_id, cursor), plot)
 
@@ -376,15 +376,6 @@ def _quarantine(store: ResultStore, fields: dict[str, str], actor: str) -> bool:
     if action == Change.REMOVE.value:
         return store.quarantine.remove(project, node_id, reason=reason, actor=actor)
     raise UsageError(f"action must be add or remove, not {action[:40]!r}")
-
-
-def _writer_csrf(request: Request) -> str:
-    """The session's CSRF token for the quarantine form if a writer is signed in, else ""."""
-    if "session" not in request.scope:  # no session middleware: nobody signs in
-        return ""
-    if request.session.get("role") != Role.WRITER.value:
-        return ""
-    return str(request.session.get("csrf", ""))
 
 
 def _test_query(project: str, node_id: str) -> str:

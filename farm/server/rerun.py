@@ -12,6 +12,7 @@ request and author, so its verdict goes to the same commit status.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote, urlencode
@@ -55,6 +56,11 @@ _FORM_BODY = {
         },
     }
 }
+
+
+def triggers(config: ServerConfig) -> Callable[[str], bool]:
+    """Whether a change of this repository (as the store names it) can run again here."""
+    return lambda repository: config.repository(repository_name(repository)) is not None
 
 
 @dataclass(frozen=True)
@@ -134,4 +140,4 @@ def rerun_routes(rerun: Rerun) -> APIRouter:
     return router
 
 
-__all__ = ["QUEUED", "Rerun", "rerun_routes"]
+__all__ = ["QUEUED", "Rerun", "rerun_routes", "triggers"]

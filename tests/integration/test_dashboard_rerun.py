@@ -54,8 +54,49 @@ def client(store: ResultStore, clock: FakeClock, queue: Queue) -> TestClient:
     return TestClient(create_app(parts))
 
 
+def sign_in(client: TestClient) -> str:
+    client.post("/signin", data={"token": API, "name": "alice"}, follow_redirects=False)
+    csrf: str = client.get("/api/session").json()["csrf_token"]
+    return csrf
+
+
+def test_a_writer_re_runs_a_change_from_its_page(client: TestClient, queue: Queue) -> None:
+    assert client.post(f"/changes/{SHA}/rerun").status_code == 401
+    assert queue.requests == []
+
+    csrf = sign_in(client)
+    page = client.get(f"/changes/{SHA[:8]}").text
+    assert f'action="/changes/{SHA}/rerun?repository=github.com%2Facme%2Fapp"' in page
+    assert f'name="csrf_token" value="{csrf}"' in page
+    assert client.post(f"/changes/{SHA}/rerun").status_code == 403  # no CSRF token
+
+    done = client.post(
+        f"/changes/{SHA[:8]}/rerun", data={"csrf_token": csrf}, follow_redirects=False
+    )
+    assert done.status_code == 303
+    assert done.headers["location"] == f"/changes/{SHA[:8]}?rerun=queued"
+    (request,) = queue.requests
+    assert request == TriggerRequest(
+        repository="github.com/acme/app",
+        commit_sha=SHA,
+        source=TriggerSource.RERUN,
+        branch="feature/x",
+        pull_request="7",
+        author="ann",
+    )
+    assert "A new run of this change was queued" in client.get(done.headers["location"]).text
+
+    # Asked for again, it is queued again: a re-run is asked for on purpose.
+    again = client.post(f"/changes/{SHA}/rerun", headers={"X-CSRF-Token": csrf})
+    assert again.status_code in (200, 303)
+    assert len(queue.requests) == 2
+
+
 def test_the_api_takes_the_token_and_says_why_it_refuses(client: TestClient, queue: Queue) -> None:
     bearer = {"Authorization": f"Bearer {API}"}
+    rerun = client.get(f"/api/changes/{SHA}").json()["rerun"]
+    assert rerun["api_url"] == f"/api/changes/{SHA}/rerun?repository=github.com%2Facme%2Fapp"
+    assert client.get(f"/api/changes/{OTHER}").json()["rerun"] is None
     assert client.post(f"/api/changes/{SHA}/rerun").status_code == 401
     queued = client.post(f"/api/changes/{SHA}/rerun", headers=bearer)
     assert queued.status_code == 202 and queued.json()["status"] == "queued"
@@ -80,3 +121,10 @@ def test_the_api_takes_the_token_and_says_why_it_refuses(client: TestClient, que
     queue.fail = True
     down = client.post(f"/api/changes/{SHA}/rerun", headers=bearer)
     assert down.status_code == 503 and "broker is down" in down.json()["reason"]
+
+
+def test_a_change_the_server_cannot_fetch_offers_no_re_run(client: TestClient) -> None:
+    sign_in(client)
+    page = client.get(f"/changes/{OTHER}").text
+    assert "/rerun" not in page
+    assert "not a repository this server triggers" in page
