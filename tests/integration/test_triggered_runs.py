@@ -185,6 +185,22 @@ def test_a_signed_push_runs_the_commit_and_reports_pending_then_the_verdict(farm
             cached = connection.execute(text("SELECT count(*) FROM collection_cache")).scalar()
         assert cached == 1
 
+    # Re-run from the dashboard's API: the same commit runs again and reports again.
+    rerun = httpx.post(
+        f"{farm.url}/api/changes/{passing[:10]}/rerun",
+        headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=5,
+    )  # fmt: skip
+    assert rerun.status_code == 202, rerun.text
+    again = wait_for("the re-run's verdict", lambda: (s := statuses(farm.forge, passing))[3:] and s)
+    assert [call.body["state"] for call in again] == ["pending", "success"] * 2
+    with ResultStore.open(farm.db_url) as store:
+        rerun_of = store.change_runs(passing)
+        assert rerun_of is not None
+        assert [(run.verdict, run.trigger) for run in rerun_of.runs] == [
+            ("passed", "github"),
+            ("passed", "rerun"),
+        ]
+
 
 def test_the_workers_page_lists_the_farms_worker(farm: Farm) -> None:
     page = wait_for(
