@@ -10,22 +10,19 @@ the API answers cannot drift apart.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, PlainTextResponse
-from fastapi.routing import APIRoute
+from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.requests import Request
-from starlette.responses import Response
 
 from farm.core import defaults
-from farm.server.answers import answer
+from farm.server.params import OneLineErrors
 from farm.store.dashboard import DashboardQueries
 from farm.store.dashboard_records import MachineActivity
 from farm.worker.registry import WorkerInfo
@@ -106,28 +103,6 @@ WindowHours = Annotated[
 ]
 
 
-class OneLineRefusals(APIRoute):
-    """A route whose bad query parameter is answered 400 in one line, as every bad
-    input of the dashboard is (JSON under ``/api/``, text for a page), instead of
-    FastAPI's list of validation errors."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handle = super().get_route_handler()
-
-        async def refusing(request: Request) -> Response:
-            try:
-                return await handle(request)
-            except RequestValidationError as error:
-                first = error.errors()[0] if error.errors() else {}
-                where = ".".join(str(part) for part in first.get("loc", ())[1:])
-                reason = f"{where}: {first.get('msg', 'not valid')}" if where else "bad request"
-                if request.url.path.startswith("/api/"):
-                    return answer(400, "refused", reason)
-                return PlainTextResponse(reason + "\n", status_code=400)
-
-        return refusing
-
-
 def activity_fields(activity: MachineActivity | None, now: float) -> dict[str, Any]:
     """What the store says of a machine, as the page and its JSON show it (zeros and
     no last sighting for a machine it holds nothing of)."""
@@ -158,7 +133,7 @@ def worker_routes(
     the store's ``dashboard`` reads, what each machine did over the last ``hours`` and
     the failures that point at it, machines the store saw but no worker is alive on
     included ("not alive")."""
-    router = APIRouter(route_class=OneLineRefusals)
+    router = APIRouter(route_class=OneLineErrors)
 
     def workers_view(hours: int) -> dict[str, Any]:
         now = clock()
@@ -204,7 +179,6 @@ __all__ = [
     "WINDOW_HOURS",
     "WINDOW_HOURS_MAX",
     "MachineRow",
-    "OneLineRefusals",
     "WorkerRow",
     "activity_fields",
     "machines_of",
