@@ -46,7 +46,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from urllib.parse import urlencode
@@ -94,7 +94,9 @@ def traceback(rng: random.Random, i: int) -> str:
 
 @dataclass
 class Clock:
-    now: float = 1_700_000_000.0
+    # The fill ends about now, so that the server's own clock (the Workers page's
+    # window) and the store's (the leaderboards') see the same last days.
+    now: float = field(default_factory=lambda: time.time() - SPAN_DAYS * DAY_S)
 
     def __call__(self) -> float:
         return self.now
@@ -289,7 +291,9 @@ def measure_pages(store: ResultStore, big_run: str, repeat: int) -> list[tuple[s
     from farm.core.server_config import ServerConfig
     from farm.server.app import ServerParts, create_app
 
-    parts = ServerParts(ServerConfig(), store.deliveries, lambda request: None, store=store)
+    parts = ServerParts(
+        ServerConfig(), store.deliveries, lambda request: None, live_workers=tuple, store=store
+    )
     client = TestClient(create_app(parts))
     change = store.get_run(big_run).change
     assert change is not None
@@ -306,6 +310,7 @@ def measure_pages(store: ResultStore, big_run: str, repeat: int) -> list[tuple[s
         ("page: flaky tests", "/flaky?project=app"),
         ("page: slowest tests", "/slowest?project=app"),
         ("page: duration changes", "/durations?project=app"),
+        ("page: workers (machines, 24 h)", "/workers"),
     ]
     sizes: dict[str, int] = {}
 
