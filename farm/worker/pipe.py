@@ -26,6 +26,11 @@ from farm.core.domain import TestResult
 from farm.core.errors import FarmError
 from farm.core.messages import encode_event
 
+# The runner's answer to a ``K`` line, on the process's command pipe, and how long
+# the plugin waits for it before it goes on without (a runner that never answers).
+CAPTURES_KEPT = b"captures-kept"
+CAPTURES_KEPT_WAIT_S = 10.0
+
 
 class Kind(str, enum.Enum):
     """The kind of a line, its first letter; the payload that follows it:
@@ -54,7 +59,10 @@ class Kind(str, enum.Enum):
       stops the test itself (its signal method), else farm does.
     - ``K`` (CAPTURES) + JSON ``{"stdout": fd, "stderr": fd}``: the descriptors of
       the files pytest captures output in, either or both, which the runner opens
-      through ``/proc`` so that what a test printed survives a crash.
+      through ``/proc`` so that what a test printed survives a crash. The plugin
+      then waits, before it collects, for the runner's :data:`CAPTURES_KEPT` line on
+      its command pipe (at most :data:`CAPTURES_KEPT_WAIT_S`): a process may only
+      run a test once its capture files are open on the runner's side.
     - ``P`` (OUTPUT) + JSON ``{"index", "output"}``, only when the runner asks: what
       the test in flight (index in the order, -1 for none) printed so far, null if
       output is not captured.

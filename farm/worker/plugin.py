@@ -184,6 +184,8 @@ class ShardReporter:
         fds = _capture_fds(session.config)
         if fds:
             self._write(pipe.encode_captures(fds))
+            # No test may run before the runner holds the capture files (see pipe).
+            _wait_for_line(self.command_fd, pipe.CAPTURES_KEPT_WAIT_S)
         session.perform_collect([m for m in shard["modules"] if (here / m).exists()])
         return True
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from farm.core import defaults
 from farm.core.test_user import TestUser, popen_identity, private_dir, user_env
 from farm.worker.coverage_capture import DATA_FILE_ENV
+from farm.worker.pipe import CAPTURES_KEPT
 from farm.worker.test_user import prepare_dir
 
 
@@ -74,11 +75,15 @@ class TestProcess:
             while data:
                 data = data[os.write(self.command_fd, data) :]
         except BrokenPipeError:
+            self._close_commands()
             return False
-        finally:
-            os.close(self.command_fd)
-            self.command_fd = -1
         return True
+
+    def _close_commands(self) -> None:
+        if self.command_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.command_fd)
+            self.command_fd = -1
 
     def tail(self, limit_bytes: int, *, start: int = 0, end: int | None = None) -> str:
         """The last ``limit_bytes`` of what the process printed (from ``start`` to ``end``)."""
@@ -88,11 +93,24 @@ class TestProcess:
         return os.fstat(self.log_fd).st_size
 
     def keep_captures(self, fds: Mapping[str, int]) -> None:
-        """Open the process's capture files (its fds ``fds``) through ``/proc``.
+        """Open the process's capture files (its fds ``fds``) through ``/proc``, then
+        tell the process, which waits for that before it runs a test, and close its
+        command pipe.
 
-        Only while the process lives can they be opened; a file that is not regular
-        (the process is untrusted: a FIFO would block the read) is not kept.
+        Only while the process lives can they be opened: without the wait, a test that
+        ends its process at once (``os._exit``) could do so before a busy worker read
+        this, and its output would be lost. A file that is not regular (the process
+        is untrusted: a FIFO would block the read) is not kept.
         """
+        try:
+            self._open_captures(fds)
+        finally:
+            if self.command_fd >= 0:
+                with contextlib.suppress(OSError):  # it died: nothing waits
+                    os.write(self.command_fd, CAPTURES_KEPT + b"\n")
+            self._close_commands()
+
+    def _open_captures(self, fds: Mapping[str, int]) -> None:
         for name, fd in fds.items():
             try:
                 own_fd = os.open(

@@ -6,7 +6,7 @@ import os
 import re
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from farm.core.shard_task import ShardTask
 from farm.scheduler.collect import collect
 from farm.worker.deadline import MARKER, STOP_GRACE_S, Stopwatch
 from farm.worker.runner import ShardRunner
+from farm.worker.spawn import TestProcess
 
 pytestmark = pytest.mark.integration
 
@@ -214,6 +215,33 @@ def test_an_exit_in_a_test_is_a_crash_with_its_output(folder: Path) -> None:
     assert "exited with code 3" in result.longrepr
     assert "last words" in result.output
     assert results["test_t.py::test_after"].outcome is Outcome.PASSED
+
+
+def test_a_crash_keeps_its_output_when_the_worker_is_slow_to_open_the_captures(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process waits until the runner holds its capture files: a worker too busy
+    to read the process's first line at once still gets the output of a test that
+    ends its process straight away."""
+    opened = TestProcess._open_captures
+
+    def busy_worker(test: TestProcess, fds: Mapping[str, int]) -> None:
+        time.sleep(0.5)
+        opened(test, fds)
+
+    monkeypatch.setattr(TestProcess, "_open_captures", busy_worker)
+    results, _ = shard(
+        folder,
+        """
+        import os
+        def test_exit():
+            print("last words")
+            os._exit(3)
+        """,
+    )
+    result = results["test_t.py::test_exit"]
+    assert result.outcome is Outcome.CRASHED
+    assert "last words" in result.output
 
 
 def test_a_segfault_is_a_crash(folder: Path) -> None:
