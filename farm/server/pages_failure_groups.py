@@ -20,6 +20,7 @@ from jinja2 import Environment
 
 from farm.core.errors import UsageError
 from farm.core.failure_signature import SIGNATURE_MAX_CHARS, group_headline
+from farm.server.params import OneLineErrors
 from farm.store.dashboard import DashboardQueries
 
 GROUP_FAILURES_PER_PAGE = 20
@@ -47,7 +48,7 @@ def group_routes(
 ) -> APIRouter:
     """The group page, its JSON twin and its fragment; ``failure_dict`` shapes one
     failure as the run page does."""
-    router = APIRouter()
+    router = APIRouter(route_class=OneLineErrors)
 
     def group_view(run_id: str, signature: str, cursor: str | None) -> tuple[int, dict[str, Any]]:
         """(status, view): 404 for an unknown run or a group the run does not have,

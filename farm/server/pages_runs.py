@@ -28,6 +28,7 @@ from farm.core.domain import RunState
 from farm.core.errors import UsageError
 from farm.report.timeline_svg import BarState, Timeline, TimelineBar, timeline_svg
 from farm.server.pages_failure_groups import group_routes, group_urls
+from farm.server.params import OneLineErrors
 from farm.store.connection import UnknownRun
 from farm.store.dashboard import DashboardQueries
 from farm.store.dashboard_changes import encode_cursor
@@ -227,7 +228,7 @@ def run_routes(
     clock: Callable[[], float] = time.time,
 ) -> APIRouter:
     """The run page, its JSON twin, its time line and its failures a page at a time."""
-    router = APIRouter()
+    router = APIRouter(route_class=OneLineErrors)
     router.include_router(
         group_routes(store_dashboard, environment=environment, failure_dict=failure_dict)
     )

@@ -29,6 +29,7 @@ from farm.core.trigger import FIELD_LIMIT, TriggerRequest, TriggerSource
 from farm.server.answers import Refused
 from farm.server.auth import require_writer
 from farm.server.intake import Intake
+from farm.server.params import OneLineErrors
 from farm.store.dashboard import DashboardQueries
 
 QUEUED = "queued"  # the Change page's ``?rerun=`` after a re-run was queued
@@ -114,7 +115,7 @@ class Rerun:
 
 
 def rerun_routes(rerun: Rerun) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(route_class=OneLineErrors)
 
     @router.post("/api/changes/{sha}/rerun", status_code=202, openapi_extra=_JSON_BODY)
     async def rerun_json(

@@ -369,5 +369,6 @@ def test_an_attempt_id_beyond_64_bits_is_refused_not_a_server_error(app: FastAPI
     with TestClient(app) as client:
         for attempt_id in (2**64, 2**63 + 1, -(2**63) - 1, 0):
             answer = client.get(f"/api/runs/any/failures/{attempt_id}")
-            assert answer.status_code == 422, answer.text
+            assert answer.status_code == 400, answer.text
+            assert answer.json()["reason"].startswith("attempt_id"), answer.text
         assert client.get("/api/runs/any/failures/1").status_code == 404
