@@ -57,7 +57,7 @@ SHA = "5c" * 20
 REPOSITORY = "github.com/acme/shop"
 PROJECT = "shop"
 NODE_ID = "tests/test_cart.py::test_total"
-EXAMPLES_PER_OPERATION = 25
+EXAMPLES_PER_OPERATION = 12
 SIGNED_DELIVERIES = 60  # per forge
 AUTHORIZATION = {"Authorization": f"Bearer {TOKEN}"}
 
