@@ -39,6 +39,7 @@ from farm.core import defaults
 from farm.core.server_config import ServerConfig
 from farm.core.signatures import bearer_token, token_ok
 from farm.server.answers import Refused
+from farm.server.params import declared_body
 
 SESSION_COOKIE = "farm_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -52,7 +53,7 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 def form_body(fields: dict[str, Any], required: list[str]) -> dict[str, Any]:
     """The OpenAPI declaration of a urlencoded form a route reads by hand."""
     schema = {"type": "object", "properties": fields, "required": required}
-    return {"requestBody": {"required": True, "content": {FORM_TYPE: {"schema": schema}}}}
+    return declared_body(FORM_TYPE, schema)
 
 
 # What the sign-in forms send; read by hand (form_fields), declared for the document.

@@ -6,8 +6,6 @@ optionally, the branch, pull request and author.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -21,41 +19,36 @@ from farm.core.trigger import FIELD_LIMIT, TriggerRequest, TriggerSource
 from farm.server.answers import Refused
 from farm.server.body import json_object, read_body
 from farm.server.intake import Intake
+from farm.server.params import JSON_TYPE, declared_body
 
 _FIELDS = ("repository", "sha", "branch", "pull_request", "author")
 _ONE_LINE = {"type": "string", "maxLength": FIELD_LIMIT, "pattern": "^[^\\x00\\r\\n]*$"}
 # The body is read by hand within the size limit, after the token is checked; this
 # declares it for the OpenAPI document (TriggerRequest checks the same).
-_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "repository": {
-                            **_ONE_LINE,
-                            "minLength": 1,
-                            "description": "a configured repository's name or any URL of it",
-                        },
-                        "sha": {
-                            "type": "string",
-                            # FULL_SHA in either case: the sha is lowered before the check.
-                            "pattern": "^[0-9a-fA-F]{40}([0-9a-fA-F]{24})?$",
-                            "description": "the full commit sha (SHA-1 or SHA-256)",
-                        },
-                        "branch": _ONE_LINE,
-                        "pull_request": _ONE_LINE,
-                        "author": _ONE_LINE,
-                    },
-                    "required": ["repository", "sha"],
-                    "additionalProperties": False,
-                }
-            }
+_BODY = declared_body(
+    JSON_TYPE,
+    {
+        "type": "object",
+        "properties": {
+            "repository": {
+                **_ONE_LINE,
+                "minLength": 1,
+                "description": "a configured repository's name or any URL of it",
+            },
+            "sha": {
+                "type": "string",
+                # FULL_SHA in either case: the sha is lowered before the check.
+                "pattern": "^[0-9a-fA-F]{40}([0-9a-fA-F]{24})?$",
+                "description": "the full commit sha (SHA-1 or SHA-256)",
+            },
+            "branch": _ONE_LINE,
+            "pull_request": _ONE_LINE,
+            "author": _ONE_LINE,
         },
-    }
-}
+        "required": ["repository", "sha"],
+        "additionalProperties": False,
+    },
+)
 
 
 def change_routes(config: ServerConfig, intake: Intake) -> APIRouter:

@@ -27,6 +27,7 @@ from farm.server.answers import Refused, answer
 from farm.server.body import json_object, read_body
 from farm.server.events import Skip, read_github_event, read_gitlab_event
 from farm.server.intake import Intake
+from farm.server.params import JSON_TYPE, declared_body
 
 GITHUB = "github"
 GITLAB = "gitlab"
@@ -47,10 +48,7 @@ def _raw_json_body(headers: dict[str, tuple[bool, str]]) -> dict[str, Any]:
             }
             for name, (required, what) in headers.items()
         ],
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"type": "object"}}},
-        },
+        **declared_body(JSON_TYPE, {"type": "object"}),
     }
 
 

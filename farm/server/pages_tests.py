@@ -37,7 +37,7 @@ from starlette.requests import Request
 from farm.core.errors import UsageError
 from farm.server.answers import Refused, refusal
 from farm.server.auth import CSRF_FIELD, form_body, form_fields, require_writer, writer_csrf
-from farm.server.params import NO_NUL, OneLineErrors, blank_is_none
+from farm.server.params import JSON_TYPE, NO_NUL, OneLineErrors, blank_is_none, declared_body
 from farm.store import ResultStore
 from farm.store.dashboard_records import Page, TestRunPoint
 from farm.store.quarantine import NAME_CHARS
@@ -102,20 +102,10 @@ _QUARANTINE_FIELDS: dict[str, Any] = {
     "reason": {"type": "string", "minLength": 1, "description": "kept in the test's history"},
 }
 _QUARANTINE_REQUIRED = ["project", "node_id", "action", "reason"]
-_QUARANTINE_JSON = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": _QUARANTINE_FIELDS,
-                    "required": _QUARANTINE_REQUIRED,
-                }
-            }
-        },
-    }
-}
+_QUARANTINE_JSON = declared_body(
+    JSON_TYPE,
+    {"type": "object", "properties": _QUARANTINE_FIELDS, "required": _QUARANTINE_REQUIRED},
+)
 _QUARANTINE_FORM = form_body(
     {**_QUARANTINE_FIELDS, CSRF_FIELD: {"type": "string", "description": "a session's CSRF token"}},
     _QUARANTINE_REQUIRED,

@@ -27,9 +27,9 @@ from farm.core.repository_names import repository_name
 from farm.core.server_config import ServerConfig
 from farm.core.trigger import FIELD_LIMIT, TriggerRequest, TriggerSource
 from farm.server.answers import Refused
-from farm.server.auth import require_writer
+from farm.server.auth import CSRF_FIELD, FORM_TYPE, require_writer
 from farm.server.intake import Intake
-from farm.server.params import OneLineErrors
+from farm.server.params import JSON_TYPE, OneLineErrors, declared_body
 from farm.store.dashboard import DashboardQueries
 
 QUEUED = "queued"  # the Change page's ``?rerun=`` after a re-run was queued
@@ -38,25 +38,12 @@ Repository = Annotated[
     str | None,
     Query(max_length=FIELD_LIMIT, description="the change's repository, when the sha is shared"),
 ]
-_JSON_BODY = {
-    "requestBody": {
-        "required": False,
-        "content": {"application/json": {"schema": {"type": "object", "maxProperties": 0}}},
-    }
-}
-_FORM_BODY = {
-    "requestBody": {
-        "required": False,
-        "content": {
-            "application/x-www-form-urlencoded": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"csrf_token": {"type": "string", "maxLength": 200}},
-                }
-            }
-        },
-    }
-}
+_JSON_BODY = declared_body(JSON_TYPE, {"type": "object", "maxProperties": 0}, required=False)
+_FORM_BODY = declared_body(
+    FORM_TYPE,
+    {"type": "object", "properties": {CSRF_FIELD: {"type": "string", "maxLength": 200}}},
+    required=False,
+)
 
 
 def triggers(config: ServerConfig) -> Callable[[str], bool]:
