@@ -153,12 +153,22 @@ def progress_of(board: DashboardQueries, run_id: str) -> RunProgress:
         raise UnknownRun(run_id) from None
 
 
+def run_basics(board: DashboardQueries, run_id: str) -> tuple[RunProgress, tuple[ShardView, ...]]:
+    """The run's progress and shards, read once for its view and its time line;
+    UnknownRun when the store has no such run."""
+    return progress_of(board, run_id), board.run_shards(run_id)
+
+
 def run_view(
-    board: DashboardQueries, run_id: str, *, cursor: str | None, now: float
+    board: DashboardQueries,
+    progress: RunProgress,
+    shards: Sequence[ShardView],
+    *,
+    cursor: str | None,
+    now: float,
 ) -> dict[str, Any]:
-    """What the page and its JSON twin show; UnknownRun, or UsageError for a bad cursor."""
-    progress = progress_of(board, run_id)
-    shards = board.run_shards(run_id)
+    """What the page and its JSON twin show; UsageError for a bad cursor."""
+    run_id = progress.run.run_id
     failures = board.run_failures(run_id, limit=FAILURES_PER_PAGE, cursor=cursor)
     slowest = board.run_slowest(run_id, limit=SLOWEST_SHOWN)
     run = progress.run
@@ -211,9 +221,10 @@ def run_view(
     }
 
 
-def _timeline_svg(board: DashboardQueries, run_id: str) -> str:
-    progress = progress_of(board, run_id)
-    shards = board.run_shards(run_id)
+def _timeline_svg(
+    board: DashboardQueries, progress: RunProgress, shards: Sequence[ShardView]
+) -> str:
+    run_id = progress.run.run_id
     failed = board.run_failing_shards(run_id)
     retry_of: dict[int, int] = {}
     for link in board.run_retry_links(run_id):  # by shard: a retry links to its first
@@ -248,15 +259,18 @@ def run_routes(
     @router.get("/api/runs/{run_id}")
     def run_json(run_id: str, cursor: str | None = None) -> Response:
         try:
-            return JSONResponse(run_view(store_dashboard, run_id, cursor=cursor, now=clock()))
+            progress, shards = run_basics(store_dashboard, run_id)
+            view = run_view(store_dashboard, progress, shards, cursor=cursor, now=clock())
+            return JSONResponse(view)
         except (UnknownRun, UsageError) as error:
             return json_problem(*problem(run_id, error))
 
     @router.get("/runs/{run_id}", response_class=HTMLResponse)
     def run_page(run_id: str, cursor: str | None = None) -> HTMLResponse:
         try:
-            view = run_view(store_dashboard, run_id, cursor=cursor, now=clock())
-            svg = _timeline_svg(store_dashboard, run_id)
+            progress, shards = run_basics(store_dashboard, run_id)
+            view = run_view(store_dashboard, progress, shards, cursor=cursor, now=clock())
+            svg = _timeline_svg(store_dashboard, progress, shards)
         except (UnknownRun, UsageError) as error:
             return html_problem(*problem(run_id, error))
         page = environment.get_template("run.html").render(
@@ -267,7 +281,7 @@ def run_routes(
     @router.get("/runs/{run_id}/timeline.svg")
     def run_timeline(run_id: str) -> Response:
         try:
-            svg = _timeline_svg(store_dashboard, run_id)
+            svg = _timeline_svg(store_dashboard, *run_basics(store_dashboard, run_id))
         except UnknownRun as error:
             return Response(problem(run_id, error)[1], status_code=404, media_type="text/plain")
         return Response(svg, media_type="image/svg+xml")
@@ -302,4 +316,12 @@ def run_routes(
     return router
 
 
-__all__ = ["clipped", "eta_s", "lower_bound_s", "run_routes", "run_view", "timeline_of"]
+__all__ = [
+    "clipped",
+    "eta_s",
+    "lower_bound_s",
+    "run_basics",
+    "run_routes",
+    "run_view",
+    "timeline_of",
+]
