@@ -5,7 +5,6 @@ and so does a failure group, to its tests and their tracebacks."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 import uvicorn
-from browser_support import browser_page  # noqa: F401
+from browser_support import browser_page, free_port  # noqa: F401
 from fastapi import FastAPI
 from store_fakes import result
 
@@ -25,13 +24,6 @@ from farm.store import ResultStore, ShardRecord
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture

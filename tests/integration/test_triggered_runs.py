@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from browser_support import free_port
 from fake_forge import Call, FakeForge
 from helpers import WorkerProcess, farm_env, git
 from sqlalchemy import text
@@ -40,13 +40,6 @@ class Farm:
     remote: Path  # the bare repository
     work: Path  # a clone that pushes to it
     db_url: str
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 60.0) -> Any:
