@@ -257,16 +257,24 @@ def _final_failing(run_id: str) -> ColumnElement[bool]:
     return and_(ATTEMPTS.c.run_id == run_id, ATTEMPTS.c.outcome.in_(FAILURES), ~superseded)
 
 
+def _unsigned(
+    connection: Connection, final: ColumnElement[bool]
+) -> tuple[ColumnElement[bool], list[int]]:
+    """The final failures without a stored signature: their condition, and the ids
+    of up to LEGACY_SIGNATURES_MAX + 1 of them (more than the maximum: too many to
+    read their tracebacks)."""
+    unsigned = final & ATTEMPTS.c.signature.is_(None)
+    limited = select(ATTEMPTS.c.id).where(unsigned).limit(LEGACY_SIGNATURES_MAX + 1)
+    return unsigned, list(connection.scalars(limited))
+
+
 def _legacy_groups(
     connection: Connection, final: ColumnElement[bool]
 ) -> dict[str, tuple[int, int]]:
     """Signature -> (tests, first attempt id) of the final failures without a stored
     signature: computed from their tracebacks, or, past LEGACY_SIGNATURES_MAX of
     them, their outcome as the signature (as for a failure without a traceback)."""
-    unsigned = final & ATTEMPTS.c.signature.is_(None)
-    ids = list(
-        connection.scalars(select(ATTEMPTS.c.id).where(unsigned).limit(LEGACY_SIGNATURES_MAX + 1))
-    )
+    unsigned, ids = _unsigned(connection, final)
     if not ids:
         return {}
     if len(ids) > LEGACY_SIGNATURES_MAX:
@@ -295,10 +303,7 @@ def _legacy_members(
 ) -> list[int]:
     """The ids of the final failures without a stored signature that
     :func:`_legacy_groups` puts in ``signature``'s group."""
-    unsigned = final & ATTEMPTS.c.signature.is_(None)
-    ids = list(
-        connection.scalars(select(ATTEMPTS.c.id).where(unsigned).limit(LEGACY_SIGNATURES_MAX + 1))
-    )
+    unsigned, ids = _unsigned(connection, final)
     if not ids:
         return []
     if len(ids) > LEGACY_SIGNATURES_MAX:  # grouped by outcome, as _legacy_groups does
